@@ -1,0 +1,272 @@
+"""The ``transferlab`` command line: a thin layer over the Python API.
+
+Everything a person reads also exists for scripts: ``--json`` prints one JSON document on stdout (progress and logs
+go to stderr) and commands that train write their results into ``--out DIR``. Exit codes: 0 success, 2 bad input or
+usage (one clear line on stderr, no traceback), 1 anything else, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import UserError
+
+EPILOG_DATA = """\
+DATA can be:
+  a folder with train/ and val/ (or valid/, test/), each with one subfolder per class;
+  a single folder with one subfolder per class (split by --val-fraction, stratified, with --seed);
+  a CSV with columns path,label (paths relative to the CSV; split the same way).
+Unreadable files (empty, truncated, not an image, too large) are left out and listed in the data report.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # usage errors: one line, exit 2
+        self.print_usage(sys.stderr)
+        raise UserError(message)
+
+
+def _parse_param(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise UserError(f"--param needs KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def _common_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of each class held out for evaluation when DATA has no eval split (default 0.2)")
+    p.add_argument("--eval-split", default=None, help="name of the evaluation folder (default: val, valid or test)")
+    p.add_argument("--seed", type=int, default=0, help="seed for splits and training (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .backbones import DEFAULT_BACKBONE
+
+    parser = _Parser(prog="transferlab", description=(
+        "Transfer learning for small labelled datasets, offline, on a CPU. Bring a folder of images per class; "
+        "transferlab adapts a pretrained network to it, evaluates it and saves a model you can predict with."),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Start with:  transferlab train photos/ --out mymodel/   then   transferlab predict mymodel/ img.jpg")
+    parser.add_argument("--cache-dir", default=None,
+                        help="feature cache folder (default $TRANSFERLAB_CACHE or ~/.cache/transferlab)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or logs on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("train", help="train and evaluate a model on a labelled folder or CSV",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_DATA + """
+Strategies (see `transferlab strategies`):
+  headless     frozen backbone features + logistic regression (fast, strong on small data; the default)
+  frozen_head  frozen backbone + a small neural head with early stopping
+Examples:
+  transferlab train photos/ --out ants_bees/
+  transferlab train photos/ --backbone efficientnet_lite2 --strategy headless --param classifier=svm
+""")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("--out", required=False, default=None, help="folder to save the model into")
+    p.add_argument("--task", choices=["image"], default="image", help="kind of data (default image)")
+    p.add_argument("--backbone", default=DEFAULT_BACKBONE, help=f"pretrained network (default {DEFAULT_BACKBONE}; "
+                   "see `transferlab models`)")
+    p.add_argument("--strategy", default="headless", help="how to adapt the network (default headless)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a strategy parameter, e.g. classifier=svm, C=0.5, hidden=0 (repeatable)")
+    p.add_argument("--json", action="store_true", help="print metrics as JSON on stdout")
+    _common_data_args(p)
+
+    p = sub.add_parser("predict", help="predict labels of images with a saved model")
+    p.add_argument("model_dir", metavar="DIR")
+    p.add_argument("inputs", metavar="INPUT", nargs="+", help="image files (or folders of images)")
+    p.add_argument("--top-k", type=int, default=3, help="how many labels to show per input (default 3)")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("evaluate", help="metrics of a saved model on another labelled folder or CSV")
+    p.add_argument("model_dir", metavar="DIR")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("--out", default=None, help="also write metrics.json, confusion_matrix.png, mistakes here")
+    p.add_argument("--eval-split", default=None)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("example-data", help="write a small labelled dataset shipped in an installed package")
+    p.add_argument("name", choices=["digits"], help="digits: scikit-learn's handwritten digits, 40 per class")
+    p.add_argument("--out", required=True, help="folder to write class folders into")
+
+    p = sub.add_parser("models", help="the pretrained backbones available offline")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("strategies", help="the strategies and their parameters")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def _print_json(doc: Any) -> None:
+    print(json.dumps(doc, indent=2, default=str))
+
+
+def _metrics_table(metrics: dict[str, Any]) -> str:
+    keys = ["accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "count", "train_seconds"]
+    lines = []
+    for k in keys:
+        v = metrics.get(k)
+        if v is None:
+            continue
+        lines.append(f"  {k:<18} {v:.4f}" if isinstance(v, float) else f"  {k:<18} {v}")
+    return "\n".join(lines)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .api import train
+
+    params = dict(_parse_param(t) for t in args.param)
+    result = train(args.data, out=args.out, strategy=args.strategy, backbone=args.backbone, params=params,
+                   seed=args.seed, val_fraction=args.val_fraction, eval_split=args.eval_split)
+    if args.json:
+        _print_json({k: v for k, v in result.metrics.items()} | {"out": str(result.out) if result.out else None,
+                                                                 "skipped": result.report.skipped})
+    else:
+        print(f"{args.strategy} on {args.backbone}, evaluation split ({result.metrics['count']} items):")
+        print(_metrics_table(result.metrics))
+        if result.out:
+            print(f"saved to {result.out}/ (metrics.json, confusion_matrix.png, data_report.json)")
+    return 0
+
+
+def _expand_inputs(inputs: Sequence[str]) -> list[str]:
+    out = []
+    for item in inputs:
+        if os.path.isdir(item):
+            for root, dirs, files in os.walk(item):
+                dirs.sort()
+                out.extend(os.path.join(root, f) for f in sorted(files) if not f.startswith("."))
+        else:
+            out.append(item)
+    return out
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .model import Model
+
+    if args.top_k < 1:
+        raise UserError("--top-k must be >= 1")
+    model = Model.load(args.model_dir)
+    inputs = _expand_inputs(args.inputs)
+    if not inputs:
+        raise UserError("no input files found")
+    predictions = model.predict(inputs, top_k=args.top_k)
+    if args.json:
+        _print_json({"predictions": predictions})
+    else:
+        for p in predictions:
+            if "error" in p:
+                print(f"{p['input']}: ERROR {p['error']}")
+            else:
+                probs = ", ".join(f"{k} {v:.3f}" for k, v in p["probabilities"].items())
+                print(f"{p['input']}: {p['label']}  ({probs})")
+    failed = [p for p in predictions if "error" in p]
+    for p in failed:
+        print(f"error: {p['input']}: {p['error']}", file=sys.stderr)
+    return 2 if failed else 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .api import evaluate
+
+    metrics = evaluate(args.model_dir, args.data, out=args.out, eval_split=args.eval_split)
+    if args.json:
+        _print_json(metrics)
+    else:
+        print(_metrics_table(metrics))
+        for s in metrics.get("skipped", []):
+            print(f"  skipped {s['path']}: {s['reason']}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .backbones import list_backbones
+    from .benchmarks_data import measured_speed
+
+    rows = []
+    for spec in list_backbones():
+        info = spec.info()
+        info["images_per_second"] = measured_speed(spec.name)
+        rows.append(info)
+    if args.json:
+        _print_json({"models": rows})
+    else:
+        print(f"{'name':<20}{'modality':<10}{'params':>8}{'features':>10}{'input':>7}{'ImageNet':>10}{'img/s':>8}")
+        for r in rows:
+            speed = f"{r['images_per_second']:.0f}" if r["images_per_second"] else "-"
+            print(f"{r['name']:<20}{r['modality']:<10}{r['params_millions']:>7.2f}M{r['feature_dim']:>10}"
+                  f"{r['input_size']:>6}px{r['imagenet_top1'] or 0:>9.1f}%{speed:>8}")
+        print("img/s: frozen feature extraction on 2 CPU cores (ONNX Runtime, batch 32), "
+              "from benchmarks/extraction_speed.py")
+    return 0
+
+
+def cmd_strategies(args: argparse.Namespace) -> int:
+    from .strategies import get_strategy_class, strategy_names
+
+    rows = []
+    for name in strategy_names():
+        cls = get_strategy_class(name)
+        rows.append({"name": name, "modality": cls.modality, "summary": cls.summary, "params": cls().get_params()})
+    if args.json:
+        _print_json({"strategies": rows})
+    else:
+        for r in rows:
+            print(f"{r['name']:<18}{r['summary']}")
+            print(" " * 18 + ", ".join(f"{k}={v}" for k, v in r["params"].items()))
+    return 0
+
+
+def cmd_example_data(args: argparse.Namespace) -> int:
+    from .examples import write_example
+
+    root = write_example(args.name, args.out)
+    print(f"wrote {args.name} to {root}/ (one folder per class)")
+    return 0
+
+
+COMMANDS = {"example-data": cmd_example_data, "train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "models": cmd_models,
+            "strategies": cmd_strategies}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        from . import runtime
+
+        runtime.configure(cache_directory=args.cache_dir, progress=not args.quiet)
+        if args.quiet:
+            os.environ["TRANSFERLAB_QUIET"] = "1"
+        return COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"transferlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("transferlab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # a bug, not bad input: still one line unless debugging
+        if os.environ.get("TRANSFERLAB_DEBUG"):
+            raise
+        print(f"transferlab: unexpected error: {type(exc).__name__}: {exc} "
+              "(set TRANSFERLAB_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

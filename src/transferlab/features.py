@@ -1,0 +1,253 @@
+"""Frozen-backbone features, computed once and cached on disk.
+
+One pass over the images yields every output a strategy or analysis may want:
+
+- ``features``: the pooled final feature map (what ``headless`` and ``frozen_head`` train on),
+- ``logits``: the backbone's own ImageNet-1k head (zero-shot and domain-closeness advice),
+- ``mid``: pooled maps of earlier stages (lower-level features for data far from ImageNet).
+
+Extraction runs the backbone exported to ONNX (exported once into the cache folder) through ONNX Runtime, in
+batches, decoding the next batch on a worker thread while the current one runs. Memory stays flat: each batch is
+written to the cache as soon as it is done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .backbones import BackboneSpec, get_backbone
+from .cache import FeatureCache, bytes_digest
+from .data.images import load_image
+from .errors import ImageDecodeError
+from .preprocessing import Preprocessing
+from .progress import progress_bar
+
+OUTPUTS = ("features", "logits", "mid")
+
+
+def feature_key(spec: BackboneSpec, prep: Preprocessing, output: str) -> str:
+    return f"{spec.name}|w{spec.weights_version}|{prep.key()}|{output}"
+
+
+def onnx_file(spec: BackboneSpec, prep: Preprocessing, cache_dir: Path) -> Path:
+    tag = hashlib.sha1(f"{spec.name}|{spec.weights_version}|{prep.size}".encode()).hexdigest()[:10]
+    return cache_dir / "onnx" / f"{spec.name}-{prep.size}px-{tag}.onnx"
+
+
+def onnx_model_path(spec: BackboneSpec, prep: Preprocessing, cache_dir: Path) -> Path:
+    """The backbone exported to ONNX with three outputs; exported on first use (this needs torch)."""
+    path = onnx_file(spec, prep, cache_dir)
+    if path.exists():
+        return path
+    import torch
+
+    from .backbones.net import AllOutputs
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    net = AllOutputs(spec.build(pretrained=True)).eval()
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    dummy = torch.zeros(1, 3, prep.size, prep.size)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net, (dummy,), str(tmp), dynamo=False, input_names=["image"], output_names=list(OUTPUTS),
+            dynamic_axes={"image": {0: "batch"}, **{o: {0: "batch"} for o in OUTPUTS}}, opset_version=17,
+        )
+    os.replace(tmp, path)
+    return path
+
+
+def make_session(model_path: Path):  # noqa: ANN201 - onnxruntime.InferenceSession
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+
+
+_SESSIONS: dict[Path, object] = {}
+PREFETCH_WHILE_EXPORTING = 32  # batches of uint8 pixels: ~150 MB at 224 px, whatever the dataset size
+
+
+def _session_for(path: Path):  # noqa: ANN202
+    """One ONNX Runtime session per exported model per process (creating one takes a noticeable fraction of a second)."""
+    if path not in _SESSIONS:
+        _SESSIONS[path] = make_session(path)
+    return _SESSIONS[path]
+
+
+@dataclass
+class Extracted:
+    """Arrays for the usable items (in input order) and the reasons the others were left out."""
+
+    arrays: dict[str, np.ndarray]
+    ok: list[int]
+    failures: dict[int, str] = field(default_factory=dict)
+    cache_hits: int = 0
+    computed: int = 0
+
+
+class FeatureExtractor:
+    """Extract (and cache) frozen features of one backbone."""
+
+    def __init__(self, backbone: str | BackboneSpec = "efficientnet_lite0", cache: FeatureCache | None = None,
+                 batch_size: int = 32, input_size: int | None = None, engine: str = "onnx",
+                 progress: bool = True) -> None:
+        self.spec = get_backbone(backbone) if isinstance(backbone, str) else backbone
+        self.prep = self.spec.preprocessing if input_size is None else self.spec.preprocessing.with_size(input_size)
+        self.cache = cache if cache is not None else FeatureCache()
+        self.batch_size = batch_size
+        self.engine = engine
+        self.progress = progress
+        self._runner = None
+
+    # --- the network --------------------------------------------------------------------------------------------
+    def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        if self._runner is None:
+            if self.engine == "onnx":
+                session = _session_for(onnx_model_path(self.spec, self.prep, self.cache.directory))
+                self._runner = lambda x: dict(zip(OUTPUTS, session.run(list(OUTPUTS), {"image": x}), strict=True))
+            elif self.engine == "torch":
+                import torch
+
+                from ._torch import set_torch_threads
+
+                set_torch_threads()
+                net = self.spec.build(pretrained=True).eval()
+
+                def run_torch(x: np.ndarray) -> dict[str, np.ndarray]:
+                    with torch.inference_mode():
+                        outs = net.forward_all(torch.from_numpy(x))
+                    return {name: o.numpy() for name, o in zip(OUTPUTS, outs, strict=True)}
+
+                self._runner = run_torch
+            else:
+                raise ValueError(f"unknown engine {self.engine!r}")
+        return self._runner(batch)
+
+    def run_arrays(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Run already preprocessed inputs (N, 3, H, W) through the backbone; no cache."""
+        return self._run(np.ascontiguousarray(batch, dtype=np.float32))
+
+    # --- decoding ---------------------------------------------------------------------------------------------
+    def _prepare(self, item: tuple[str, bytes]) -> np.ndarray | str:
+        path, data = item
+        try:
+            img = load_image(data, draft_size=self.prep.resize)
+            return self.prep.to_uint8(img)
+        except ImageDecodeError as exc:
+            return exc.reason
+
+    # --- the public call -------------------------------------------------------------------------------------
+    def extract(self, paths: Sequence[str], outputs: Sequence[str] = ("features",),
+                desc: str = "extracting features") -> Extracted:
+        keys = {o: feature_key(self.spec, self.prep, o) for o in OUTPUTS}
+        digests: list[str | None] = []
+        failures: dict[int, str] = {}
+        for i, p in enumerate(paths):
+            try:
+                digests.append(bytes_digest(Path(p).read_bytes()))
+            except FileNotFoundError:
+                digests.append(None)
+                failures[i] = "file not found"
+            except IsADirectoryError:
+                digests.append(None)
+                failures[i] = "is a folder, not a file"
+            except OSError as exc:
+                digests.append(None)
+                failures[i] = f"cannot read file ({exc.strerror})"
+        known = [d for d in digests if d is not None]
+        cached = {o: self.cache.get_many(keys[o], known) for o in outputs}
+        known_bad = self.cache.get_failures(known)
+        todo: dict[str, str] = {}  # digest -> one path with that content
+        for i, d in enumerate(digests):
+            if d is None:
+                continue
+            if d in known_bad:
+                failures[i] = known_bad[d]
+            elif any(d not in cached[o] for o in outputs):
+                todo.setdefault(d, paths[i])
+        computed = self._compute(todo, keys, cached, outputs, desc) if todo else {}
+        for i, d in enumerate(digests):
+            if d is not None and d in computed:
+                failures[i] = computed[d]
+        ok = [i for i in range(len(paths)) if i not in failures]
+        arrays = {}
+        for o in outputs:
+            dim = None
+            rows = []
+            for i in ok:
+                v = cached[o][digests[i]]  # type: ignore[index]
+                dim = v.shape[-1]
+                rows.append(v)
+            arrays[o] = np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim or 0), np.float32)
+        hits = len([i for i in ok if digests[i] not in todo])
+        return Extracted(arrays=arrays, ok=ok, failures=dict(sorted(failures.items())), cache_hits=hits,
+                         computed=len(todo))
+
+    def _compute(self, todo: dict[str, str], keys: dict[str, str], cached: dict[str, dict[str, np.ndarray]],
+                 outputs: Sequence[str], desc: str) -> dict[str, str]:
+        """Compute every output for the given contents; fill ``cached``; return digest -> failure reason."""
+        items = list(todo.items())
+        bad: dict[str, str] = {}
+        batches = [items[s : s + self.batch_size] for s in range(0, len(items), self.batch_size)]
+
+        def load_batch(batch: list[tuple[str, str]]) -> list[np.ndarray | str]:
+            out: list[np.ndarray | str] = []
+            for _digest, path in batch:
+                try:
+                    data = Path(path).read_bytes()
+                except OSError as exc:
+                    out.append(f"cannot read file ({exc.strerror})")
+                    continue
+                out.append(self._prepare((path, data)))
+            return out
+
+        bar = progress_bar(total=len(items), desc=desc, unit="img", enabled=self.progress)
+        # Decode ahead on a worker thread while the network runs; while the ONNX model is still being exported
+        # (first use of a backbone) the worker gets several batches ahead. The queue is bounded: memory stays flat.
+        exporting = self.engine == "onnx" and not onnx_file(self.spec, self.prep, self.cache.directory).exists()
+        depth = PREFETCH_WHILE_EXPORTING if exporting else 2
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = deque(pool.submit(load_batch, b) for b in batches[:depth])
+            for b, batch in enumerate(batches):
+                prepared = pending.popleft().result()
+                if b + depth < len(batches):
+                    pending.append(pool.submit(load_batch, batches[b + depth]))
+                good = [(d, x) for (d, _), x in zip(batch, prepared, strict=True) if not isinstance(x, str)]
+                failed = [(d, x) for (d, _), x in zip(batch, prepared, strict=True) if isinstance(x, str)]
+                if good:
+                    result = self._run(self.prep.normalize_batch(np.stack([x for _, x in good])))
+                    for o in OUTPUTS:
+                        vectors = [(d, result[o][j]) for j, (d, _) in enumerate(good)]
+                        self.cache.put_many(keys[o], vectors)
+                        if o in cached:
+                            cached[o].update((d, v.astype(np.float32)) for d, v in vectors)
+                if failed:
+                    self.cache.put_failures(failed)
+                    bad.update(failed)
+                bar.update(len(batch))
+        bar.close()
+        return bad
+
+
+def extract_dataset_features(dataset: object, backbone: str = "efficientnet_lite0", cache: FeatureCache | None = None,
+                             outputs: Sequence[str] = ("features",), progress: bool = True,
+                             desc: str = "extracting features") -> Extracted:
+    """Convenience: features for an :class:`~transferlab.data.ImageDataset`."""
+    extractor = FeatureExtractor(backbone, cache=cache, progress=progress)
+    return extractor.extract(dataset.paths, outputs=outputs, desc=desc)  # type: ignore[attr-defined]
+
+

@@ -1,0 +1,25 @@
+"""Progress bars on stderr (stdout stays clean for ``--json``). Quiet when ``TRANSFERLAB_QUIET=1``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+
+def progress_enabled() -> bool:
+    return os.environ.get("TRANSFERLAB_QUIET", "") not in ("1", "true", "yes")
+
+
+def progress_bar(total: int | None = None, desc: str = "", unit: str = "it", enabled: bool = True,
+                 **kwargs: Any):  # noqa: ANN201 - a tqdm bar
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True,
+                disable=not (enabled and progress_enabled()), mininterval=0.5, **kwargs)
+
+
+def log(message: str) -> None:
+    """A line for people, on stderr."""
+    if progress_enabled():
+        print(message, file=sys.stderr, flush=True)

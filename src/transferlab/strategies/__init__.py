@@ -1,0 +1,44 @@
+"""The strategy registry. A new strategy is one new module defining a :class:`Strategy` subclass, plus one line here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import UserError
+from .base import Strategy
+from .frozen_head import FrozenHead
+from .headless import Headless
+
+_REGISTRY: dict[str, type[Strategy]] = {}
+
+
+def register(cls: type[Strategy]) -> type[Strategy]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+for _cls in (Headless, FrozenHead):
+    register(_cls)
+
+
+def strategy_names(modality: str | None = None) -> list[str]:
+    return [n for n, c in _REGISTRY.items() if modality is None or c.modality == modality]
+
+
+def get_strategy_class(name: str, modality: str | None = None) -> type[Strategy]:
+    cls = _REGISTRY.get(name)
+    if cls is None or (modality is not None and cls.modality != modality):
+        raise UserError(f"unknown strategy {name!r}; available: {', '.join(strategy_names(modality))}")
+    return cls
+
+
+def make_strategy(name: str, modality: str | None = None, **params: Any) -> Strategy:
+    cls = get_strategy_class(name, modality)
+    valid = set(cls._param_names())
+    unknown = sorted(set(params) - valid)
+    if unknown:
+        raise UserError(f"strategy {name!r} has no parameter(s) {', '.join(unknown)}; it takes: {', '.join(sorted(valid))}")
+    return cls(**params)
+
+
+__all__ = ["Strategy", "get_strategy_class", "make_strategy", "register", "strategy_names"]

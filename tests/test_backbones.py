@@ -1,0 +1,93 @@
+"""The pretrained weights are real, the ONNX features equal PyTorch's, and our EfficientNet-Lite equals timm's."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from transferlab.backbones import get_backbone, list_backbones
+from transferlab.features import FeatureExtractor
+
+skimage_data = pytest.importorskip("skimage.data")
+CATS = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+ESPRESSO = 967
+NAMES = [s.name for s in list_backbones("image")]
+
+
+def _imagenet_top5(name: str, image: np.ndarray) -> list[int]:
+    spec = get_backbone(name)
+    net = spec.build(pretrained=True)
+    x = torch.from_numpy(spec.preprocessing(Image.fromarray(image))[None])
+    with torch.inference_mode():
+        _, logits, _ = net.forward_all(x)
+    return logits[0].topk(5).indices.tolist()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_weights_are_real_imagenet_weights(name: str) -> None:
+    cat_top5 = _imagenet_top5(name, skimage_data.chelsea())
+    coffee_top5 = _imagenet_top5(name, skimage_data.coffee())
+    classes = json.loads(resources.files("transferlab").joinpath("resources/imagenet_classes.json").read_text())
+    assert cat_top5[0] in CATS, f"{name}: top-1 on the cat is {classes[cat_top5[0]]}"
+    assert ESPRESSO in coffee_top5, f"{name}: espresso not in top-5 {[classes[i] for i in coffee_top5]}"
+
+
+def test_random_init_is_not_pretrained() -> None:
+    spec = get_backbone("efficientnet_lite0")
+    a, b = spec.build(pretrained=True), spec.build(pretrained=False)
+    assert not torch.equal(a.stages[3][0].conv_pw.weight, b.stages[3][0].conv_pw.weight)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_onnx_features_equal_pytorch(name: str, cache_dir) -> None:
+    from transferlab.cache import FeatureCache
+
+    spec = get_backbone(name)
+    rng = np.random.default_rng(0)
+    images = [skimage_data.chelsea(), skimage_data.coffee(), skimage_data.astronaut()]
+    batch = np.stack([spec.preprocessing(Image.fromarray(im)) for im in images])
+    batch = np.concatenate([batch, rng.normal(size=batch.shape).astype(np.float32)])
+    cache = FeatureCache(cache_dir)
+    onnx_out = FeatureExtractor(name, cache=cache, engine="onnx", progress=False).run_arrays(batch)
+    torch_out = FeatureExtractor(name, cache=cache, engine="torch", progress=False).run_arrays(batch)
+    for key in ("features", "logits", "mid"):
+        assert onnx_out[key].shape == torch_out[key].shape
+        assert np.abs(onnx_out[key] - torch_out[key]).max() < 1e-4, key
+    assert onnx_out["features"].shape[1] == spec.feature_dim
+    assert onnx_out["mid"].shape[1] == spec.mid_feature_dim
+
+
+def test_layer_groups_cover_every_parameter() -> None:
+    for name in NAMES:
+        net = get_backbone(name).build(pretrained=False)
+        grouped = {id(p) for group in net.layer_groups() for m in group for p in m.parameters()}
+        imagenet_head = {id(p) for p in net.parameters()} - grouped
+        n_head = sum(p.numel() for p in net.parameters() if id(p) in imagenet_head)
+        # everything but the 1000-way ImageNet classifier belongs to a layer group
+        assert n_head == 1000 * (net.feature_dim + 1), name
+        assert len(net.layer_groups()) >= 4
+
+
+def test_efficientnet_lite_equals_timm() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("timm") is None:
+        pytest.skip("timm not installed (a dev dependency)")
+    from transferlab._torch import import_timm
+    from transferlab.backbones import efficientnet_lite
+
+    timm = import_timm()
+    for name in ("efficientnet_lite0", "efficientnet_lite2"):
+        ours = get_backbone(name).build()
+        ref = timm.create_model("tf_" + name, pretrained=False)
+        efficientnet_lite._load_weights(ref, efficientnet_lite.weights_path(name))
+        ref.eval()
+        size = get_backbone(name).preprocessing.size
+        x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+        with torch.inference_mode():
+            assert torch.allclose(ours.forward_all(x)[1], ref(x), atol=1e-5)
