@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from . import runtime
 from .backbones import DEFAULT_BACKBONE, get_backbone
 from .data.images import ImageDataset, check_classes, resolve_image_data
 from .data.report import DataReport
+from .errors import UserError
 from .evaluation import classification_metrics, confident_mistakes, write_evaluation
 from .model import Model
 from .progress import log
@@ -61,6 +63,29 @@ def prepare_image_data(data: str | os.PathLike[str], backbone: str = DEFAULT_BAC
     return train_ds, eval_ds, report
 
 
+def checkpoint_dir_for(out: str | os.PathLike[str]) -> Path:
+    """Where a run saving to ``out`` keeps its per-epoch checkpoints: a hidden sibling of ``out`` (the model
+    folder itself is replaced atomically at the end), removed once the model is saved."""
+    target = Path(out).resolve()
+    return target.parent / f".{target.name}.checkpoint"
+
+
+def _attach_checkpoints(strategy: Strategy, out: str | os.PathLike[str] | None, resume: bool) -> Path | None:
+    takes_checkpoints = "checkpoint_dir" in strategy.get_params()
+    if resume and not takes_checkpoints:
+        raise UserError(f"--resume: strategy {strategy.name!r} trains no network and has no checkpoints")
+    if not takes_checkpoints:
+        return None
+    if strategy.checkpoint_dir is None:
+        if out is None:
+            if resume:
+                raise UserError("--resume needs --out (checkpoints are kept next to the model folder)")
+            return None
+        strategy.set_params(checkpoint_dir=str(checkpoint_dir_for(out)))
+    strategy.set_params(resume=bool(resume or strategy.resume))
+    return Path(strategy.checkpoint_dir)
+
+
 def evaluate_strategy(strategy: Strategy, eval_ds: ImageDataset) -> tuple[dict[str, Any], np.ndarray]:
     proba = strategy.predict_proba(eval_ds)
     return classification_metrics(eval_ds.y, proba, strategy.classes_), proba
@@ -68,12 +93,16 @@ def evaluate_strategy(strategy: Strategy, eval_ds: ImageDataset) -> tuple[dict[s
 
 def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, strategy: str = "headless",
           backbone: str = DEFAULT_BACKBONE, params: dict[str, Any] | None = None, seed: int = 0,
-          val_fraction: float = 0.2, eval_split: str | None = None) -> TrainResult:
-    """Train one strategy on DATA, evaluate it on the evaluation split and save it to ``out``."""
+          val_fraction: float = 0.2, eval_split: str | None = None, resume: bool = False) -> TrainResult:
+    """Train one strategy on DATA, evaluate it on the evaluation split and save it to ``out``.
+
+    Strategies that train a network checkpoint every epoch into :func:`checkpoint_dir_for` ``(out)``; with
+    ``resume=True`` a killed run continues from its last complete epoch (same seed, same final numbers)."""
     t_start = time.perf_counter()
     params = dict(params or {})
     params.setdefault("seed", seed)
     model_strategy = make_strategy(strategy, modality="image", backbone=backbone, **params)
+    checkpoints = _attach_checkpoints(model_strategy, out, resume)
     train_ds, eval_ds, report = prepare_image_data(data, backbone, val_fraction, seed, eval_split)
     for line in report.summary_lines():
         log(line)
@@ -97,6 +126,8 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = Non
             write_evaluation(directory, metrics, mistakes, model.classes)
 
         saved = model.save(out, write_weights, extra)
+        if checkpoints is not None:
+            shutil.rmtree(checkpoints, ignore_errors=True)
     else:
         model.predictor = None
     return TrainResult(model=model, metrics=metrics, report=report, out=saved)

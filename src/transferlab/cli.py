@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 Strategies (see `transferlab strategies`):
   headless     frozen backbone features + logistic regression (fast, strong on small data; the default)
   frozen_head  frozen backbone + a small neural head with early stopping
+  finetune, finetune_top, gradual_unfreeze, from_scratch   train the network itself (minutes; --resume)
 Examples:
   transferlab train photos/ --out ants_bees/
   transferlab train photos/ --backbone efficientnet_lite2 --strategy headless --param classifier=svm
@@ -79,6 +80,9 @@ Examples:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a strategy parameter, e.g. classifier=svm, C=0.5, hidden=0 (repeatable)")
     p.add_argument("--json", action="store_true", help="print metrics as JSON on stdout")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run (same DATA, --out and parameters) from its last complete epoch; "
+                   "for strategies that train a network (finetune, finetune_top, gradual_unfreeze, from_scratch)")
     _common_data_args(p)
 
     p = sub.add_parser("predict", help="predict labels of images with a saved model")
@@ -126,7 +130,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     params = dict(_parse_param(t) for t in args.param)
     result = train(args.data, out=args.out, strategy=args.strategy, backbone=args.backbone, params=params,
-                   seed=args.seed, val_fraction=args.val_fraction, eval_split=args.eval_split)
+                   seed=args.seed, val_fraction=args.val_fraction, eval_split=args.eval_split,
+                   resume=args.resume)
     if args.json:
         _print_json({k: v for k, v in result.metrics.items()} | {"out": str(result.out) if result.out else None,
                                                                  "skipped": result.report.skipped})

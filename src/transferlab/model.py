@@ -172,6 +172,8 @@ class Model:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        if self.config["weights"]["kind"] not in _PREDICTORS:
+            _import_predictors()
         self.predictor = self.predictor or _PREDICTORS[self.config["weights"]["kind"]](target, self.config)
         return target
 
@@ -201,7 +203,7 @@ def _import_predictors() -> None:
     """Import modules that register further predictors (fine-tuned networks, text models)."""
     import importlib
 
-    for module in ("transferlab.predictors",):
+    for module in ("transferlab.predictors", "transferlab.text.predictors"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError:

@@ -6,8 +6,15 @@ from typing import Any
 
 from ..errors import UserError
 from .base import Strategy
+from .finetune import Finetune
+from .finetune_top import FinetuneTop
+from .from_scratch import FromScratch
 from .frozen_head import FrozenHead
+from .gradual_unfreeze import GradualUnfreeze
 from .headless import Headless
+from .text_bow import TextBow
+from .text_headless import TextHeadless
+from .text_zeroshot import TextZeroShot
 
 _REGISTRY: dict[str, type[Strategy]] = {}
 
@@ -17,7 +24,9 @@ def register(cls: type[Strategy]) -> type[Strategy]:
     return cls
 
 
-for _cls in (Headless, FrozenHead):
+for _cls in (Headless, FrozenHead, Finetune, FinetuneTop, GradualUnfreeze, FromScratch):
+    register(_cls)
+for _cls in (TextBow, TextHeadless, TextZeroShot):  # modality "text"
     register(_cls)
 
 
@@ -37,7 +46,8 @@ def make_strategy(name: str, modality: str | None = None, **params: Any) -> Stra
     valid = set(cls._param_names())
     unknown = sorted(set(params) - valid)
     if unknown:
-        raise UserError(f"strategy {name!r} has no parameter(s) {', '.join(unknown)}; it takes: {', '.join(sorted(valid))}")
+        raise UserError(f"strategy {name!r} has no parameter(s) {', '.join(unknown)}; "
+                        f"it takes: {', '.join(sorted(valid))}")
     return cls(**params)
 
 

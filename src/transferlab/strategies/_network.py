@@ -1,0 +1,379 @@
+"""What every strategy that trains a whole image network shares: the network, the image batches, the stages.
+
+* :class:`ClassifierNet`: a backbone plus a new linear head (with dropout). While a pretrained backbone is
+  fine-tuned its BatchNorm layers stay in inference mode (frozen running statistics, as Keras does for a frozen
+  base): batches of 16 images give statistics too noisy to replace the ImageNet ones. A network trained from
+  scratch has no statistics worth keeping, so there BatchNorm trains normally.
+* :class:`ImageBatches`: decodes with Pillow (``load_image``), keeps decoded images resized to the crop's
+  pre-size in memory as uint8 when the dataset is small, augments on the fly (random resized crop, horizontal
+  flip, colour jitter, all Pillow/NumPy) and builds the next batch in a thread while the network trains on the
+  current one. A batch depends only on (seed, stage, epoch), so a resumed run sees exactly the same batches.
+* :class:`NetworkStrategy`: the estimator side. A subclass says which layer groups train in which stage
+  (:meth:`NetworkStrategy.stages`); every stage goes through the one training loop with per-group learning rates.
+
+The evaluation transform (shorter side to ``size / crop_pct``, centre crop) equals the backbone's
+:class:`~transferlab.preprocessing.Preprocessing`, so a saved model predicts exactly as it was validated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from PIL import Image
+
+from ..backbones import get_backbone
+from ..data.images import load_image, stratified_split
+from ..errors import DataError, ImageDecodeError, UserError
+from ..preprocessing import _INTERPOLATION, Preprocessing
+from ..progress import log
+from .base import Strategy
+
+CACHE_LIMIT_BYTES = 1_500_000_000  # decoded images kept in memory below this estimate
+
+
+# --- the network -----------------------------------------------------------------------------------------------
+class ClassifierNet(nn.Module):
+    """Backbone -> pooled features -> dropout -> new linear head."""
+
+    def __init__(self, backbone: nn.Module, n_classes: int, dropout: float = 0.2, freeze_bn: bool = True) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(backbone.feature_dim, n_classes)
+        self.freeze_bn = freeze_bn
+
+    def backbone_groups(self) -> list[list[nn.Module]]:
+        return self.backbone.layer_groups()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.backbone(x)))
+
+    def train(self, mode: bool = True) -> ClassifierNet:
+        super().train(mode)
+        if mode and self.freeze_bn:
+            for m in self.backbone.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
+
+    def set_trainable(self, n_top_groups: int) -> None:
+        """Train the head and the last ``n_top_groups`` backbone groups; freeze everything else."""
+        for p in self.backbone.parameters():
+            p.requires_grad_(False)
+        groups = self.backbone_groups()
+        for group in groups[len(groups) - n_top_groups:] if n_top_groups else []:
+            for module in group:
+                for p in module.parameters():
+                    p.requires_grad_(True)
+        for p in self.head.parameters():
+            p.requires_grad_(True)
+
+
+def build_net(backbone: str, n_classes: int, dropout: float, pretrained: bool = True) -> ClassifierNet:
+    spec = get_backbone(backbone)
+    return ClassifierNet(spec.build(pretrained=pretrained), n_classes, dropout, freeze_bn=pretrained)
+
+
+def discriminative_param_groups(net: ClassifierNet, n_top_groups: int, lr: float, lr_ratio: float,
+                                head_lr: float) -> list[dict[str, Any]]:
+    """One optimizer group per trainable layer group: the top backbone group gets ``lr``, each earlier group the
+    next one's rate divided by ``lr_ratio`` (fastai's ``slice``), the new head ``head_lr``."""
+    groups = net.backbone_groups()
+    out = []
+    for k in range(n_top_groups):
+        index = len(groups) - 1 - k
+        params = [p for m in groups[index] for p in m.parameters()]
+        out.append({"params": params, "lr": lr / lr_ratio**k, "name": f"group{index}"})
+    out.reverse()
+    out.append({"params": list(net.head.parameters()), "lr": head_lr, "name": "head"})
+    return out
+
+
+# --- images ----------------------------------------------------------------------------------------------------
+def resize_shorter(img: Image.Image, prep: Preprocessing) -> np.ndarray:
+    """The image resized as :meth:`Preprocessing.resize_and_crop` does before its centre crop, as uint8."""
+    w, h = img.size
+    scale = prep.resize / min(w, h)
+    nw, nh = max(prep.size, round(w * scale)), max(prep.size, round(h * scale))
+    return np.asarray(img.resize((nw, nh), _INTERPOLATION[prep.interpolation]), dtype=np.uint8)
+
+
+def center_crop(pixels: np.ndarray, size: int) -> np.ndarray:
+    h, w = pixels.shape[:2]
+    top, left = (h - size) // 2, (w - size) // 2
+    return pixels[top : top + size, left : left + size]
+
+
+def random_resized_crop(pixels: np.ndarray, size: int, rng: np.random.Generator,
+                        scale: tuple[float, float] = (0.3, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3)
+                        ) -> np.ndarray:
+    h, w = pixels.shape[:2]
+    area = h * w
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1])))
+        cw, ch = int(round(np.sqrt(target * aspect))), int(round(np.sqrt(target / aspect)))
+        if 0 < cw <= w and 0 < ch <= h:
+            x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+            break
+    else:
+        cw = ch = min(h, w)
+        x0, y0 = (w - cw) // 2, (h - ch) // 2
+    img = Image.fromarray(pixels).resize((size, size), Image.Resampling.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch))
+    return np.asarray(img, dtype=np.uint8)
+
+
+def colour_jitter(pixels: np.ndarray, rng: np.random.Generator, strength: float = 0.2) -> np.ndarray:
+    b, c, s = rng.uniform(1 - strength, 1 + strength, size=3)
+    x = pixels.astype(np.float32) * b
+    gray = x @ np.asarray([0.299, 0.587, 0.114], np.float32)
+    x = (x - gray.mean()) * c + gray.mean()
+    gray = (x @ np.asarray([0.299, 0.587, 0.114], np.float32))[..., None]
+    x = gray + (x - gray) * s
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+class ImageBatches:
+    """Batches of one dataset for training (augmented) and evaluation (the backbone's transform)."""
+
+    def __init__(self, paths: Sequence[str], targets: np.ndarray, prep: Preprocessing, batch_size: int,
+                 augment: bool = True, seed: int = 0, cache: bool | None = None) -> None:
+        self.paths = list(paths)
+        self.targets = np.asarray(targets, np.int64)
+        self.prep = prep
+        self.batch_size = batch_size
+        self.augment = augment
+        self.seed = seed
+        estimate = len(self.paths) * prep.resize * prep.resize * 3 * 4 // 3
+        self.cache = estimate < CACHE_LIMIT_BYTES if cache is None else cache
+        self._pixels: dict[int, np.ndarray] = {}
+
+    def pixels(self, i: int) -> np.ndarray:
+        cached = self._pixels.get(i)
+        if cached is not None:
+            return cached
+        out = resize_shorter(load_image(self.paths[i], draft_size=self.prep.resize), self.prep)
+        if self.cache:
+            self._pixels[i] = out
+        return out
+
+    def _item(self, i: int, rng: np.random.Generator | None) -> np.ndarray:
+        pixels = self.pixels(i)
+        if rng is None:
+            return center_crop(pixels, self.prep.size)
+        x = random_resized_crop(pixels, self.prep.size, rng)
+        if rng.random() < 0.5:
+            x = x[:, ::-1]
+        return colour_jitter(x, rng)
+
+    def _batch(self, indices: np.ndarray, key: tuple[int, ...] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        # every item's randomness comes from (seed, key, position): independent of threads and timing
+        items = [self._item(int(i), None if key is None else np.random.default_rng((self.seed, *key, pos)))
+                 for pos, i in enumerate(indices)]
+        x = torch.from_numpy(self.prep.normalize_batch(np.stack(items)))
+        return x, torch.from_numpy(self.targets[indices])
+
+    def _prefetched(self, chunks: list[tuple[np.ndarray, tuple[int, ...] | None]]
+                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Build batch k+1 in a thread while the caller trains on batch k (Pillow releases the GIL)."""
+        if not chunks:
+            return
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(self._batch, *chunks[0])
+            for k in range(len(chunks)):
+                batch = future.result()
+                if k + 1 < len(chunks):
+                    future = pool.submit(self._batch, *chunks[k + 1])
+                yield batch
+
+    def train_batches(self, order: np.ndarray, key: tuple[int, ...]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        bs = self.batch_size
+        chunks = [(order[s : s + bs], (*key, s) if self.augment else None) for s in range(0, len(order), bs)]
+        return self._prefetched(chunks)
+
+    def eval_batches(self, indices: np.ndarray) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        bs = max(self.batch_size, 32)
+        return self._prefetched([(indices[s : s + bs], None) for s in range(0, len(indices), bs)])
+
+
+def predict_paths(net: nn.Module, prep: Preprocessing, paths: Sequence[str], batch_size: int = 32
+                  ) -> tuple[np.ndarray, list[int], dict[int, str]]:
+    """Probabilities for the readable paths (evaluation transform), their indices, and why the others failed."""
+    from .._torch import set_torch_threads
+
+    set_torch_threads()
+    failures: dict[int, str] = {}
+    ok: list[int] = []
+    for i, p in enumerate(paths):
+        try:
+            load_image(p, draft_size=prep.resize)
+            ok.append(i)
+        except ImageDecodeError as exc:
+            failures[i] = exc.reason
+        except OSError as exc:
+            failures[i] = f"cannot read file ({exc.strerror or exc})"
+    data = ImageBatches([paths[i] for i in ok], np.zeros(len(ok), np.int64), prep, batch_size, augment=False,
+                        cache=False)
+    net.eval()
+    out = []
+    with torch.inference_mode():
+        for x, _ in data.eval_batches(np.arange(len(ok))):
+            out.append(torch.softmax(net(x).float(), 1).numpy())
+    proba = np.concatenate(out) if out else np.zeros((0, 0))
+    return proba, ok, failures
+
+
+# --- the estimator ---------------------------------------------------------------------------------------------
+@dataclass
+class Stage:
+    """One call of the training loop: which backbone groups train, for how many epochs, at which rates."""
+
+    name: str
+    n_top_groups: int
+    epochs: int
+
+
+class NetworkStrategy(Strategy):
+    """Shared fitting, prediction and saving of the strategies that train a whole image network.
+
+    Subclasses store their parameters (see :data:`COMMON_DEFAULTS` for the shared ones) and define :meth:`stages`.
+    """
+
+    pretrained = True
+
+    def stages(self, n_groups: int) -> list[Stage]:
+        raise NotImplementedError
+
+    def _param_groups(self, net: ClassifierNet, stage: Stage) -> list[dict[str, Any]]:
+        return discriminative_param_groups(net, stage.n_top_groups, self.lr, getattr(self, "lr_ratio", 1.0),
+                                           self.head_lr)
+
+    def _check_params(self) -> None:
+        if not self.lr > 0 or not self.head_lr > 0:
+            raise UserError(f"lr and head_lr must be > 0, got lr={self.lr}, head_lr={self.head_lr}")
+        if self.batch_size < 1:
+            raise UserError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0 <= self.dropout < 1:
+            raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.input_size is not None and not 32 <= int(self.input_size) <= 1024:
+            raise UserError(f"input_size must be between 32 and 1024 pixels, got {self.input_size}")
+        if not 0 <= self.val_fraction < 0.9:
+            raise UserError(f"val_fraction must be in [0, 0.9), got {self.val_fraction}")
+        if self.sampling not in (None, "none", "over", "under"):
+            raise UserError(f"sampling must be 'over', 'under' or none, got {self.sampling!r}")
+        from ..training import TrainConfig
+
+        TrainConfig(epochs=max(1, int(self.epochs)), lr=self.lr, optimizer=self.optimizer,
+                    schedule=self.schedule).validate()
+        if int(self.epochs) < 1:
+            raise UserError(f"epochs must be >= 1, got {self.epochs}")
+
+    def preprocessing(self) -> Preprocessing:
+        prep = get_backbone(self.backbone).preprocessing
+        return prep.with_size(int(self.input_size)) if self.input_size else prep
+
+    def _run_key(self, paths: Sequence[str]) -> dict[str, Any]:
+        params = {k: v for k, v in self.get_params().items() if k not in ("checkpoint_dir", "resume")}
+        digest = hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]
+        return {"strategy": self.name, "params": params, "data": digest}
+
+    def _prepare_checkpoints(self, paths: Sequence[str]) -> Path | None:
+        if not self.checkpoint_dir:
+            return None
+        directory = Path(self.checkpoint_dir)
+        key = json.loads(json.dumps(self._run_key(paths), default=str))
+        marker = directory / "run.json"
+        if self.resume and marker.exists():
+            if json.loads(marker.read_text()) != key:
+                raise UserError(f"{directory}: the checkpoint is from a different run (other data or parameters); "
+                                "run again without --resume to start over")
+            return directory
+        if self.resume:
+            log(f"no checkpoint in {directory}: starting from the beginning")
+        if directory.exists():
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True)
+        marker.write_text(json.dumps(key, indent=2))
+        return directory
+
+    def fit(self, X: Any, y: Any = None) -> NetworkStrategy:  # noqa: N803
+        from .. import runtime
+        from .._torch import set_torch_threads
+        from ..training import TrainConfig, class_weight_tensor, resample_indices, seed_everything, train_loop
+
+        self._check_params()
+        labels, classes = self.labels_of(X, y)
+        prep = self.preprocessing()
+        set_torch_threads()
+        seed_everything(self.seed)
+        net = build_net(self.backbone, len(classes), self.dropout, pretrained=self.pretrained)
+        stages = self.stages(len(net.backbone_groups()))
+        tr, va = (stratified_split([str(v) for v in labels], self.val_fraction, self.seed)
+                  if self.val_fraction > 0 else (list(range(len(labels))), []))
+        tr_idx, va_idx = np.asarray(tr, np.int64), np.asarray(va, np.int64)
+        data = ImageBatches(X.paths, labels, prep, int(self.batch_size), bool(self.augment), self.seed)
+        ckpt_root = self._prepare_checkpoints(X.paths)
+        steps = -(-len(resample_indices(labels[tr_idx], self.sampling, np.random.default_rng(0))) // self.batch_size)
+        weights = class_weight_tensor(labels[tr_idx], len(classes), self.class_weight)
+        histories = []
+        for s, stage in enumerate(stages):
+            net.set_trainable(stage.n_top_groups)
+
+            def train_batches(epoch: int, s: int = s) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                rng = np.random.default_rng((self.seed, s, epoch))
+                order = tr_idx[resample_indices(labels[tr_idx], self.sampling, rng)]
+                return data.train_batches(order, (s, epoch))
+
+            cfg = TrainConfig(epochs=stage.epochs, lr=self.lr, optimizer=self.optimizer,
+                              weight_decay=self.weight_decay, schedule=self.schedule,
+                              warmup_epochs=self.warmup_epochs, patience=self.patience if len(va_idx) else None,
+                              label_smoothing=self.label_smoothing, bf16=bool(self.bf16), seed=self.seed + s)
+            history = train_loop(
+                net, self._param_groups(net, stage), train_batches,
+                (lambda: data.eval_batches(va_idx)) if len(va_idx) else None, steps, cfg, class_weights=weights,
+                checkpoint_dir=None if ckpt_root is None else ckpt_root / f"stage{s}", resume=bool(self.resume),
+                progress=runtime.show_progress(), desc=f"{self.name}: {stage.name}")
+            histories.append({"stage": stage.name, "trainable_groups": stage.n_top_groups, **history.to_dict()})
+        net.eval()
+        self.net_ = net
+        self.classes_ = list(classes)
+        self.history_ = histories
+        self.preprocessing_ = prep
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
+        self.check_is_fitted()
+        proba, ok, failures = predict_paths(self.net_, self.preprocessing_, list(X.paths))
+        if failures:
+            i, reason = next(iter(failures.items()))
+            raise DataError(f"{X.paths[i]}: {reason}")
+        return proba
+
+    def save_weights(self, directory: Path) -> dict[str, Any]:
+        from safetensors.torch import save_file
+
+        self.check_is_fitted()
+        state = {k: v.detach().contiguous() for k, v in self.net_.state_dict().items()}
+        save_file(state, str(directory / "model.safetensors"))
+        (directory / "model.safetensors").chmod(0o644)
+        (directory / "history.json").write_text(json.dumps({"stages": self.history_}, indent=2))
+        return {"kind": "network", "file": "model.safetensors", "backbone": self.backbone,
+                "n_classes": len(self.classes_), "dropout": self.dropout, "freeze_bn": self.pretrained,
+                "preprocessing": self.preprocessing_.to_dict()}
+
+
+COMMON_DOC = """Shared parameters: ``epochs``, ``lr`` (backbone), ``head_lr`` (new head), ``optimizer``, ``schedule``,
+``warmup_epochs``, ``weight_decay``, ``batch_size``, ``input_size`` (pixels; larger helps fine-grained data),
+``augment``, ``dropout``, ``label_smoothing``, ``class_weight`` (``balanced``), ``sampling`` (``over``/``under``),
+``bf16``, ``val_fraction`` (stratified hold-out of train for early stopping), ``patience``, ``seed``,
+``checkpoint_dir`` and ``resume`` (set by ``transferlab train --out DIR [--resume]``)."""

@@ -1,0 +1,52 @@
+"""finetune_top: unfreeze only the last ``n_groups`` layer groups of the pretrained network, plus a new head.
+
+Cheaper than ``finetune`` (the frozen part needs no gradients) and safer on very small data: the generic early
+layers keep their ImageNet weights. The unfrozen groups share ``lr``; the head uses ``head_lr``.
+"""
+
+from __future__ import annotations
+
+from ..errors import UserError
+from ._network import COMMON_DOC, NetworkStrategy, Stage
+
+
+class FinetuneTop(NetworkStrategy):
+    __doc__ = __doc__ + "\n" + COMMON_DOC
+    name = "finetune_top"
+    summary = "pretrained network with only its last n_groups layer groups (and a new head) trained"
+
+    def __init__(self, backbone: str = "efficientnet_lite0", epochs: int = 6, lr: float = 3e-4,
+                 head_lr: float = 1e-3, n_groups: int = 2, optimizer: str = "adamw", schedule: str = "cosine",
+                 warmup_epochs: float = 0.5, weight_decay: float = 1e-4, batch_size: int = 16,
+                 input_size: int | None = None, augment: bool = True, dropout: float = 0.2,
+                 label_smoothing: float = 0.1, class_weight: str | None = None, sampling: str | None = None,
+                 bf16: bool = False, val_fraction: float = 0.15, patience: int | None = 3, seed: int = 0,
+                 checkpoint_dir: str | None = None, resume: bool = False) -> None:
+        self.backbone = backbone
+        self.epochs = epochs
+        self.lr = lr
+        self.head_lr = head_lr
+        self.n_groups = n_groups
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.warmup_epochs = warmup_epochs
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.input_size = input_size
+        self.augment = augment
+        self.dropout = dropout
+        self.label_smoothing = label_smoothing
+        self.class_weight = class_weight
+        self.sampling = sampling
+        self.bf16 = bf16
+        self.val_fraction = val_fraction
+        self.patience = patience
+        self.seed = seed
+        self.checkpoint_dir = checkpoint_dir
+        self.resume = resume
+
+    def stages(self, n_groups: int) -> list[Stage]:
+        if not 1 <= int(self.n_groups) <= n_groups:
+            raise UserError(f"n_groups must be between 1 and {n_groups} (the layer groups of {self.backbone}), "
+                            f"got {self.n_groups}")
+        return [Stage(f"last {self.n_groups} groups", int(self.n_groups), int(self.epochs))]

@@ -1,0 +1,67 @@
+"""gradual_unfreeze: train the new head on the frozen base, then unfreeze one layer group per stage.
+
+As in ULMFiT / fastai: stage 0 trains only the head (``head_epochs``); each following stage unfreezes the next
+group from the top and trains for ``stage_epochs`` (the last stage for ``epochs``), with discriminative
+learning rates: the top group gets ``lr`` and each earlier group the rate of the group above divided by
+``lr_ratio`` (default 3). ``n_stages`` limits how many groups are unfrozen (default: all).
+"""
+
+from __future__ import annotations
+
+from ..errors import UserError
+from ._network import COMMON_DOC, NetworkStrategy, Stage
+
+
+class GradualUnfreeze(NetworkStrategy):
+    __doc__ = __doc__ + "\n" + COMMON_DOC
+    name = "gradual_unfreeze"
+    summary = "head on the frozen base, then one more layer group per stage; earlier groups get lr / lr_ratio"
+
+    def __init__(self, backbone: str = "efficientnet_lite0", epochs: int = 3, lr: float = 3e-4,
+                 head_lr: float = 1e-3, head_epochs: int = 2,
+                 stage_epochs: int = 1, n_stages: int | None = None,
+                 lr_ratio: float = 3.0, optimizer: str = "adamw", schedule: str = "cosine",
+                 warmup_epochs: float = 0.0, weight_decay: float = 1e-4, batch_size: int = 16,
+                 input_size: int | None = None, augment: bool = True, dropout: float = 0.2,
+                 label_smoothing: float = 0.1, class_weight: str | None = None, sampling: str | None = None,
+                 bf16: bool = False, val_fraction: float = 0.15, patience: int | None = 3, seed: int = 0,
+                 checkpoint_dir: str | None = None, resume: bool = False) -> None:
+        self.backbone = backbone
+        self.epochs = epochs
+        self.lr = lr
+        self.head_lr = head_lr
+        self.head_epochs = head_epochs
+        self.stage_epochs = stage_epochs
+        self.n_stages = n_stages
+        self.lr_ratio = lr_ratio
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.warmup_epochs = warmup_epochs
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.input_size = input_size
+        self.augment = augment
+        self.dropout = dropout
+        self.label_smoothing = label_smoothing
+        self.class_weight = class_weight
+        self.sampling = sampling
+        self.bf16 = bf16
+        self.val_fraction = val_fraction
+        self.patience = patience
+        self.seed = seed
+        self.checkpoint_dir = checkpoint_dir
+        self.resume = resume
+
+    def stages(self, n_groups: int) -> list[Stage]:
+        n = n_groups if self.n_stages is None else int(self.n_stages)
+        if not 0 <= n <= n_groups:
+            raise UserError(f"n_stages must be between 0 and {n_groups} (the layer groups of {self.backbone}), "
+                            f"got {self.n_stages}")
+        if not self.lr_ratio >= 1:
+            raise UserError(f"lr_ratio must be >= 1, got {self.lr_ratio}")
+        if int(self.head_epochs) < 1 or int(self.stage_epochs) < 1:
+            raise UserError("head_epochs and stage_epochs must be >= 1")
+        stages = [Stage("head", 0, int(self.head_epochs))]
+        for k in range(1, n + 1):
+            stages.append(Stage(f"top {k} groups", k, int(self.epochs) if k == n else int(self.stage_epochs)))
+        return stages

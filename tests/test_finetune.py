@@ -1,0 +1,167 @@
+"""Strategies that train the whole network: contract, learning rates, saving, errors, interrupt and resume.
+
+Real EfficientNet-Lite0, tiny data (6 digits per class) and small inputs, so the file runs in about a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from transferlab.cli import main
+from transferlab.data import ImageDataset
+from transferlab.model import Model
+from transferlab.strategies import make_strategy
+
+NETWORK_STRATEGIES = ["finetune", "finetune_top", "gradual_unfreeze", "from_scratch"]
+FAST = {"input_size": 64, "epochs": 1, "batch_size": 16}
+
+
+@pytest.fixture(scope="module")
+def tiny_digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from transferlab.examples import write_digits
+
+    return write_digits(tmp_path_factory.mktemp("ft") / "digits", per_class=6)
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_digits: Path):  # noqa: ANN201
+    ds = ImageDataset.from_folder(tiny_digits)
+    clf = make_strategy("gradual_unfreeze", n_stages=1, head_epochs=1, **FAST)
+    assert clf.fit(ds) is clf
+    return clf, ds
+
+
+@pytest.mark.parametrize("name", NETWORK_STRATEGIES)
+def test_contract_before_fit(name: str) -> None:
+    clf = make_strategy(name, lr=2e-4, seed=3)
+    clone = clf.clone()
+    assert type(clone) is type(clf) and clone.get_params() == clf.get_params()
+    assert not [a for a in vars(clf) if a.endswith("_")], "learned attributes exist only after fit"
+
+
+def test_fit_returns_self_with_learned_attributes(fitted) -> None:  # noqa: ANN001
+    clf, ds = fitted
+    for attr in ("classes_", "net_", "history_", "preprocessing_"):
+        assert hasattr(clf, attr)
+    assert clf.classes_ == ds.classes
+    assert [s["stage"] for s in clf.history_] == ["head", "top 1 groups"]
+    proba = clf.predict_proba(ds)
+    assert proba.shape == (len(ds), 10)
+    np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
+    assert not [a for a in vars(clf.clone()) if a.endswith("_")]
+
+
+def test_discriminative_learning_rates() -> None:
+    from transferlab.strategies._network import Stage, build_net
+
+    net = build_net("efficientnet_lite0", 3, 0.2, pretrained=False)
+    n = len(net.backbone_groups())
+    clf = make_strategy("gradual_unfreeze", lr=1e-3, lr_ratio=2.5, head_lr=5e-3)
+    stages = clf.stages(n)
+    assert [s.n_top_groups for s in stages] == list(range(n + 1))
+    groups = clf._param_groups(net, Stage("top 4", 4, 1))
+    lrs = [g["lr"] for g in groups]
+    assert [g["name"] for g in groups][-1] == "head" and lrs[-1] == 5e-3
+    assert lrs[-2] == 1e-3  # the top backbone group gets lr
+    np.testing.assert_allclose(np.array(lrs[1:-1]) / np.array(lrs[:-2]), 2.5)  # each earlier group: / lr_ratio
+    assert groups[0]["name"] == f"group{n - 4}"
+    # default ratio 3, and finetune gives every backbone group the same rate
+    default = make_strategy("gradual_unfreeze")._param_groups(net, Stage("all", n, 1))
+    assert default[-3]["lr"] == pytest.approx(default[-2]["lr"] / 3)
+    flat = make_strategy("finetune", lr=1e-4)._param_groups(net, Stage("all", n, 1))
+    assert {g["lr"] for g in flat[:-1]} == {1e-4} and len(flat) == n + 1
+    # frozen groups get no gradients
+    net.set_trainable(2)
+    trainable = [any(p.requires_grad for m in g for p in m.parameters()) for g in net.backbone_groups()]
+    assert trainable == [False] * (n - 2) + [True, True]
+
+
+def test_batchnorm_statistics_stay_frozen_while_fine_tuning() -> None:
+    import torch
+
+    from transferlab.strategies._network import build_net
+
+    net = build_net("efficientnet_lite0", 2, 0.2, pretrained=False)
+    net.freeze_bn = True  # what build_net sets for a pretrained backbone
+    net.train()
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and not any(m.training for m in bns) and net.head.training
+    scratch = build_net("efficientnet_lite0", 2, 0.2, pretrained=False)
+    scratch.freeze_bn = False
+    scratch.train()
+    assert all(m.training for m in scratch.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_save_load_round_trip(fitted, tmp_path: Path) -> None:  # noqa: ANN001
+    clf, ds = fitted
+    model, write = Model.from_strategy(clf, "image")
+    model.save(tmp_path / "m", write)
+    assert (tmp_path / "m" / "model.safetensors").exists() and (tmp_path / "m" / "history.json").exists()
+    loaded = Model.load(tmp_path / "m")
+    proba, ok, failures = loaded.predict_proba(ds.paths + [str(tmp_path / "missing.png")])
+    assert ok == list(range(len(ds))) and list(failures) == [len(ds)]
+    np.testing.assert_allclose(proba, clf.predict_proba(ds), atol=1e-6)
+
+
+@pytest.mark.parametrize("args", [
+    ["--strategy", "finetune", "--param", "lr=-1"],
+    ["--strategy", "finetune", "--param", "optimizer=lbfgs"],
+    ["--strategy", "fine_tune_everything"],
+    ["--strategy", "finetune_top", "--param", "n_groups=99"],
+    ["--strategy", "headless", "--resume"],
+])
+def test_bad_parameters_exit_2(args: list[str], tiny_digits: Path, tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--quiet", "train", str(tiny_digits), "--out", str(tmp_path / "m"), "--param", "input_size=64",
+                 *args])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("transferlab: error:")
+
+
+def _train_cmd(data: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "transferlab.cli", "--quiet", "train", str(data), "--strategy", "finetune",
+            "--param", "input_size=64", "--param", "epochs=4", "--param", "batch_size=8", "--seed", "1",
+            "--out", str(out), "--json", *extra]
+
+
+def _metrics(out: Path) -> dict:
+    m = json.loads((out / "metrics.json").read_text())
+    return {k: v for k, v in m.items() if "seconds" not in k}
+
+
+def test_killed_run_resumes_to_the_same_result(tiny_digits: Path, tmp_path: Path) -> None:
+    env = dict(os.environ, TRANSFERLAB_QUIET="1")
+    full = subprocess.run(_train_cmd(tiny_digits, tmp_path / "full"), env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert full.returncode == 0, full.stderr
+
+    out = tmp_path / "resumed"
+    checkpoint = tmp_path / ".resumed.checkpoint" / "stage0" / "checkpoint.pt"
+    proc = subprocess.Popen(_train_cmd(tiny_digits, out), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert checkpoint.exists(), "no checkpoint was written"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "training finished before it could be interrupted"
+    assert not (out / "metrics.json").exists()
+
+    resumed = subprocess.run(_train_cmd(tiny_digits, out, "--resume"), env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _metrics(out) == _metrics(tmp_path / "full")
+    history = json.loads((out / "history.json").read_text())["stages"][0]["epochs"]
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    assert not checkpoint.parent.parent.exists(), "checkpoints are removed once the model is saved"
