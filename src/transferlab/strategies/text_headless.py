@@ -1,0 +1,71 @@
+"""text_headless: frozen all-MiniLM-L6-v2 sentence embeddings (mean-pooled, cached) + logistic regression.
+
+The text counterpart of the image ``headless`` strategy (registry names are unique across modalities, so this one
+is ``text_headless``; with ``--task text``, ``--strategy headless`` selects it). The embeddings are standardised and
+the regularisation strength ``C`` is chosen by 3-fold cross-validation when ``C`` is None (the default).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from ..heads import LinearHead
+from .base import Strategy
+
+C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+class TextHeadless(Strategy):
+    name = "text_headless"
+    modality = "text"
+    summary = "frozen MiniLM sentence embeddings + logistic regression"
+
+    def __init__(self, C: float | None = None, max_length: int = 256, seed: int = 0) -> None:  # noqa: N803
+        self.C = C
+        self.max_length = max_length
+        self.seed = seed
+
+    def _embed(self, X: Any) -> np.ndarray:  # noqa: N803
+        from ..text.data import texts_of
+        from ..text.encoder import SentenceEncoder
+
+        return SentenceEncoder(self.max_length).embed(texts_of(X))
+
+    def fit_features(self, features: np.ndarray, y: np.ndarray, classes: list[str]) -> TextHeadless:
+        from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+        from sklearn.preprocessing import StandardScaler
+
+        if self.C is not None and self.C <= 0:
+            raise UserError(f"C must be > 0, got {self.C}")
+        scaler = StandardScaler().fit(features)
+        z = scaler.transform(features)
+        smallest = int(np.bincount(y).min())
+        if self.C is None and smallest >= 3:
+            with warnings.catch_warnings():  # scikit-learn 1.9 announces changes of defaults we do not rely on
+                warnings.simplefilter("ignore", FutureWarning)
+                clf = LogisticRegressionCV(Cs=list(C_GRID), cv=3, max_iter=3000, random_state=self.seed).fit(z, y)
+            self.C_ = float(np.atleast_1d(clf.C_)[0])
+        else:
+            self.C_ = float(self.C if self.C is not None else 0.1)
+            clf = LogisticRegression(C=self.C_, max_iter=3000, random_state=self.seed).fit(z, y)
+        self.head_ = LinearHead.from_sklearn(clf.coef_, clf.intercept_, scaler.mean_, scaler.scale_)
+        self.classes_ = list(classes)
+        return self
+
+    def fit(self, X: Any, y: Any = None) -> TextHeadless:  # noqa: N803
+        labels, classes = self.labels_of(X, y)
+        return self.fit_features(self._embed(X), labels, classes)
+
+    def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
+        self.check_is_fitted()
+        return self.head_.predict_proba(self._embed(X))
+
+    def save_weights(self, directory: Path) -> dict[str, Any]:
+        self.check_is_fitted()
+        self.head_.save(directory)
+        return {"kind": "text_embedding+head", "encoder": "all-MiniLM-L6-v2", "max_length": self.max_length}

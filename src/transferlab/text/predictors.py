@@ -1,0 +1,74 @@
+"""Loaders for saved text models (registered by ``weights.kind``); each maps texts to probabilities.
+
+Empty texts cannot be classified: they are reported as failures, like unreadable images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..heads import Head, softmax
+from ..model import register_predictor
+
+
+def usable_texts(inputs: Sequence[str]) -> tuple[list[str], list[int], dict[int, str]]:
+    texts, ok, failures = [], [], {}
+    for i, item in enumerate(inputs):
+        text = str(item).strip()
+        if text:
+            texts.append(text)
+            ok.append(i)
+        else:
+            failures[i] = "empty text"
+    return texts, ok, failures
+
+
+class EmbeddingHeadPredictor:
+    """MiniLM sentence embeddings (through the feature cache), then a saved head."""
+
+    def __init__(self, head: Head, max_length: int = 256) -> None:
+        self.head = head
+        self.max_length = max_length
+
+    def predict_proba(self, inputs: Sequence[str]) -> tuple[np.ndarray, list[int], dict[int, str]]:
+        from .encoder import SentenceEncoder
+
+        texts, ok, failures = usable_texts(inputs)
+        if not texts:
+            return np.zeros((0, 0)), [], failures
+        return self.head.predict_proba(SentenceEncoder(self.max_length).embed(texts)), ok, failures
+
+
+class TfidfHeadPredictor:
+    """Saved TF-IDF vocabulary and IDF, then a linear head applied to the sparse features."""
+
+    def __init__(self, featurizer: Any, head: Any) -> None:
+        self.featurizer = featurizer
+        self.head = head
+
+    def predict_proba(self, inputs: Sequence[str]) -> tuple[np.ndarray, list[int], dict[int, str]]:
+        texts, ok, failures = usable_texts(inputs)
+        if not texts:
+            return np.zeros((0, 0)), [], failures
+        return sparse_linear_proba(self.head, self.featurizer.transform(texts)), ok, failures
+
+
+def sparse_linear_proba(head: Any, x: Any) -> np.ndarray:
+    logits = np.asarray(x @ head.weight.T, np.float64) + head.bias
+    return softmax(logits)
+
+
+@register_predictor("text_embedding+head")
+def _load_embedding_head(directory: Path, config: dict[str, Any]) -> EmbeddingHeadPredictor:
+    return EmbeddingHeadPredictor(Head.load(directory), int(config["weights"].get("max_length", 256)))
+
+
+@register_predictor("text_tfidf+head")
+def _load_tfidf_head(directory: Path, config: dict[str, Any]) -> TfidfHeadPredictor:
+    from .tfidf import TfidfFeaturizer
+
+    return TfidfHeadPredictor(TfidfFeaturizer.load(directory), Head.load(directory))
