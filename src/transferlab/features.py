@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +82,7 @@ PREFETCH_WHILE_EXPORTING = 32  # batches of uint8 pixels: ~150 MB at 224 px, wha
 
 
 def _session_for(path: Path):  # noqa: ANN202
-    """One ONNX Runtime session per exported model per process (creating one takes a noticeable fraction of a second)."""
+    """One ONNX Runtime session per exported model per process (creating one takes a fraction of a second)."""
     if path not in _SESSIONS:
         _SESSIONS[path] = make_session(path)
     return _SESSIONS[path]

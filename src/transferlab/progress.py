@@ -12,7 +12,7 @@ def progress_enabled() -> bool:
 
 
 def progress_bar(total: int | None = None, desc: str = "", unit: str = "it", enabled: bool = True,
-                 **kwargs: Any):  # noqa: ANN201 - a tqdm bar
+                 **kwargs: Any) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True,

@@ -52,8 +52,9 @@ def converted_weights_path() -> Path:
     tensors = {}
     for layer, (kernel, bias) in raw.items():
         # Keras HWIO -> PyTorch OIHW
-        tensors[f"{layer.replace('/', '.')}.weight"] = np.ascontiguousarray(np.asarray(kernel, np.float32).transpose(3, 2, 0, 1))
-        tensors[f"{layer.replace('/', '.')}.bias"] = np.asarray(bias, np.float32)
+        name = layer.replace("/", ".")
+        tensors[f"{name}.weight"] = np.ascontiguousarray(np.asarray(kernel, np.float32).transpose(3, 2, 0, 1))
+        tensors[f"{name}.bias"] = np.asarray(bias, np.float32)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(f".tmp{os.getpid()}")
     save_file(tensors, str(tmp))

@@ -37,7 +37,8 @@ class Strategy:
         valid = set(self._param_names())
         for key, value in params.items():
             if key not in valid:
-                raise UserError(f"strategy {self.name!r} has no parameter {key!r}; it takes: {', '.join(sorted(valid))}")
+                raise UserError(
+                    f"strategy {self.name!r} has no parameter {key!r}; it takes: {', '.join(sorted(valid))}")
             setattr(self, key, value)
         return self
 

@@ -15,8 +15,8 @@ import numpy as np
 from ..data.images import stratified_split
 from ..errors import UserError
 from ..heads import MLPHead
-from .base import Strategy
 from ._features import LAYERS, cached_features
+from .base import Strategy
 
 
 class FrozenHead(Strategy):
@@ -24,8 +24,8 @@ class FrozenHead(Strategy):
     summary = "frozen backbone + new PyTorch head (linear or MLP) with early stopping"
 
     def __init__(self, backbone: str = "efficientnet_lite0", hidden: int = 256, dropout: float = 0.3,
-                 epochs: int = 100, lr: float = 1e-3, batch_size: int = 32, optimizer: str = "adamw",
-                 weight_decay: float = 1e-3, patience: int = 10, val_fraction: float = 0.15,
+                 epochs: int = 100, lr: float = 3e-3, batch_size: int = 32, optimizer: str = "adamw",
+                 weight_decay: float = 1e-2, patience: int = 15, val_fraction: float = 0.15,
                  class_weight: str | None = None, layer: str = "top", seed: int = 0) -> None:
         self.backbone = backbone
         self.hidden = hidden
@@ -56,7 +56,10 @@ class FrozenHead(Strategy):
         tr, va = stratified_split(labels, self.val_fraction, self.seed) if self.val_fraction > 0 else (
             list(range(len(y))), [])
         mean = features[tr].mean(axis=0)
-        scale = features[tr].std(axis=0) + 1e-6
+        # a floor on the scale: a feature that is (almost) constant on a small train split must not blow up on
+        # new data
+        std = features[tr].std(axis=0)
+        scale = std + 0.1 * float(std.mean()) + 1e-6
         x = torch.from_numpy(((features - mean) / scale).astype(np.float32))
         t = torch.from_numpy(y.astype(np.int64))
         seed_everything(self.seed)

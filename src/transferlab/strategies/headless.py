@@ -15,8 +15,8 @@ import numpy as np
 
 from ..errors import UserError
 from ..heads import Head, KNNHead, LinearHead
-from .base import Strategy
 from ._features import LAYERS, cached_features
+from .base import Strategy
 
 CLASSIFIERS = ("logreg", "svm", "knn")
 

@@ -1,0 +1,46 @@
+"""Helpers shared by the benchmark scripts: where the data is, how to print a table and save results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TRANSFERLAB_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def dataset(name: str) -> Path | None:
+    path = SHARED / name
+    if not path.exists():
+        print(f"skipping {name}: {path} not found", file=sys.stderr)
+        return None
+    return path
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}"
+        return str(v)
+
+    widths = {c: max(len(c), *(len(fmt(r.get(c, ""))) for r in rows)) for c in columns}
+    print(" | ".join(c.ljust(widths[c]) for c in columns))
+    print("-|-".join("-" * widths[c] for c in columns))
+    for r in rows:
+        print(" | ".join(fmt(r.get(c, "")).ljust(widths[c]) for c in columns))
+
+
+def save_results(name: str, payload: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                           "when": time.strftime("%Y-%m-%dT%H:%M:%S")}, **payload}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2))
+    print(f"\nwrote {path}")
+    return path
