@@ -93,11 +93,20 @@ def evaluate_strategy(strategy: Strategy, eval_ds: ImageDataset) -> tuple[dict[s
 
 def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, strategy: str = "headless",
           backbone: str = DEFAULT_BACKBONE, params: dict[str, Any] | None = None, seed: int = 0,
-          val_fraction: float = 0.2, eval_split: str | None = None, resume: bool = False) -> TrainResult:
+          val_fraction: float = 0.2, eval_split: str | None = None, resume: bool = False, task: str | None = None,
+          text_column: str = "text", label_column: str = "label") -> TrainResult:
     """Train one strategy on DATA, evaluate it on the evaluation split and save it to ``out``.
 
     Strategies that train a network checkpoint every epoch into :func:`checkpoint_dir_for` ``(out)``; with
     ``resume=True`` a killed run continues from its last complete epoch (same seed, same final numbers)."""
+    if task is None:  # text when DATA is a CSV/JSONL with a text column or a folder with train.csv
+        from .text.data import looks_like_text_data
+
+        task = "text" if looks_like_text_data(data, text_column) else "image"
+    if task == "text":
+        from .text.api import train_text
+
+        return train_text(data, out, strategy, params, seed, val_fraction, eval_split, text_column, label_column)
     t_start = time.perf_counter()
     params = dict(params or {})
     params.setdefault("seed", seed)
@@ -134,13 +143,18 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = Non
 
 
 def evaluate(model_dir: str | os.PathLike[str], data: str | os.PathLike[str], out: str | None = None,
-             eval_split: str | None = None) -> dict[str, Any]:
+             eval_split: str | None = None, text_column: str | None = None,
+             label_column: str | None = None) -> dict[str, Any]:
     """Metrics of a saved model on labelled DATA (a folder of class folders, a train/val folder's eval split, or
     a CSV). Classes unknown to the model are an error."""
     from .data.images import _find_eval_dir
     from .errors import DataError
 
     model = Model.load(model_dir)
+    if model.task == "text":
+        from .text.api import evaluate_text
+
+        return evaluate_text(model, data, out, eval_split, text_column, label_column)
     root = Path(data)
     if root.is_dir() and (root / "train").is_dir() and _find_eval_dir(root, eval_split) is not None:
         ds = ImageDataset.from_folder(_find_eval_dir(root, eval_split))  # type: ignore[arg-type]

@@ -48,6 +48,11 @@ def _common_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for splits and training (default 0)")
 
 
+def _text_column_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text-column", default="text", help="text data: column of the texts (default text)")
+    p.add_argument("--label-column", default="label", help="text data: column of the labels (default label)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .backbones import DEFAULT_BACKBONE
 
@@ -73,7 +78,10 @@ Examples:
 """)
     p.add_argument("data", metavar="DATA")
     p.add_argument("--out", required=False, default=None, help="folder to save the model into")
-    p.add_argument("--task", choices=["image"], default="image", help="kind of data (default image)")
+    p.add_argument("--task", choices=["image", "text"], default=None,
+                   help="kind of data (default: text when DATA is a CSV/TSV/JSONL with a text column or a folder with "
+                   "train.csv, else image)")
+    _text_column_args(p)
     p.add_argument("--backbone", default=DEFAULT_BACKBONE, help=f"pretrained network (default {DEFAULT_BACKBONE}; "
                    "see `transferlab models`)")
     p.add_argument("--strategy", default="headless", help="how to adapt the network (default headless)")
@@ -87,7 +95,9 @@ Examples:
 
     p = sub.add_parser("predict", help="predict labels of images with a saved model")
     p.add_argument("model_dir", metavar="DIR")
-    p.add_argument("inputs", metavar="INPUT", nargs="+", help="image files (or folders of images)")
+    p.add_argument("inputs", metavar="INPUT", nargs="*",
+                   help="image files (or folders of images); for a text model, the texts themselves")
+    p.add_argument("--file", default=None, help="also read inputs from this file, one per line")
     p.add_argument("--top-k", type=int, default=3, help="how many labels to show per input (default 3)")
     p.add_argument("--json", action="store_true")
 
@@ -96,6 +106,8 @@ Examples:
     p.add_argument("data", metavar="DATA")
     p.add_argument("--out", default=None, help="also write metrics.json, confusion_matrix.png, mistakes here")
     p.add_argument("--eval-split", default=None)
+    p.add_argument("--text-column", default=None, help="text models: column of the texts (default: as trained)")
+    p.add_argument("--label-column", default=None, help="text models: column of the labels (default: as trained)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("example-data", help="write a small labelled dataset shipped in an installed package")
@@ -131,12 +143,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     params = dict(_parse_param(t) for t in args.param)
     result = train(args.data, out=args.out, strategy=args.strategy, backbone=args.backbone, params=params,
                    seed=args.seed, val_fraction=args.val_fraction, eval_split=args.eval_split,
-                   resume=args.resume)
+                   resume=args.resume, task=args.task, text_column=args.text_column,
+                   label_column=args.label_column)
     if args.json:
         _print_json({k: v for k, v in result.metrics.items()} | {"out": str(result.out) if result.out else None,
                                                                  "skipped": result.report.skipped})
     else:
-        print(f"{args.strategy} on {args.backbone}, evaluation split ({result.metrics['count']} items):")
+        source = "text" if result.model.task == "text" else args.backbone
+        name = result.model.config["strategy"]["name"]
+        print(f"{name} on {source}, evaluation split ({result.metrics['count']} items):")
         print(_metrics_table(result.metrics))
         if result.out:
             print(f"saved to {result.out}/ (metrics.json, confusion_matrix.png, data_report.json)")
@@ -161,7 +176,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise UserError("--top-k must be >= 1")
     model = Model.load(args.model_dir)
-    inputs = _expand_inputs(args.inputs)
+    lines = []
+    if args.file:
+        from .text.data import read_lines
+
+        lines = read_lines(args.file)
+    inputs = list(args.inputs) + lines if model.task == "text" else _expand_inputs(list(args.inputs) + lines)
     if not inputs:
         raise UserError("no input files found")
     predictions = model.predict(inputs, top_k=args.top_k)
@@ -183,7 +203,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .api import evaluate
 
-    metrics = evaluate(args.model_dir, args.data, out=args.out, eval_split=args.eval_split)
+    metrics = evaluate(args.model_dir, args.data, out=args.out, eval_split=args.eval_split,
+                       text_column=args.text_column, label_column=args.label_column)
     if args.json:
         _print_json(metrics)
     else:
