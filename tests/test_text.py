@@ -1,0 +1,187 @@
+"""Text classification: data loading and its bad inputs, the strategy contract, save/load, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SHARED
+from transferlab.cli import main
+from transferlab.errors import DataError
+from transferlab.model import Model
+from transferlab.strategies import make_strategy, strategy_names
+from transferlab.text.data import TextDataset, looks_like_text_data, read_text_file, resolve_text_data
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+POS = ["a wonderful , moving film", "great acting and a lovely story", "funny , warm and brilliant",
+       "i loved every minute", "a delightful and charming movie", "superb , touching and smart"]
+NEG = ["a dull , boring mess", "terrible acting and a stupid plot", "i hated every minute",
+       "tedious and badly written", "an awful , lifeless film", "painfully slow and pointless"]
+
+
+def _rows(n: int = 200, seed: int = 0) -> list[tuple[str, str]]:
+    """200 rows of sst2 when the shared datasets exist, else a tiny synthetic sentiment set."""
+    path = SHARED / "sst2" / "train.csv"
+    if path.exists():
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = [(r["text"], r["label"]) for r in csv.DictReader(f)]
+        random.Random(seed).shuffle(rows)
+        return rows[:n]
+    rng = random.Random(seed)
+    return [(rng.choice(POS if i % 2 else NEG) + f" ({i})", "positive" if i % 2 else "negative") for i in range(n)]
+
+
+def _write_csv(path: Path, rows: list[tuple[str, str]], encoding: str = "utf-8", header: str = "text,label") -> Path:
+    with open(path, "w", encoding=encoding, newline="") as f:
+        f.write(header + "\n")
+        w = csv.writer(f)
+        for row in rows:
+            w.writerow(row)
+    return path
+
+
+@pytest.fixture(scope="module")
+def text_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _write_csv(tmp_path_factory.mktemp("text") / "reviews.csv", _rows())
+
+
+# --- data --------------------------------------------------------------------------------------------------------
+def test_bom_csv_reads_header(tmp_path: Path):
+    p = _write_csv(tmp_path / "bom.csv", [("good film", "pos"), ("bad film", "neg")], encoding="utf-8-sig")
+    ds = read_text_file(p)
+    assert ds.texts == ["good film", "bad film"] and ds.labels == ["pos", "neg"]
+
+
+def test_latin1_csv_is_decoded_and_noted(tmp_path: Path):
+    from transferlab.data.report import DataReport
+
+    p = _write_csv(tmp_path / "latin.csv", [("crème brûlée était très bon", "pos"), ("mauvais", "neg")],
+                   encoding="latin-1")
+    report = DataReport(source=str(p))
+    ds = read_text_file(p, report=report)
+    assert ds.texts[0] == "crème brûlée était très bon"
+    assert any("not valid UTF-8" in n for n in report.notes)
+
+
+def test_empty_texts_and_missing_labels_are_reported(tmp_path: Path):
+    rows = [("good", "pos"), ("", "neg"), ("   ", "pos"), ("bad", ""), ("fine", "pos"), ("awful", "neg")] * 3
+    train_ds, eval_ds, report = resolve_text_data(_write_csv(tmp_path / "d.csv", rows), val_fraction=0.34)
+    reasons = sorted({s["reason"] for s in report.skipped})
+    assert reasons == ["empty text", "missing label"]
+    assert len(report.skipped) == 9
+    assert len(train_ds) + len(eval_ds) == 9
+    assert all(":" in s["path"] for s in report.skipped)  # file:line
+
+
+def test_missing_column_is_a_clear_error(tmp_path: Path):
+    p = _write_csv(tmp_path / "d.csv", [("good", "pos"), ("bad", "neg")], header="sentence,label")
+    with pytest.raises(DataError, match="no column 'text'.*--text-column"):
+        resolve_text_data(p)
+    train_ds, _, _ = resolve_text_data(_write_csv(tmp_path / "e.csv", [("good", "pos"), ("bad", "neg")] * 3,
+                                                  header="sentence,label"), text_column="sentence")
+    assert train_ds.classes == ["neg", "pos"]
+
+
+def test_one_class_is_an_error(tmp_path: Path):
+    with pytest.raises(DataError, match="at least two classes"):
+        resolve_text_data(_write_csv(tmp_path / "d.csv", [("good", "pos"), ("fine", "pos"), ("ok", "pos")]))
+
+
+def test_folder_jsonl_and_tsv(tmp_path: Path):
+    d = tmp_path / "folder"
+    d.mkdir()
+    _write_csv(d / "train.csv", [("good", "pos"), ("bad", "neg")] * 3)
+    _write_csv(d / "dev.csv", [("nice", "pos"), ("poor", "neg"), ("meh", "unknown")])
+    train_ds, eval_ds, report = resolve_text_data(d)
+    assert len(train_ds) == 6 and eval_ds.labels == ["pos", "neg"]
+    assert "does not occur in the training split" in report.skipped[0]["reason"]
+    assert looks_like_text_data(d) and not looks_like_text_data(tmp_path)
+    jl = tmp_path / "d.jsonl"
+    jl.write_text("\n".join(json.dumps({"text": t, "label": lab}) for t, lab in [("a", "x"), ("b", "y")] * 3))
+    assert len(read_text_file(jl)) == 6 and looks_like_text_data(jl)
+    tsv = tmp_path / "d.tsv"
+    tsv.write_text("label\ttext\nx\thello, world\ny\tbye\n")
+    assert read_text_file(tsv).texts == ["hello, world", "bye"]
+
+
+# --- strategies --------------------------------------------------------------------------------------------------
+def test_text_strategies_registered_and_follow_contract():
+    names = strategy_names("text")
+    assert {"bow", "text_headless", "text_zeroshot"} <= set(names)
+    for name in names:
+        s = make_strategy(name, modality="text")
+        assert s.modality == "text"
+        assert not hasattr(s, "classes_")
+        assert s.clone().get_params() == s.get_params()
+
+
+def test_bow_fit_save_load_round_trip(text_csv: Path, tmp_path: Path, cache_dir: Path):
+    from transferlab.text.api import train_text
+
+    result = train_text(text_csv, out=tmp_path / "bow", strategy="bow", params={"char_ngrams": 4})
+    assert set(result.metrics) >= {"accuracy", "macro_f1", "train_seconds"}
+    files = {p.name for p in (tmp_path / "bow").iterdir()}
+    assert {"config.json", "labels.json", "tfidf.json", "tfidf.safetensors", "head.json", "metrics.json",
+            "data_report.json"} <= files
+    assert not any(f.endswith((".pkl", ".pickle", ".joblib")) for f in files)
+    model = Model.load(tmp_path / "bow")
+    texts = [t for t, _ in _rows()[:20]]
+    proba, ok, failures = model.predict_proba(texts + [""])
+    assert ok == list(range(20)) and failures == {20: "empty text"}
+    ds = TextDataset.from_texts(texts)
+    assert np.allclose(proba, result.model.predictor.predict_proba(texts)[0], atol=1e-5)
+    from transferlab.strategies.text_bow import TextBow
+
+    refit = TextBow(char_ngrams=4).fit(resolve_text_data(text_csv)[0])
+    assert np.allclose(refit.predict_proba(ds), proba, atol=1e-4)
+
+
+def test_headless_and_zeroshot_round_trip(tmp_path: Path, cache_dir: Path):
+    from transferlab.text.api import train_text
+
+    rows = [(t, "positive") for t in POS] + [(t, "negative") for t in NEG]
+    data = _write_csv(tmp_path / "tiny.csv", rows * 2)
+    for strategy in ("headless", "zeroshot"):
+        result = train_text(data, out=tmp_path / strategy, strategy=strategy, val_fraction=0.25)
+        assert result.metrics["accuracy"] >= 0.75, (strategy, result.metrics["accuracy"])
+        model = Model.load(tmp_path / strategy)
+        assert model.config["strategy"]["name"] == f"text_{strategy}"
+        preds = model.predict(["an absolutely wonderful film", "a boring , awful waste of time"])
+        assert [p["label"] for p in preds] == ["positive", "negative"]
+
+
+# --- CLI ---------------------------------------------------------------------------------------------------------
+def test_cli_train_predict_evaluate_json(text_csv: Path, tmp_path: Path, cache_dir: Path,
+                                         capsys: pytest.CaptureFixture[str]):
+    out = tmp_path / "m"
+    assert main(["--quiet", "train", str(text_csv), "--strategy", "bow", "--out", str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {"accuracy", "macro_f1", "train_seconds"} <= set(doc)
+    assert json.loads((out / "config.json").read_text())["task"] == "text"
+    inputs = tmp_path / "texts.txt"
+    inputs.write_text("a truly dreadful film\n\nan inspiring masterpiece\n")
+    assert main(["--quiet", "predict", str(out), "what a great movie", "--file", str(inputs), "--json"]) == 0
+    preds = json.loads(capsys.readouterr().out)["predictions"]
+    assert [p["input"] for p in preds] == ["what a great movie", "a truly dreadful film", "an inspiring masterpiece"]
+    assert all(p["label"] in ("positive", "negative") and p["probabilities"] for p in preds)
+    assert main(["--quiet", "evaluate", str(out), str(text_csv), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] > 0.8  # its own training data, mostly
+
+
+def test_cli_bad_text_inputs_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    p = _write_csv(tmp_path / "d.csv", [("good", "pos"), ("bad", "neg")], header="sentence,label")
+    assert main(["--quiet", "train", str(p), "--task", "text", "--strategy", "bow", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "no column 'text'" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    q = _write_csv(tmp_path / "one.csv", [("good", "pos"), ("fine", "pos")])
+    assert main(["--quiet", "train", str(q), "--strategy", "bow"]) == 2
+    assert "at least two classes" in capsys.readouterr().err
+    assert main(["--quiet", "train", str(q), "--task", "text", "--strategy", "nope"]) == 2
+    assert "unknown text strategy" in capsys.readouterr().err
