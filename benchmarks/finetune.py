@@ -74,9 +74,14 @@ def main() -> int:
     doc["note"] = "2 shared CPU cores; other jobs ran at the same time, so timings are pessimistic"
     rows = doc.setdefault("runs", {})
     tmp = Path(tempfile.mkdtemp(prefix="ft_bench_"))
-    if "throughput" in parts:
-        doc["throughput_img_per_s"] = {"fp32": throughput(False), "bf16": throughput(True)}
-        print(f"full Lite0 fine-tuning step, 224 px, batch 16: {doc['throughput_img_per_s']}", flush=True)
+    if {"throughput", "fp32", "bf16"} & set(parts):
+        speeds = doc.setdefault("throughput_img_per_s", {})
+        for name, bf16 in (("fp32", False), ("bf16", True)):
+            if name in parts or "throughput" in parts:
+                speeds[name] = throughput(bf16, steps=2)
+                print(f"full Lite0 fine-tuning step, 224 px, batch 16, {name}: {speeds[name]:.1f} img/s", flush=True)
+                RESULTS.parent.mkdir(parents=True, exist_ok=True)
+                RESULTS.write_text(json.dumps(doc, indent=2))
     if "hymenoptera" in parts:
         data = DATASETS / "hymenoptera"
         rows["hymenoptera/gradual_unfreeze"] = run(data, "gradual_unfreeze", HYMENOPTERA, tmp / "h1")
