@@ -260,8 +260,8 @@ def cmd_example_data(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"example-data": cmd_example_data, "train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "models": cmd_models,
-            "strategies": cmd_strategies}
+COMMANDS = {"example-data": cmd_example_data, "train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate,
+            "models": cmd_models, "strategies": cmd_strategies}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
