@@ -109,10 +109,22 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = Non
         return train_text(data, out, strategy, params, seed, val_fraction, eval_split, text_column, label_column)
     t_start = time.perf_counter()
     params = dict(params or {})
+    auto = None
+    if strategy == "auto":
+        from .ranking import auto_select
+
+        train_ds, eval_ds, report = prepare_image_data(data, DEFAULT_BACKBONE, val_fraction, seed, eval_split)
+        choice = auto_select(train_ds, seed=seed)
+        strategy, backbone = choice.strategy, choice.backbone
+        params = {**choice.params, **params}
+        auto = {"strategy": strategy, "backbone": backbone, "params": dict(choice.params), "reason": choice.reason,
+                "cv_scores": choice.cv_scores}
+        log(f"auto: {strategy} on {backbone} {choice.params or ''}. {choice.reason}")
     params.setdefault("seed", seed)
     model_strategy = make_strategy(strategy, modality="image", backbone=backbone, **params)
     checkpoints = _attach_checkpoints(model_strategy, out, resume)
-    train_ds, eval_ds, report = prepare_image_data(data, backbone, val_fraction, seed, eval_split)
+    if auto is None:
+        train_ds, eval_ds, report = prepare_image_data(data, backbone, val_fraction, seed, eval_split)
     for line in report.summary_lines():
         log(line)
     t0 = time.perf_counter()
@@ -122,6 +134,8 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = Non
     metrics["train_seconds"] = train_seconds
     metrics["total_seconds"] = time.perf_counter() - t_start
     metrics["split"] = "eval"
+    if auto is not None:
+        metrics["auto"] = auto
     mistakes = confident_mistakes(eval_ds.paths, eval_ds.y, proba, model_strategy.classes_)
     spec = get_backbone(backbone)
     model, write_weights = Model.from_strategy(model_strategy, "image", spec.preprocessing.to_dict(),

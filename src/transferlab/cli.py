@@ -72,6 +72,7 @@ Strategies (see `transferlab strategies`):
   headless     frozen backbone features + logistic regression (fast, strong on small data; the default)
   frozen_head  frozen backbone + a small neural head with early stopping
   finetune, finetune_top, gradual_unfreeze, from_scratch   train the network itself (minutes; --resume)
+  auto         measure the data (size, closeness to ImageNet, cross-validation on cached features), pick, say why
 Examples:
   transferlab train photos/ --out ants_bees/
   transferlab train photos/ --backbone efficientnet_lite2 --strategy headless --param classifier=svm
@@ -109,6 +110,36 @@ Examples:
     p.add_argument("--text-column", default=None, help="text models: column of the texts (default: as trained)")
     p.add_argument("--label-column", default=None, help="text models: column of the labels (default: as trained)")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("compare", help="run strategies x backbones side by side; leaderboard, report, best model",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_DATA + """
+The default set is fast: headless on every backbone, headless on mid-layer features and frozen_head on the default
+backbone; --thorough adds finetune, gradual_unfreeze and from_scratch (minutes each). Finished runs are cached, so a
+second compare on the same data is quick. A strategy may carry parameters: --strategies headless:classifier=svm
+Example:
+  transferlab compare photos/ --out bakeoff/     then open bakeoff/report.html
+""")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("--out", default=None, help="folder for leaderboard.{json,csv,md}, report.html and best/")
+    p.add_argument("--strategies", nargs="+", default=None, metavar="S", help="strategies to try (default: a fast set)")
+    p.add_argument("--backbones", nargs="+", default=None, metavar="B", help="backbones to try (default: all)")
+    p.add_argument("--thorough", action="store_true", help="also fine-tune (full, gradual) and train from scratch")
+    p.add_argument("--seeds", type=int, default=3, help="runs per candidate (default 3)")
+    p.add_argument("--json", action="store_true", help="print the leaderboard as JSON")
+    _common_data_args(p)
+
+    p = sub.add_parser("rank", help="which backbone will transfer best, from cached features, in seconds",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""
+Scores (higher is better), computed on the training split's frozen features without training:
+  logme     LogME, the evidence of a Bayesian linear model from features to labels (the ranking score)
+  h_score   H-score: between-class over total feature covariance
+  knn_loo   leave-one-out 5-nearest-neighbour accuracy
+  imagenet_confidence   mean top-1 probability of the backbone's ImageNet head: how ImageNet-like the data is
+""")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("--backbones", nargs="+", default=None, metavar="B")
+    p.add_argument("--json", action="store_true")
+    _common_data_args(p)
 
     p = sub.add_parser("example-data", help="write a small labelled dataset shipped in an installed package")
     p.add_argument("name", choices=["digits"], help="digits: scikit-learn's handwritten digits, 40 per class")
@@ -149,8 +180,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         _print_json({k: v for k, v in result.metrics.items()} | {"out": str(result.out) if result.out else None,
                                                                  "skipped": result.report.skipped})
     else:
-        source = "text" if result.model.task == "text" else args.backbone
+        source = "text" if result.model.task == "text" else result.model.config.get("backbone", args.backbone)
         name = result.model.config["strategy"]["name"]
+        if "auto" in result.metrics:
+            print(f"auto chose {name} on {source}: {result.metrics['auto']['reason']}")
         print(f"{name} on {source}, evaluation split ({result.metrics['count']} items):")
         print(_metrics_table(result.metrics))
         if result.out:
@@ -252,6 +285,44 @@ def cmd_strategies(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare, terminal_table
+
+    result = compare(args.data, out=args.out, strategies=args.strategies, backbones=args.backbones,
+                     thorough=args.thorough, seeds=args.seeds, seed=args.seed, val_fraction=args.val_fraction,
+                     eval_split=args.eval_split)
+    if args.json:
+        _print_json({"leaderboard": result.rows, "protocol": result.protocol, "winner": result.winner,
+                     "advice": result.advice, "warning": result.warning, "seconds": result.seconds,
+                     "cached_runs": result.cached_runs})
+        return 0
+    print(f"protocol: {result.protocol}; {result.seconds:.1f} s ({result.cached_runs} runs from the cache)")
+    print(terminal_table(result.rows))
+    if result.advice:
+        print(f"advice: {result.advice['reason']}")
+    if result.warning:
+        print(f"warning: {result.warning}")
+    if args.out:
+        print(f"wrote {args.out}/leaderboard.json, leaderboard.csv, leaderboard.md, report.html; winner in "
+              f"{args.out}/best/")
+    return 0
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    from .ranking import rank
+
+    rows = rank(args.data, backbones=args.backbones, val_fraction=args.val_fraction, seed=args.seed,
+                eval_split=args.eval_split)
+    if args.json:
+        _print_json({"ranking": rows})
+        return 0
+    print(f"{'rank':<6}{'backbone':<22}{'logme':>8}{'h_score':>9}{'knn_loo':>9}{'imagenet_conf':>15}{'seconds':>9}")
+    for r in rows:
+        print(f"{r['rank']:<6}{r['backbone']:<22}{r['logme']:>8.3f}{r['h_score']:>9.3f}{r['knn_loo']:>9.3f}"
+              f"{r['imagenet_confidence']:>15.3f}{r['score_seconds']:>9.2f}")
+    return 0
+
+
 def cmd_example_data(args: argparse.Namespace) -> int:
     from .examples import write_example
 
@@ -260,7 +331,8 @@ def cmd_example_data(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"example-data": cmd_example_data, "train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate,
+COMMANDS = {"compare": cmd_compare, "rank": cmd_rank, "example-data": cmd_example_data, "train": cmd_train,
+            "predict": cmd_predict, "evaluate": cmd_evaluate,
             "models": cmd_models, "strategies": cmd_strategies}
 
 

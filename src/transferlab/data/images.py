@@ -207,6 +207,12 @@ def _find_eval_dir(root: Path, eval_split: str | None) -> Path | None:
     return None
 
 
+def has_fixed_split(data: str | os.PathLike[str], eval_split: str | None = None) -> bool:
+    """Whether DATA is a folder with train/ and its own evaluation folder (rather than one to split)."""
+    root = Path(data)
+    return root.is_dir() and (root / "train").is_dir() and _find_eval_dir(root, eval_split) is not None
+
+
 def check_classes(ds: ImageDataset, where: str) -> None:
     counts = {c: 0 for c in ds.classes}
     for label in ds.labels or []:
