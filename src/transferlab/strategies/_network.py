@@ -56,6 +56,8 @@ class ClassifierNet(nn.Module):
         return self.backbone.layer_groups()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # channels-last runs the depthwise convolutions of these mobile networks about twice as fast on CPU
+        x = x.contiguous(memory_format=torch.channels_last)
         return self.head(self.dropout(self.backbone(x)))
 
     def train(self, mode: bool = True) -> ClassifierNet:
@@ -81,7 +83,8 @@ class ClassifierNet(nn.Module):
 
 def build_net(backbone: str, n_classes: int, dropout: float, pretrained: bool = True) -> ClassifierNet:
     spec = get_backbone(backbone)
-    return ClassifierNet(spec.build(pretrained=pretrained), n_classes, dropout, freeze_bn=pretrained)
+    net = ClassifierNet(spec.build(pretrained=pretrained), n_classes, dropout, freeze_bn=pretrained)
+    return net.to(memory_format=torch.channels_last)
 
 
 def discriminative_param_groups(net: ClassifierNet, n_top_groups: int, lr: float, lr_ratio: float,
