@@ -94,7 +94,7 @@ Examples:
                    "for strategies that train a network (finetune, finetune_top, gradual_unfreeze, from_scratch)")
     _common_data_args(p)
 
-    p = sub.add_parser("predict", help="predict labels of images with a saved model")
+    p = sub.add_parser("predict", help="predict labels of images (or texts) with a saved model")
     p.add_argument("model_dir", metavar="DIR")
     p.add_argument("inputs", metavar="INPUT", nargs="*",
                    help="image files (or folders of images); for a text model, the texts themselves")
@@ -279,9 +279,10 @@ def cmd_strategies(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"strategies": rows})
     else:
+        width = max(len(r["name"]) for r in rows) + 2
         for r in rows:
-            print(f"{r['name']:<18}{r['summary']}")
-            print(" " * 18 + ", ".join(f"{k}={v}" for k, v in r["params"].items()))
+            print(f"{r['name']:<{width}}[{r['modality']}] {r['summary']}")
+            print(" " * width + ", ".join(f"{k}={v}" for k, v in r["params"].items()))
     return 0
 
 
