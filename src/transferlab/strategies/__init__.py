@@ -13,6 +13,8 @@ from .frozen_head import FrozenHead
 from .gradual_unfreeze import GradualUnfreeze
 from .headless import Headless
 from .text_bow import TextBow
+from .text_embedding_cnn import TextEmbeddingCNN
+from .text_embedding_rnn import TextEmbeddingRNN
 from .text_headless import TextHeadless
 from .text_zeroshot import TextZeroShot
 
@@ -26,7 +28,7 @@ def register(cls: type[Strategy]) -> type[Strategy]:
 
 for _cls in (Headless, FrozenHead, Finetune, FinetuneTop, GradualUnfreeze, FromScratch):
     register(_cls)
-for _cls in (TextBow, TextHeadless, TextZeroShot):  # modality "text"
+for _cls in (TextBow, TextHeadless, TextZeroShot, TextEmbeddingCNN, TextEmbeddingRNN):  # modality "text"
     register(_cls)
 
 

@@ -72,3 +72,33 @@ def _load_tfidf_head(directory: Path, config: dict[str, Any]) -> TfidfHeadPredic
     from .tfidf import TfidfFeaturizer
 
     return TfidfHeadPredictor(TfidfFeaturizer.load(directory), Head.load(directory))
+
+
+class WordNetPredictor:
+    """A saved word-level network (CNN or RNN over word vectors) and its vocabulary."""
+
+    def __init__(self, net: Any, vocab: Any, max_tokens: int) -> None:
+        self.net = net
+        self.vocab = vocab
+        self.max_tokens = max_tokens
+
+    def predict_proba(self, inputs: Sequence[str]) -> tuple[np.ndarray, list[int], dict[int, str]]:
+        from .wordnets import predict_wordnet
+
+        texts, ok, failures = usable_texts(inputs)
+        if not texts:
+            return np.zeros((0, 0)), [], failures
+        return predict_wordnet(self.net, self.vocab, texts, self.max_tokens), ok, failures
+
+
+@register_predictor("text_wordnet")
+def _load_wordnet(directory: Path, config: dict[str, Any]) -> WordNetPredictor:
+    from safetensors.torch import load_file
+
+    from .wordnets import Vocabulary, build_wordnet
+
+    w = config["weights"]
+    net = build_wordnet(w["arch"], int(w["vocab_size"]), int(w["n_classes"]), **w.get("net", {}))
+    net.load_state_dict(load_file(str(directory / w["file"])))
+    net.eval()
+    return WordNetPredictor(net, Vocabulary.load(directory / w["vocabulary"]), int(w["max_tokens"]))

@@ -1,0 +1,111 @@
+"""Trained text models: word CNN/RNN on GloVe, MiniLM fine-tuning, SetFit-style few-shot. Tiny data, one epoch."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SHARED
+from transferlab.model import Model
+from transferlab.strategies import make_strategy
+from transferlab.text.data import TextDataset
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+POS = ["a wonderful , moving film", "great acting and a lovely story", "funny , warm and brilliant",
+       "i loved every minute", "a delightful and charming movie", "superb , touching and smart"]
+NEG = ["a dull , boring mess", "terrible acting and a stupid plot", "i hated every minute",
+       "tedious and badly written", "an awful , lifeless film", "painfully slow and pointless"]
+
+
+def _dataset(n: int = 60, seed: int = 0) -> TextDataset:
+    """n rows of sst2 when the shared datasets exist, else a tiny synthetic sentiment set."""
+    path = SHARED / "sst2" / "train.csv"
+    if path.exists():
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = [(r["text"], r["label"]) for r in csv.DictReader(f)]
+        random.Random(seed).shuffle(rows)
+        rows = rows[:n]
+    else:
+        rng = random.Random(seed)
+        rows = [(rng.choice(POS if i % 2 else NEG), "positive" if i % 2 else "negative") for i in range(n)]
+    return TextDataset.from_texts([t for t, _ in rows], [label for _, label in rows])
+
+
+def _round_trip(strategy, train: TextDataset, tmp_path: Path, files: set[str]) -> None:
+    """fit -> save -> load without the strategy: the same probabilities."""
+    assert not hasattr(strategy, "classes_")
+    assert strategy.clone().get_params() == strategy.get_params()
+    assert strategy.fit(train) is strategy
+    probe = TextDataset.from_texts(train.texts[:10] + ["an utterly new sentence with zzqx words"])
+    proba = strategy.predict_proba(probe)
+    assert proba.shape == (11, len(train.classes)) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    model, write = Model.from_strategy(strategy, "text", {"text_column": "text", "label_column": "label"})
+    model.save(tmp_path / strategy.name, write)
+    saved = {p.name for p in (tmp_path / strategy.name).rglob("*")}
+    assert files <= saved, files - saved
+    assert not any(f.endswith((".pkl", ".pickle", ".joblib", ".pt", ".bin")) for f in saved)
+    loaded = Model.load(tmp_path / strategy.name)
+    again, ok, failures = loaded.predict_proba(probe.texts + [""])
+    assert ok == list(range(11)) and failures == {11: "empty text"}
+    assert np.allclose(again, proba, atol=1e-5)
+
+
+# --- word vectors --------------------------------------------------------------------------------------------------
+def test_glove_matrix_rows_are_glove_vectors():
+    from transferlab.text.wordnets import Vocabulary, embedding_matrix, glove_std, load_glove
+
+    vocab = Vocabulary.build(["the film was good , the acting bad", "zzqxword film"])
+    matrix, found = embedding_matrix(vocab, "glove", seed=0)
+    vectors, index = load_glove()
+    assert matrix.shape == (len(vocab), 50)
+    assert np.all(matrix[0] == 0)  # padding
+    for word in ("the", "film", "good", ",", "acting", "bad"):
+        assert np.array_equal(matrix[vocab.index[word]], vectors[index[word]])
+    assert found == len(vocab) - 3  # everything but <pad>, <unk> and the made-up word
+    oov = matrix[vocab.index["zzqxword"]]
+    assert not np.array_equal(oov, 0) and "zzqxword" not in index
+    random_matrix, none = embedding_matrix(vocab, "random", seed=0)
+    assert none == 0 and np.all(random_matrix[0] == 0)
+    assert abs(float(random_matrix[1:].std()) - glove_std()) < 0.3
+
+
+@pytest.mark.parametrize("name,params", [
+    ("text_embedding_cnn", {"frozen_epochs": 1, "unfrozen_epochs": 1, "filters": 8}),
+    ("text_embedding_cnn", {"embeddings": "random", "frozen_epochs": 1, "unfrozen_epochs": 0, "filters": 8}),
+    ("text_embedding_rnn", {"frozen_epochs": 1, "unfrozen_epochs": 1, "hidden": 8}),
+    ("text_embedding_rnn", {"cell": "lstm", "frozen_epochs": 1, "unfrozen_epochs": 0, "hidden": 8}),
+])
+def test_word_networks_contract_and_round_trip(name: str, params: dict, tmp_path: Path):
+    strategy = make_strategy(name, modality="text", **params)
+    _round_trip(strategy, _dataset(), tmp_path, {"model.safetensors", "vocabulary.json", "config.json"})
+    stages = [h["stage"] for h in strategy.history_]
+    if params.get("embeddings") != "random" and params.get("unfrozen_epochs"):
+        assert stages == ["embeddings frozen", "embeddings unfrozen"]
+
+
+def test_word_network_freezes_then_unfreezes_embeddings():
+    from transferlab.text.wordnets import embedding_matrix
+
+    s = make_strategy("text_embedding_cnn", modality="text", frozen_epochs=1, unfrozen_epochs=0, filters=4,
+                      val_fraction=0).fit(_dataset(40))
+    start, _ = embedding_matrix(s.vocabulary_, "glove", seed=0)
+    assert np.array_equal(s.net_.embedding.weight.detach().numpy(), start)  # frozen: untouched
+    s2 = make_strategy("text_embedding_cnn", modality="text", frozen_epochs=1, unfrozen_epochs=1, filters=4,
+                       val_fraction=0, embedding_lr=1e-2).fit(_dataset(40))
+    assert not np.array_equal(s2.net_.embedding.weight.detach().numpy(), start)
+    assert np.all(s2.net_.embedding.weight.detach().numpy()[0] == 0)  # padding row stays zero
+
+
+def test_word_network_bad_params():
+    from transferlab.errors import UserError
+
+    with pytest.raises(UserError, match="glove"):
+        make_strategy("text_embedding_cnn", modality="text", embeddings="word2vec").fit(_dataset(20))
+    with pytest.raises(UserError, match="cell"):
+        make_strategy("text_embedding_rnn", modality="text", cell="rnn").fit(_dataset(20))
