@@ -109,3 +109,25 @@ def test_word_network_bad_params():
         make_strategy("text_embedding_cnn", modality="text", embeddings="word2vec").fit(_dataset(20))
     with pytest.raises(UserError, match="cell"):
         make_strategy("text_embedding_rnn", modality="text", cell="rnn").fit(_dataset(20))
+
+
+# --- MiniLM fine-tuning --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("params", [{}, {"gradual": True}])
+def test_finetune_contract_and_round_trip(params: dict, tmp_path: Path):
+    strategy = make_strategy("text_finetune", modality="text", epochs=1, max_length=16, batch_size=16,
+                             val_fraction=0.2, **params)
+    _round_trip(strategy, _dataset(48), tmp_path,
+                {"model.safetensors", "tokenizer.json", "vocab.txt", "config.json", "history.json"})
+    if params.get("gradual"):
+        assert [h["trainable_groups"] for h in strategy.history_] == [1, 2, 3, 4]
+    else:
+        assert [h["trainable_groups"] for h in strategy.history_] == [4]
+    # the word embeddings stay as pretrained; the transformer layers moved
+    from transferlab.text.transformer import load_pretrained_body
+
+    body, _ = load_pretrained_body()
+    import torch
+
+    assert torch.equal(body.embeddings.word_embeddings.weight, strategy.net_.body.embeddings.word_embeddings.weight)
+    assert not torch.equal(body.encoder.layer[5].output.dense.weight,
+                           strategy.net_.body.encoder.layer[5].output.dense.weight)

@@ -15,6 +15,7 @@ from .headless import Headless
 from .text_bow import TextBow
 from .text_embedding_cnn import TextEmbeddingCNN
 from .text_embedding_rnn import TextEmbeddingRNN
+from .text_finetune import TextFinetune
 from .text_headless import TextHeadless
 from .text_zeroshot import TextZeroShot
 
@@ -28,7 +29,7 @@ def register(cls: type[Strategy]) -> type[Strategy]:
 
 for _cls in (Headless, FrozenHead, Finetune, FinetuneTop, GradualUnfreeze, FromScratch):
     register(_cls)
-for _cls in (TextBow, TextHeadless, TextZeroShot, TextEmbeddingCNN, TextEmbeddingRNN):  # modality "text"
+for _cls in (TextBow, TextHeadless, TextZeroShot, TextEmbeddingCNN, TextEmbeddingRNN, TextFinetune):  # modality "text"
     register(_cls)
 
 

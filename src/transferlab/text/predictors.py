@@ -102,3 +102,34 @@ def _load_wordnet(directory: Path, config: dict[str, Any]) -> WordNetPredictor:
     net.load_state_dict(load_file(str(directory / w["file"])))
     net.eval()
     return WordNetPredictor(net, Vocabulary.load(directory / w["vocabulary"]), int(w["max_tokens"]))
+
+
+class TransformerPredictor:
+    """A saved fine-tuned transformer classifier (body + pooling + head) and its tokenizer."""
+
+    def __init__(self, net: Any, tokenizer: Any, max_length: int) -> None:
+        self.net = net
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def predict_proba(self, inputs: Sequence[str]) -> tuple[np.ndarray, list[int], dict[int, str]]:
+        from .transformer import predict_transformer
+
+        texts, ok, failures = usable_texts(inputs)
+        if not texts:
+            return np.zeros((0, 0)), [], failures
+        return predict_transformer(self.net, self.tokenizer, texts, self.max_length), ok, failures
+
+
+@register_predictor("text_transformer")
+def _load_transformer(directory: Path, config: dict[str, Any]) -> TransformerPredictor:
+    from safetensors.torch import load_file
+
+    from .transformer import TransformerClassifier, body_from_config
+
+    w = config["weights"]
+    body, tokenizer = body_from_config(directory / w["transformer"])
+    net = TransformerClassifier(body, int(w["n_classes"]), float(w.get("dropout", 0.1)))
+    net.load_state_dict(load_file(str(directory / w["file"])))
+    net.eval()
+    return TransformerPredictor(net, tokenizer, int(w["max_length"]))

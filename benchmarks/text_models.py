@@ -1,0 +1,173 @@
+"""Trained text models on the shared sets (train split -> test split), and few-shot sst2.
+
+    .venv/bin/python benchmarks/text_models.py --runs sst2:text_embedding_cnn sst2:text_embedding_cnn:embeddings=random
+    .venv/bin/python benchmarks/text_models.py --runs sst2:text_finetune ag_news:text_finetune:max_length=128
+    .venv/bin/python benchmarks/text_models.py --fewshot 8 64 [--draws 5] [--setfit-reference]
+
+A run is DATASET:STRATEGY[:param=value,...]. Rows are merged into benchmarks/results/text_models.json (a row with
+the same dataset, strategy and parameters is replaced). ``--fewshot K`` draws K examples per class from sst2's
+train split (seeds 0..draws-1), trains ``text_fewshot`` and, for comparison, ``text_headless``, and reports the mean
+test accuracy. ``--setfit-reference`` also runs the SetFit library (same MiniLM, same draws) when it is importable;
+it is not a dependency of transferlab.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFERLAB_QUIET", "1")
+
+from transferlab.evaluation import classification_metrics  # noqa: E402
+from transferlab.text.api import make_text_strategy  # noqa: E402
+from transferlab.text.data import TextDataset, read_text_file  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TRANSFERLAB_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
+OUT = ROOT / "benchmarks" / "results" / "text_models.json"
+TARGETS = {"sst2": ("accuracy", 0.86), "ag_news": ("accuracy", 0.90), "newsgroups20": ("accuracy", 0.75),
+           "sms_spam": ("macro_f1", 0.95)}
+FEWSHOT_TARGETS = {8: 0.75, 64: 0.83}
+
+
+def _value(text: str) -> object:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
+def parse_run(spec: str) -> tuple[str, str, dict]:
+    parts = spec.split(":")
+    params = {}
+    if len(parts) > 2 and parts[2]:
+        for item in parts[2].split(","):
+            key, value = item.split("=", 1)
+            params[key] = _value(value)
+    return parts[0], parts[1], params
+
+
+def load(dataset: str) -> tuple[TextDataset, TextDataset]:
+    train = read_text_file(SHARED / dataset / "train.csv")
+    test = read_text_file(SHARED / dataset / "test.csv")
+    train.classes = sorted(set(train.labels or []))
+    test.classes = train.classes
+    return train, test
+
+
+def run(dataset: str, strategy: str, params: dict) -> dict:
+    train, test = load(dataset)
+    model = make_text_strategy(strategy, **params)
+    t0 = time.perf_counter()
+    model.fit(train)
+    train_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    m = classification_metrics(test.y, model.predict_proba(test), model.classes_)
+    metric, target = TARGETS[dataset]
+    return {"dataset": dataset, "strategy": model.name, "params": params, "accuracy": m["accuracy"],
+            "macro_f1": m["macro_f1"], "train_seconds": train_seconds,
+            "predict_seconds": time.perf_counter() - t0, "n_train": len(train), "n_test": len(test),
+            "target_metric": metric, "target": target, "met": m[metric] >= target,
+            "history": getattr(model, "history_", None), "cpu_count": os.cpu_count()}
+
+
+def draw(train: TextDataset, k: int, seed: int) -> TextDataset:
+    rng = np.random.default_rng(seed)
+    y = np.asarray(train.labels)
+    idx = np.concatenate([rng.choice(np.flatnonzero(y == c), k, replace=False) for c in train.classes])
+    sub = train.subset(rng.permutation(idx).tolist())
+    sub.classes = list(train.classes)
+    return sub
+
+
+def setfit_accuracy(sub: TextDataset, test: TextDataset, seed: int) -> float | None:
+    try:
+        from datasets import Dataset
+        from setfit import SetFitModel, Trainer, TrainingArguments
+    except ImportError:
+        return None
+    from transferlab.text.encoder import minilm_path
+
+    model = SetFitModel.from_pretrained(minilm_path())
+    args = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=20, seed=seed)
+    trainer = Trainer(model=model, args=args,
+                      train_dataset=Dataset.from_dict({"text": sub.texts, "label": sub.labels}))
+    trainer.train()
+    pred = model.predict(test.texts)
+    return float(np.mean(np.asarray([str(p) for p in pred]) == np.asarray(test.labels)))
+
+
+def fewshot(shots: list[int], draws: int, strategies: list[str], reference: bool) -> list[dict]:
+    train, test = load("sst2")
+    rows = []
+    for k in shots:
+        for strategy in strategies + (["setfit (library)"] if reference else []):
+            accs, seconds = [], []
+            for seed in range(draws):
+                sub = draw(train, k, seed)
+                t0 = time.perf_counter()
+                if strategy == "setfit (library)":
+                    acc = setfit_accuracy(sub, test, seed)
+                    if acc is None:
+                        print("setfit is not installed: reference skipped", flush=True)
+                        break
+                else:
+                    model = make_text_strategy(strategy, seed=seed).fit(sub)
+                    acc = float((model.predict(test) == np.asarray(test.labels)).mean())
+                seconds.append(time.perf_counter() - t0)
+                accs.append(acc)
+                print(f"sst2 {k}/class {strategy} draw {seed}: {acc:.4f} ({seconds[-1]:.0f} s)", flush=True)
+            if not accs:
+                continue
+            rows.append({"dataset": "sst2", "strategy": strategy, "params": {"shots_per_class": k},
+                         "accuracy": float(np.mean(accs)), "accuracy_std": float(np.std(accs)),
+                         "draws": accs, "train_seconds": float(np.mean(seconds)), "target_metric": "accuracy",
+                         "target": FEWSHOT_TARGETS.get(k), "met": float(np.mean(accs)) >= FEWSHOT_TARGETS.get(k, 0)})
+    return rows
+
+
+def save(rows: list[dict], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(out.read_text()).get("rows", []) if out.exists() else []
+
+    def key(r: dict) -> str:
+        return json.dumps([r["dataset"], r["strategy"], r.get("params", {})], sort_keys=True)
+
+    new = {key(r) for r in rows}
+    out.write_text(json.dumps({"rows": [p for p in previous if key(p) not in new] + rows}, indent=2))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", nargs="*", default=[])
+    ap.add_argument("--fewshot", nargs="*", type=int, default=[])
+    ap.add_argument("--draws", type=int, default=5)
+    ap.add_argument("--fewshot-strategies", nargs="+", default=["text_fewshot", "text_headless"])
+    ap.add_argument("--setfit-reference", action="store_true")
+    ap.add_argument("--out", default=str(OUT))
+    args = ap.parse_args()
+    out = Path(args.out)
+    for spec in args.runs:
+        r = run(*parse_run(spec))
+        print(f"{r['dataset']:<14}{r['strategy']:<22}{json.dumps(r['params']):<30}{r['accuracy']:>8.4f}"
+              f"{r['macro_f1']:>8.4f}{r['train_seconds']:>8.0f}s  {'ok' if r['met'] else 'MISS'}", flush=True)
+        save([r], out)
+    if args.fewshot:
+        rows = fewshot(args.fewshot, args.draws, args.fewshot_strategies, args.setfit_reference)
+        for r in rows:
+            print(f"sst2 {r['params']['shots_per_class']}/class {r['strategy']:<20}{r['accuracy']:.4f} "
+                  f"+- {r['accuracy_std']:.4f}", flush=True)
+        save(rows, out)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""text_finetune: all-MiniLM-L6-v2 + mean pooling + a new linear head, fine-tuned end to end.
+
+AdamW, ``lr`` (default 5e-5) for the transformer and ``head_lr`` (1e-3) for the head, linear warm-up over
+``warmup_epochs`` then cosine decay, ``epochs`` (default 2) over batches of ``batch_size`` (32) texts of similar
+length (far less padding, about 2x faster on CPU), texts cut at ``max_length`` tokens (64 suits sentence-length
+data such as sst2; use 128-256 for news). The word-embedding matrix (half of MiniLM's 22.7 M parameters) stays frozen
+unless ``train_word_embeddings=True``: it saves a third of the step time and changes accuracy little.
+
+``gradual=True`` unfreezes as ULMFiT does: stage 1 trains the head and the top layer group, each further stage one
+more group down (groups: two transformer layers each, then the embeddings), one epoch per stage except the last,
+which runs ``epochs``; each group's rate is the one above divided by ``lr_ratio`` (2.6). Without ``gradual``,
+``lr_ratio`` > 1 still gives lower layers smaller rates (layer-wise decay).
+
+A stratified ``val_fraction`` of train is held out for early stopping and the best epoch's weights are kept.
+Measured on these 2 CPU cores: about 0.6 s per batch of 32 sst2 sentences when the machine is otherwise idle.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from .base import Strategy
+
+
+class TextFinetune(Strategy):
+    name = "text_finetune"
+    modality = "text"
+    summary = "MiniLM fine-tuned end to end (AdamW, warm-up + cosine), optionally with gradual unfreezing"
+
+    def __init__(self, epochs: int = 2, lr: float = 5e-5, head_lr: float = 1e-3, batch_size: int = 32,
+                 max_length: int = 64, warmup_epochs: float = 0.1, weight_decay: float = 0.01,
+                 dropout: float = 0.1, gradual: bool = False, lr_ratio: float | None = None,
+                 train_word_embeddings: bool = False, val_fraction: float = 0.1, patience: int | None = 2,
+                 bf16: bool = False, seed: int = 0) -> None:
+        self.epochs = epochs
+        self.lr = lr
+        self.head_lr = head_lr
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.warmup_epochs = warmup_epochs
+        self.weight_decay = weight_decay
+        self.dropout = dropout
+        self.gradual = gradual
+        self.lr_ratio = lr_ratio
+        self.train_word_embeddings = train_word_embeddings
+        self.val_fraction = val_fraction
+        self.patience = patience
+        self.bf16 = bf16
+        self.seed = seed
+
+    def _check_params(self) -> None:
+        if int(self.epochs) < 1:
+            raise UserError(f"epochs must be >= 1, got {self.epochs}")
+        if not self.lr > 0 or not self.head_lr > 0:
+            raise UserError(f"lr and head_lr must be > 0, got {self.lr} and {self.head_lr}")
+        if not 8 <= int(self.max_length) <= 512:
+            raise UserError(f"max_length must be between 8 and 512 tokens, got {self.max_length}")
+        if int(self.batch_size) < 1:
+            raise UserError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.lr_ratio is not None and not self.lr_ratio >= 1:
+            raise UserError(f"lr_ratio must be >= 1, got {self.lr_ratio}")
+        if not 0 <= self.val_fraction < 0.9:
+            raise UserError(f"val_fraction must be in [0, 0.9), got {self.val_fraction}")
+
+    def _stages(self, n_groups: int) -> list[tuple[str, int, int]]:
+        """(name, epochs, how many layer groups from the top train)."""
+        if not self.gradual:
+            return [("end to end", int(self.epochs), n_groups)]
+        stages = [(f"top {k} group(s)", 1, k) for k in range(1, n_groups)]
+        return stages + [(f"all {n_groups} groups", int(self.epochs), n_groups)]
+
+    def _param_groups(self, net: Any, n_top: int) -> list[dict[str, Any]]:
+        groups = net.layer_groups()
+        ratio = self.lr_ratio if self.lr_ratio is not None else (2.6 if self.gradual else 1.0)
+        for p in net.body.parameters():
+            p.requires_grad_(False)
+        out = []
+        for k in range(n_top):
+            index = len(groups) - 1 - k
+            params = []
+            for module in groups[index]:
+                for name, p in module.named_parameters():
+                    if name.startswith("word_embeddings") and not self.train_word_embeddings:
+                        continue
+                    p.requires_grad_(True)
+                    params.append(p)
+            out.append({"params": params, "lr": self.lr / ratio**k, "name": f"group{index}"})
+        out.reverse()
+        out.append({"params": list(net.head.parameters()), "lr": self.head_lr, "name": "head"})
+        return out
+
+    def fit(self, X: Any, y: Any = None) -> TextFinetune:  # noqa: N803
+        import torch
+
+        from .. import runtime
+        from .._torch import set_torch_threads
+        from ..data.images import stratified_split
+        from ..text.data import texts_of
+        from ..text.transformer import (
+            TransformerClassifier,
+            bucketed_order,
+            collate,
+            eval_batches,
+            load_pretrained_body,
+            tokenize,
+        )
+        from ..training import TrainConfig, seed_everything, train_loop
+
+        self._check_params()
+        labels, classes = self.labels_of(X, y)
+        set_torch_threads()
+        seed_everything(self.seed)
+        body, tokenizer = load_pretrained_body()
+        net = TransformerClassifier(body, len(classes), float(self.dropout))
+        encoded = tokenize(tokenizer, texts_of(X), int(self.max_length))
+        lengths = np.asarray([len(s) for s in encoded])
+        tr, va = (stratified_split([str(v) for v in labels], self.val_fraction, self.seed)
+                  if self.val_fraction > 0 else (list(range(len(labels))), []))
+        tr_idx, va_idx = np.asarray(tr, np.int64), np.asarray(va, np.int64)
+        bs = int(self.batch_size)
+
+        def val_batches() -> Iterator[tuple[Any, torch.Tensor]]:
+            for chunk, inputs in eval_batches(encoded, va_idx, 64):
+                yield inputs, torch.from_numpy(labels[chunk])
+
+        steps = -(-len(tr_idx) // bs)
+        histories = []
+        for s, (stage, epochs, n_top) in enumerate(self._stages(len(net.layer_groups()))):
+            groups = self._param_groups(net, n_top)
+
+            def train_batches(epoch: int, s: int = s) -> Iterator[tuple[Any, torch.Tensor]]:
+                rng = np.random.default_rng((self.seed, s, epoch))
+                for chunk in bucketed_order(lengths, tr_idx, bs, rng):
+                    yield collate([encoded[i] for i in chunk]), torch.from_numpy(labels[chunk])
+
+            cfg = TrainConfig(epochs=epochs, lr=self.lr, optimizer="adamw", weight_decay=self.weight_decay,
+                              schedule="cosine", warmup_epochs=float(self.warmup_epochs),
+                              patience=self.patience if len(va_idx) else None, clip_grad_norm=1.0,
+                              bf16=bool(self.bf16), seed=self.seed + s)
+            history = train_loop(net, groups, train_batches, val_batches if len(va_idx) else None, steps, cfg,
+                                 progress=runtime.show_progress(), desc=f"{self.name}: {stage}")
+            histories.append({"stage": stage, "trainable_groups": n_top, **history.to_dict()})
+        for p in net.parameters():
+            p.requires_grad_(False)
+        net.eval()
+        self.net_ = net
+        self.tokenizer_ = tokenizer
+        self.classes_ = list(classes)
+        self.history_ = histories
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
+        from .._torch import set_torch_threads
+        from ..text.data import texts_of
+        from ..text.transformer import predict_transformer
+
+        self.check_is_fitted()
+        set_torch_threads()
+        return predict_transformer(self.net_, self.tokenizer_, texts_of(X), int(self.max_length))
+
+    def save_weights(self, directory: Path) -> dict[str, Any]:
+        from safetensors.torch import save_file
+
+        from ..text.encoder import minilm_path
+        from ..text.transformer import copy_tokenizer_files
+
+        self.check_is_fitted()
+        save_file({k: v.detach().contiguous() for k, v in self.net_.state_dict().items()},
+                  str(directory / "model.safetensors"))
+        copy_tokenizer_files(minilm_path(), directory / "transformer")
+        (directory / "history.json").write_text(json.dumps({"stages": self.history_}, indent=2))
+        return {"kind": "text_transformer", "file": "model.safetensors", "transformer": "transformer",
+                "base": "all-MiniLM-L6-v2", "pooling": "mean", "n_classes": len(self.classes_),
+                "max_length": int(self.max_length), "dropout": float(self.dropout)}
