@@ -131,3 +131,21 @@ def test_finetune_contract_and_round_trip(params: dict, tmp_path: Path):
     assert torch.equal(body.embeddings.word_embeddings.weight, strategy.net_.body.embeddings.word_embeddings.weight)
     assert not torch.equal(body.encoder.layer[5].output.dense.weight,
                            strategy.net_.body.encoder.layer[5].output.dense.weight)
+
+
+# --- SetFit-style few-shot -----------------------------------------------------------------------------------------
+def test_contrastive_pairs_balance_positive_and_negative():
+    from transferlab.strategies.text_fewshot import contrastive_pairs
+
+    y = np.array([0, 0, 1, 1, 2, 2])
+    pairs = contrastive_pairs(y, 3, np.random.default_rng(0))
+    assert len(pairs) == 2 * 3 * len(y)
+    assert np.all((y[pairs[:, 0]] == y[pairs[:, 1]]) == (pairs[:, 2] == 1))
+    assert pairs[:, 2].mean() == 0.5
+
+
+def test_fewshot_contract_and_round_trip(tmp_path: Path):
+    strategy = make_strategy("text_fewshot", modality="text", num_iterations=2, max_length=16)
+    train = _dataset(16)
+    _round_trip(strategy, train, tmp_path, {"body.safetensors", "head.json", "tokenizer.json", "vocab.txt"})
+    assert strategy.history_[0]["n_pairs"] == 2 * 2 * 16

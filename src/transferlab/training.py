@@ -166,14 +166,19 @@ def train_loop(model: nn.Module, param_groups: list[dict[str, Any]],
                steps_per_epoch: int, cfg: TrainConfig, class_weights: torch.Tensor | None = None,
                checkpoint_dir: str | os.PathLike[str] | None = None, resume: bool = False,
                progress: bool = True, desc: str = "training",
-               on_epoch_start: Callable[[int], None] | None = None) -> History:
-    """Train ``model`` in place; return the history. The best weights (by ``cfg.monitor``) are restored at the end."""
+               on_epoch_start: Callable[[int], None] | None = None,
+               loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> History:
+    """Train ``model`` in place; return the history. The best weights (by ``cfg.monitor``) are restored at the end.
+
+    ``loss_fn(outputs, targets)`` replaces the cross-entropy for training (e.g. a contrastive loss on pairs); the
+    outputs must still be (batch, classes) scores, since training accuracy is their argmax."""
     cfg.validate()
     seed_everything(cfg.seed)
     optimizer = make_optimizer(param_groups, cfg)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     total_steps = cfg.epochs * steps_per_epoch
-    loss_fn = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=cfg.label_smoothing)
+    if loss_fn is None:
+        loss_fn = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=cfg.label_smoothing)
     eval_loss_fn = nn.CrossEntropyLoss()
     history = History()
     best_score, best_state, bad_epochs, start_epoch, step = -math.inf, None, 0, 0, 0

@@ -15,6 +15,7 @@ from .headless import Headless
 from .text_bow import TextBow
 from .text_embedding_cnn import TextEmbeddingCNN
 from .text_embedding_rnn import TextEmbeddingRNN
+from .text_fewshot import TextFewShot
 from .text_finetune import TextFinetune
 from .text_headless import TextHeadless
 from .text_zeroshot import TextZeroShot
@@ -29,7 +30,8 @@ def register(cls: type[Strategy]) -> type[Strategy]:
 
 for _cls in (Headless, FrozenHead, Finetune, FinetuneTop, GradualUnfreeze, FromScratch):
     register(_cls)
-for _cls in (TextBow, TextHeadless, TextZeroShot, TextEmbeddingCNN, TextEmbeddingRNN, TextFinetune):  # modality "text"
+for _cls in (TextBow, TextHeadless, TextZeroShot,  # modality "text"
+             TextEmbeddingCNN, TextEmbeddingRNN, TextFinetune, TextFewShot):
     register(_cls)
 
 

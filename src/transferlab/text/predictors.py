@@ -133,3 +133,34 @@ def _load_transformer(directory: Path, config: dict[str, Any]) -> TransformerPre
     net.load_state_dict(load_file(str(directory / w["file"])))
     net.eval()
     return TransformerPredictor(net, tokenizer, int(w["max_length"]))
+
+
+class TunedEmbeddingHeadPredictor:
+    """A saved tuned transformer body (mean pooling, L2 normalisation) and a linear head on its embeddings."""
+
+    def __init__(self, body: Any, tokenizer: Any, head: Head, max_length: int) -> None:
+        self.body = body
+        self.tokenizer = tokenizer
+        self.head = head
+        self.max_length = max_length
+
+    def predict_proba(self, inputs: Sequence[str]) -> tuple[np.ndarray, list[int], dict[int, str]]:
+        from ..strategies.text_fewshot import embed_texts
+
+        texts, ok, failures = usable_texts(inputs)
+        if not texts:
+            return np.zeros((0, 0)), [], failures
+        return self.head.predict_proba(embed_texts(self.body, self.tokenizer, texts, self.max_length)), ok, failures
+
+
+@register_predictor("text_tuned_embedding+head")
+def _load_tuned_embedding_head(directory: Path, config: dict[str, Any]) -> TunedEmbeddingHeadPredictor:
+    from safetensors.torch import load_file
+
+    from .transformer import body_from_config
+
+    w = config["weights"]
+    body, tokenizer = body_from_config(directory / w["transformer"])
+    body.load_state_dict(load_file(str(directory / w["file"])))
+    body.eval()
+    return TunedEmbeddingHeadPredictor(body, tokenizer, Head.load(directory), int(w["max_length"]))

@@ -1,0 +1,171 @@
+"""text_fewshot: SetFit (Tunstall et al., 2022), written here: contrastive fine-tuning of MiniLM on sentence pairs,
+then logistic regression on the tuned embeddings. Meant for a handful (8-64) of labelled examples per class.
+
+1. Pairs: ``num_iterations`` rounds; in each, every example is paired once with a random example of its own class
+   (target similarity 1) and once with a random example of another class (target 0), as SetFit does.
+2. Contrastive fine-tuning of the whole body (word embeddings included, as SetFit) through the one training loop:
+   the outputs are the cosine similarities of the mean-pooled embeddings of each pair, the loss is their squared
+   error to the target (sentence-transformers' ``CosineSimilarityLoss``); AdamW at ``lr`` (2e-5), ``epochs`` (1),
+   10% warm-up then cosine decay, batches of ``batch_size`` pairs.
+3. Head: scikit-learn's ``LogisticRegression`` (C = ``C``) on the tuned, L2-normalised embeddings of the examples.
+
+Saved as the tuned body in safetensors, its tokenizer and config (``transformer/``) and the head (``head.json`` +
+``head.safetensors``); the predictor needs neither the training code nor the MiniLM package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from .base import Strategy
+
+
+def contrastive_pairs(y: np.ndarray, num_iterations: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_pairs, 3) int array of (i, j, same class) over ``num_iterations`` rounds."""
+    by_class = {c: np.flatnonzero(y == c) for c in np.unique(y)}
+    pairs = []
+    for _ in range(num_iterations):
+        for i, c in enumerate(y):
+            same = by_class[c]
+            other = np.flatnonzero(y != c)
+            pairs.append((i, int(rng.choice(same)), 1))
+            pairs.append((i, int(rng.choice(other)), 0))
+    return np.asarray(pairs, np.int64)
+
+
+def _pair_module(body: Any) -> Any:
+    """The body wrapped so that ``net((a, b))`` gives (batch, 2) scores ``[1 - cos, cos]`` for the training loop."""
+    import torch
+    import torch.nn as nn
+
+    from ..text.transformer import TransformerClassifier
+
+    class PairSimilarity(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = TransformerClassifier(body, 1, 0.0)
+
+        def forward(self, inputs: tuple[Any, Any]) -> torch.Tensor:
+            a, b = inputs
+            cos = nn.functional.cosine_similarity(self.encoder.embed(a), self.encoder.embed(b), dim=1)
+            return torch.stack([1 - cos, cos], 1)
+
+    return PairSimilarity()
+
+
+def cosine_similarity_loss(outputs: Any, targets: Any) -> Any:
+    return ((outputs[:, 1] - targets.to(outputs.dtype)) ** 2).mean()
+
+
+def embed_texts(body: Any, tokenizer: Any, texts: list[str], max_length: int, batch_size: int = 64) -> np.ndarray:
+    """Mean-pooled, L2-normalised embeddings of the (tuned) body, as a (n, hidden) float32 array."""
+    import torch
+
+    from ..text.transformer import TransformerClassifier, eval_batches, tokenize
+
+    encoder = TransformerClassifier(body, 1, 0.0).eval()
+    encoded = tokenize(tokenizer, texts, max_length)
+    out = np.zeros((len(texts), body.config.hidden_size), np.float32)
+    with torch.inference_mode():
+        for chunk, inputs in eval_batches(encoded, np.arange(len(texts)), batch_size):
+            out[chunk] = torch.nn.functional.normalize(encoder.embed(inputs), dim=1).numpy()
+    return out
+
+
+class TextFewShot(Strategy):
+    name = "text_fewshot"
+    modality = "text"
+    summary = "SetFit: contrastive fine-tuning of MiniLM on example pairs, then logistic regression (few labels)"
+
+    def __init__(self, num_iterations: int = 20, epochs: int = 1, lr: float = 2e-5, batch_size: int = 16,
+                 max_length: int = 64, C: float = 1.0, seed: int = 0) -> None:  # noqa: N803
+        self.num_iterations = num_iterations
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.C = C
+        self.seed = seed
+
+    def fit(self, X: Any, y: Any = None) -> TextFewShot:  # noqa: N803
+        import torch
+        from sklearn.linear_model import LogisticRegression
+
+        from .. import runtime
+        from .._torch import set_torch_threads
+        from ..heads import LinearHead
+        from ..text.data import texts_of
+        from ..text.transformer import collate, load_pretrained_body, tokenize
+        from ..training import TrainConfig, seed_everything, train_loop
+
+        if int(self.num_iterations) < 1 or int(self.epochs) < 1 or int(self.batch_size) < 1:
+            raise UserError("num_iterations, epochs and batch_size must be >= 1")
+        if not self.lr > 0 or not self.C > 0:
+            raise UserError(f"lr and C must be > 0, got {self.lr} and {self.C}")
+        labels, classes = self.labels_of(X, y)
+        if len(np.unique(labels)) < 2:
+            raise UserError("text_fewshot needs examples of at least two classes")
+        texts = texts_of(X)
+        set_torch_threads()
+        seed_everything(self.seed)
+        body, tokenizer = load_pretrained_body()
+        encoded = tokenize(tokenizer, texts, int(self.max_length))
+        pairs = contrastive_pairs(labels, int(self.num_iterations), np.random.default_rng(self.seed))
+        net = _pair_module(body)
+        bs = int(self.batch_size)
+
+        def train_batches(epoch: int) -> Iterator[tuple[Any, torch.Tensor]]:
+            order = pairs[np.random.default_rng((self.seed, epoch)).permutation(len(pairs))]
+            for s in range(0, len(order), bs):
+                chunk = order[s : s + bs]
+                a = collate([encoded[i] for i in chunk[:, 0]])
+                b = collate([encoded[j] for j in chunk[:, 1]])
+                yield (a, b), torch.from_numpy(chunk[:, 2])
+
+        cfg = TrainConfig(epochs=int(self.epochs), lr=self.lr, optimizer="adamw", weight_decay=0.01,
+                          schedule="cosine", warmup_epochs=0.1 * int(self.epochs), patience=None, seed=self.seed)
+        history = train_loop(net, [{"params": list(net.parameters()), "lr": self.lr, "name": "body"}],
+                             train_batches, None, -(-len(pairs) // bs), cfg, progress=runtime.show_progress(),
+                             desc=f"{self.name}: contrastive pairs", loss_fn=cosine_similarity_loss)
+        for p in body.parameters():
+            p.requires_grad_(False)
+        body.eval()
+        features = embed_texts(body, tokenizer, texts, int(self.max_length))
+        clf = LogisticRegression(C=self.C, max_iter=2000, random_state=self.seed).fit(features, labels)
+        self.body_ = body
+        self.tokenizer_ = tokenizer
+        self.head_ = LinearHead.from_sklearn(clf.coef_, clf.intercept_)
+        self.classes_ = list(classes)
+        self.history_ = [{"stage": "contrastive pairs", "n_pairs": len(pairs), **history.to_dict()}]
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
+        from .._torch import set_torch_threads
+        from ..text.data import texts_of
+
+        self.check_is_fitted()
+        set_torch_threads()
+        return self.head_.predict_proba(embed_texts(self.body_, self.tokenizer_, texts_of(X), int(self.max_length)))
+
+    def save_weights(self, directory: Path) -> dict[str, Any]:
+        import json
+
+        from safetensors.torch import save_file
+
+        from ..text.encoder import minilm_path
+        from ..text.transformer import copy_tokenizer_files
+
+        self.check_is_fitted()
+        save_file({k: v.detach().contiguous() for k, v in self.body_.state_dict().items()},
+                  str(directory / "body.safetensors"))
+        copy_tokenizer_files(minilm_path(), directory / "transformer")
+        self.head_.save(directory)
+        (directory / "history.json").write_text(json.dumps({"stages": self.history_}, indent=2))
+        return {"kind": "text_tuned_embedding+head", "file": "body.safetensors", "transformer": "transformer",
+                "base": "all-MiniLM-L6-v2", "pooling": "mean", "normalize": True,
+                "max_length": int(self.max_length)}
