@@ -8,7 +8,13 @@ A run is DATASET:STRATEGY[:param=value,...]. Rows are merged into benchmarks/res
 the same dataset, strategy and parameters is replaced). ``--fewshot K`` draws K examples per class from sst2's
 train split (seeds 0..draws-1), trains ``text_fewshot`` and, for comparison, ``text_headless``, and reports the mean
 test accuracy. ``--setfit-reference`` also runs the SetFit library (same MiniLM, same draws) when it is importable;
-it is not a dependency of transferlab.
+it is not a dependency of transferlab. Install it beside the project, never into it (it pulls no other torch):
+
+    .venv/bin/pip install --no-deps --target /tmp/setfit_site setfit==1.2.0 datasets==5.2.0 evaluate==0.4.6 \
+        accelerate==1.15.0 pandas==3.1.1 dill==0.4.1 multiprocess==0.70.19 xxhash==4.1.0 psutil==7.2.2 aiohttp==3.14.5 \
+        aiohappyeyeballs==2.7.1 aiosignal==1.4.0 frozenlist==1.8.0 multidict==7.2.1 propcache==0.5.4 yarl==1.25.1 \
+        requests==2.34.2 urllib3==2.8.0 charset-normalizer==3.5.2 certifi==2026.10.18 attrs==26.1.0
+    PYTHONPATH=/tmp/setfit_site .venv/bin/python benchmarks/text_models.py --fewshot 8 64 --setfit-reference
 """
 
 from __future__ import annotations
@@ -89,6 +95,9 @@ def draw(train: TextDataset, k: int, seed: int) -> TextDataset:
 
 
 def setfit_accuracy(sub: TextDataset, test: TextDataset, seed: int) -> float | None:
+    from transferlab._torch import import_torchvision
+
+    import_torchvision()  # transformers imports torchvision: needs the op-schema fix first
     try:
         from datasets import Dataset
         from setfit import SetFitModel, Trainer, TrainingArguments
@@ -97,7 +106,7 @@ def setfit_accuracy(sub: TextDataset, test: TextDataset, seed: int) -> float | N
     from transferlab.text.encoder import minilm_path
 
     model = SetFitModel.from_pretrained(minilm_path())
-    args = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=20, seed=seed)
+    args = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=20, seed=seed, report_to="none")
     trainer = Trainer(model=model, args=args,
                       train_dataset=Dataset.from_dict({"text": sub.texts, "label": sub.labels}))
     trainer.train()
