@@ -1,0 +1,102 @@
+"""Issue 4's acceptance figures, on the shared image sets:
+
+1. `transferlab compare hymenoptera` with defaults: wall time with an empty cache (target <= 180 s) and again on the
+   same data (target >= 5x faster).
+3. `rank`: Spearman correlation between the rank scores and the measured headless accuracy of the four backbones
+   (the compare leaderboard's headless rows); target >= 0.6 on at least three of the four sets.
+4. `train --strategy auto`: accuracy within 1 point of the best strategy in the same set's compare leaderboard.
+
+    .venv/bin/python benchmarks/compare_bench.py [--datasets hymenoptera,cats_vs_dogs,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import ROOT, dataset, print_table, save_results  # noqa: E402
+
+TRANSFERLAB = str(ROOT / ".venv" / "bin" / "transferlab")
+SETS = ["hymenoptera", "cats_vs_dogs", "chest_xray_224", "dtd_subset"]
+
+
+def cli(args: list[str], cache: Path) -> tuple[dict, float]:
+    env = {**os.environ, "TRANSFERLAB_CACHE": str(cache), "TRANSFERLAB_QUIET": "1", "HF_HUB_OFFLINE": "1"}
+    t = time.perf_counter()
+    proc = subprocess.run([TRANSFERLAB, *args, "--json"], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"transferlab {' '.join(args)} failed: {proc.stderr}")
+    return json.loads(proc.stdout), wall
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datasets", default=",".join(SETS))
+    names = ap.parse_args().datasets.split(",")
+    rows, rank_rows = [], []
+    timing = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for name in names:
+            data = dataset(name)
+            if data is None:
+                continue
+            cache = tmp / f"cache-{name}"
+            doc, cold = cli(["compare", str(data), "--out", str(tmp / f"cmp-{name}")], cache)
+            if name == "hymenoptera":
+                _, warm = cli(["compare", str(data), "--out", str(tmp / f"cmp-{name}")], cache)
+                timing = {"cold_s": cold, "warm_s": warm, "speedup": cold / warm}
+            board = doc["leaderboard"]
+            best = board[0]
+            headless = {r["backbone"]: r["accuracy_mean"] for r in board
+                        if r["strategy"] == "headless" and r["layer"] == "top"}
+            ranking, rank_wall = cli(["rank", str(data)], cache)
+            scores = {r["backbone"]: r for r in ranking["ranking"]}
+            order = sorted(headless)
+            acc = [headless[b] for b in order]
+            rho = {s: spearman(acc, [scores[b][s] for b in order]) for s in ("logme", "h_score", "knn_loo")}
+            rank_rows.append({"dataset": name, **{f"rho_{k}": v for k, v in rho.items()},
+                              "rank_wall_s": rank_wall,
+                              "headless_acc": " ".join(f"{b.replace('efficientnet_', '')}={headless[b]:.3f}"
+                                                       for b in order),
+                              "logme_order": " > ".join(r["backbone"].replace("efficientnet_", "")
+                                                        for r in ranking["ranking"])})
+            auto, auto_wall = cli(["train", str(data), "--strategy", "auto", "--out", str(tmp / f"auto-{name}")],
+                                  cache)
+            gap = best["accuracy_mean"] - auto["accuracy"]
+            rows.append({"dataset": name, "compare_s": cold, "best": f"{best['strategy']}/{best['backbone']}"
+                         + ("/mid" if best.get("layer") == "mid" else ""),
+                         "best_acc": best["accuracy_mean"],
+                         "auto": f"{auto['auto']['strategy']}/{auto['auto']['backbone']}/{auto['auto']['params']}",
+                         "auto_acc": auto["accuracy"], "gap_points": 100 * gap, "within_1pt": gap <= 0.01 + 1e-9,
+                         "advice": doc["advice"]["reason"][:60] + "..."})
+    print("compare (defaults) and --strategy auto:")
+    print_table(rows, ["dataset", "compare_s", "best", "best_acc", "auto", "auto_acc", "gap_points", "within_1pt"])
+    print("\nrank: Spearman correlation of scores with measured headless accuracy (4 backbones):")
+    print_table(rank_rows, ["dataset", "rho_logme", "rho_h_score", "rho_knn_loo", "rank_wall_s", "headless_acc",
+                            "logme_order"])
+    if timing:
+        print(f"\nhymenoptera compare: {timing['cold_s']:.1f} s cold (target <= 180), {timing['warm_s']:.1f} s again "
+              f"({timing['speedup']:.1f}x faster, target >= 5x)")
+    ok_rank = sum(r["rho_logme"] >= 0.6 for r in rank_rows)
+    print(f"rank: LogME Spearman >= 0.6 on {ok_rank} of {len(rank_rows)} sets (target: at least 3 of 4)")
+    save_results("compare", {"auto": rows, "rank": rank_rows, "hymenoptera_compare_wall": timing,
+                             "rank_sets_ok": ok_rank})
+
+
+if __name__ == "__main__":
+    main()
