@@ -94,7 +94,8 @@ def main() -> None:
               f"({timing['speedup']:.1f}x faster, target >= 5x)")
     ok_rank = sum(r["rho_logme"] >= 0.6 for r in rank_rows)
     print(f"rank: LogME Spearman >= 0.6 on {ok_rank} of {len(rank_rows)} sets (target: at least 3 of 4)")
-    save_results("compare", {"auto": rows, "rank": rank_rows, "hymenoptera_compare_wall": timing,
+    suffix = "" if names == SETS else "_" + "_".join(names)
+    save_results("compare" + suffix, {"auto": rows, "rank": rank_rows, "hymenoptera_compare_wall": timing,
                              "rank_sets_ok": ok_rank})
 
 
