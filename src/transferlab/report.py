@@ -75,45 +75,23 @@ def plot_learning_curves(result: CompareResult) -> str | None:
     return _png(fig)
 
 
-def plot_confusion(matrix: list[list[int]], classes: list[str]) -> str:
-    plt = _plt()
-    m = np.asarray(matrix)
-    n = len(classes)
-    fig, ax = plt.subplots(figsize=(max(3.5, 0.5 * n + 2), max(3, 0.45 * n + 1.8)))
-    norm = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(n), classes, rotation=45, ha="right")
-    ax.set_yticks(range(n), classes)
-    for i in range(n):
-        for j in range(n):
-            ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=8,
-                    color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    return _png(fig)
+def _b64_of(draw) -> str | None:  # noqa: ANN001 - draw(file) writes a PNG, returns False when there is nothing
+    buf = io.BytesIO()
+    if draw(buf) is False:
+        return None
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def plot_confusion(matrix: list[list[int]], classes: list[str]) -> str | None:
+    from .evaluation import plot_confusion_matrix
+
+    return _b64_of(lambda f: plot_confusion_matrix(matrix, classes, f))
 
 
 def plot_mistakes(mistakes: list[dict[str, Any]]) -> str | None:
-    if not mistakes:
-        return None
-    from .data.images import load_image
-    from .errors import ImageDecodeError
+    from .evaluation import plot_mistakes as draw_mistakes
 
-    plt = _plt()
-    cols = min(4, len(mistakes))
-    rows = (len(mistakes) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.9 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, m in zip(axes.flat, mistakes, strict=False):
-        try:
-            img = load_image(m["path"], draft_size=160)
-            img.thumbnail((160, 160))
-            ax.imshow(img)
-        except (ImageDecodeError, OSError):
-            pass
-        ax.set_title(f"true {m['true']}\npred {m['predicted']} ({m['confidence']:.2f})", fontsize=7)
-    return _png(fig)
+    return _b64_of(lambda f: draw_mistakes(mistakes, f, columns=min(4, max(1, len(mistakes)))))
 
 
 def feature_map(split: Split, backbone: str = DEFAULT_BACKBONE) -> tuple[np.ndarray, np.ndarray, list[str]]:
