@@ -5,7 +5,7 @@ Empty texts cannot be classified: they are reported as failures, like unreadable
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,34 +27,17 @@ def usable_texts(inputs: Sequence[str]) -> tuple[list[str], list[int], dict[int,
     return texts, ok, failures
 
 
-class EmbeddingHeadPredictor:
-    """MiniLM sentence embeddings (through the feature cache), then a saved head."""
+class TextPredictor:
+    """Any saved text model: ``classify`` maps non-empty texts to probabilities; empty texts are failures."""
 
-    def __init__(self, head: Head, max_length: int = 256) -> None:
-        self.head = head
-        self.max_length = max_length
-
-    def predict_proba(self, inputs: Sequence[str]) -> tuple[np.ndarray, list[int], dict[int, str]]:
-        from .encoder import SentenceEncoder
-
-        texts, ok, failures = usable_texts(inputs)
-        if not texts:
-            return np.zeros((0, 0)), [], failures
-        return self.head.predict_proba(SentenceEncoder(self.max_length).embed(texts)), ok, failures
-
-
-class TfidfHeadPredictor:
-    """Saved TF-IDF vocabulary and IDF, then a linear head applied to the sparse features."""
-
-    def __init__(self, featurizer: Any, head: Any) -> None:
-        self.featurizer = featurizer
-        self.head = head
+    def __init__(self, classify: Callable[[list[str]], np.ndarray]) -> None:
+        self.classify = classify
 
     def predict_proba(self, inputs: Sequence[str]) -> tuple[np.ndarray, list[int], dict[int, str]]:
         texts, ok, failures = usable_texts(inputs)
         if not texts:
             return np.zeros((0, 0)), [], failures
-        return sparse_linear_proba(self.head, self.featurizer.transform(texts)), ok, failures
+        return self.classify(texts), ok, failures
 
 
 def sparse_linear_proba(head: Any, x: Any) -> np.ndarray:
@@ -63,104 +46,65 @@ def sparse_linear_proba(head: Any, x: Any) -> np.ndarray:
 
 
 @register_predictor("text_embedding+head")
-def _load_embedding_head(directory: Path, config: dict[str, Any]) -> EmbeddingHeadPredictor:
-    return EmbeddingHeadPredictor(Head.load(directory), int(config["weights"].get("max_length", 256)))
+def _load_embedding_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
+    """MiniLM sentence embeddings (through the feature cache), then a saved head."""
+    from .encoder import SentenceEncoder
+
+    head, max_length = Head.load(directory), int(config["weights"].get("max_length", 256))
+    return TextPredictor(lambda texts: head.predict_proba(SentenceEncoder(max_length).embed(texts)))
 
 
 @register_predictor("text_tfidf+head")
-def _load_tfidf_head(directory: Path, config: dict[str, Any]) -> TfidfHeadPredictor:
+def _load_tfidf_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
+    """Saved TF-IDF vocabulary and IDF, then a linear head applied to the sparse features."""
     from .tfidf import TfidfFeaturizer
 
-    return TfidfHeadPredictor(TfidfFeaturizer.load(directory), Head.load(directory))
-
-
-class WordNetPredictor:
-    """A saved word-level network (CNN or RNN over word vectors) and its vocabulary."""
-
-    def __init__(self, net: Any, vocab: Any, max_tokens: int) -> None:
-        self.net = net
-        self.vocab = vocab
-        self.max_tokens = max_tokens
-
-    def predict_proba(self, inputs: Sequence[str]) -> tuple[np.ndarray, list[int], dict[int, str]]:
-        from .wordnets import predict_wordnet
-
-        texts, ok, failures = usable_texts(inputs)
-        if not texts:
-            return np.zeros((0, 0)), [], failures
-        return predict_wordnet(self.net, self.vocab, texts, self.max_tokens), ok, failures
+    featurizer, head = TfidfFeaturizer.load(directory), Head.load(directory)
+    return TextPredictor(lambda texts: sparse_linear_proba(head, featurizer.transform(texts)))
 
 
 @register_predictor("text_wordnet")
-def _load_wordnet(directory: Path, config: dict[str, Any]) -> WordNetPredictor:
+def _load_wordnet(directory: Path, config: dict[str, Any]) -> TextPredictor:
+    """A saved word-level network (CNN or RNN over word vectors) and its vocabulary."""
     from safetensors.torch import load_file
 
-    from .wordnets import Vocabulary, build_wordnet
+    from .wordnets import Vocabulary, build_wordnet, predict_wordnet
 
     w = config["weights"]
     net = build_wordnet(w["arch"], int(w["vocab_size"]), int(w["n_classes"]), **w.get("net", {}))
     net.load_state_dict(load_file(str(directory / w["file"])))
     net.eval()
-    return WordNetPredictor(net, Vocabulary.load(directory / w["vocabulary"]), int(w["max_tokens"]))
-
-
-class TransformerPredictor:
-    """A saved fine-tuned transformer classifier (body + pooling + head) and its tokenizer."""
-
-    def __init__(self, net: Any, tokenizer: Any, max_length: int) -> None:
-        self.net = net
-        self.tokenizer = tokenizer
-        self.max_length = max_length
-
-    def predict_proba(self, inputs: Sequence[str]) -> tuple[np.ndarray, list[int], dict[int, str]]:
-        from .transformer import predict_transformer
-
-        texts, ok, failures = usable_texts(inputs)
-        if not texts:
-            return np.zeros((0, 0)), [], failures
-        return predict_transformer(self.net, self.tokenizer, texts, self.max_length), ok, failures
+    vocab, max_tokens = Vocabulary.load(directory / w["vocabulary"]), int(w["max_tokens"])
+    return TextPredictor(lambda texts: predict_wordnet(net, vocab, texts, max_tokens))
 
 
 @register_predictor("text_transformer")
-def _load_transformer(directory: Path, config: dict[str, Any]) -> TransformerPredictor:
+def _load_transformer(directory: Path, config: dict[str, Any]) -> TextPredictor:
+    """A saved fine-tuned transformer classifier (body + pooling + head) and its tokenizer."""
     from safetensors.torch import load_file
 
-    from .transformer import TransformerClassifier, body_from_config
+    from .transformer import TransformerClassifier, body_from_config, predict_transformer
 
     w = config["weights"]
     body, tokenizer = body_from_config(directory / w["transformer"])
     net = TransformerClassifier(body, int(w["n_classes"]), float(w.get("dropout", 0.1)))
     net.load_state_dict(load_file(str(directory / w["file"])))
     net.eval()
-    return TransformerPredictor(net, tokenizer, int(w["max_length"]))
-
-
-class TunedEmbeddingHeadPredictor:
-    """A saved tuned transformer body (mean pooling, L2 normalisation) and a linear head on its embeddings."""
-
-    def __init__(self, body: Any, tokenizer: Any, head: Head, max_length: int) -> None:
-        self.body = body
-        self.tokenizer = tokenizer
-        self.head = head
-        self.max_length = max_length
-
-    def predict_proba(self, inputs: Sequence[str]) -> tuple[np.ndarray, list[int], dict[int, str]]:
-        from ..strategies.text_fewshot import embed_texts
-
-        texts, ok, failures = usable_texts(inputs)
-        if not texts:
-            return np.zeros((0, 0)), [], failures
-        return self.head.predict_proba(embed_texts(self.body, self.tokenizer, texts, self.max_length)), ok, failures
+    max_length = int(w["max_length"])
+    return TextPredictor(lambda texts: predict_transformer(net, tokenizer, texts, max_length))
 
 
 @register_predictor("text_tuned_embedding+head")
-def _load_tuned_embedding_head(directory: Path, config: dict[str, Any]) -> TunedEmbeddingHeadPredictor:
+def _load_tuned_embedding_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
+    """A saved tuned transformer body (mean pooling, L2 normalisation) and a linear head on its embeddings."""
     from safetensors.torch import load_file
 
+    from ..strategies.text_fewshot import embed_texts
     from .transformer import body_from_config
 
     w = config["weights"]
     body, tokenizer = body_from_config(directory / w["transformer"])
     body.load_state_dict(load_file(str(directory / w["file"])))
     body.eval()
-    return TunedEmbeddingHeadPredictor(body, tokenizer, Head.load(directory), int(w["max_length"]))
+    head, max_length = Head.load(directory), int(w["max_length"])
+    return TextPredictor(lambda texts: head.predict_proba(embed_texts(body, tokenizer, texts, max_length)))
