@@ -161,7 +161,7 @@ def evaluate(model_dir: str | os.PathLike[str], data: str | os.PathLike[str], ou
              label_column: str | None = None) -> dict[str, Any]:
     """Metrics of a saved model on labelled DATA (a folder of class folders, a train/val folder's eval split, or
     a CSV). Classes unknown to the model are an error."""
-    from .data.images import _find_eval_dir
+    from .data.images import _find_eval_dir, has_fixed_split
     from .errors import DataError
 
     model = Model.load(model_dir)
@@ -170,7 +170,7 @@ def evaluate(model_dir: str | os.PathLike[str], data: str | os.PathLike[str], ou
 
         return evaluate_text(model, data, out, eval_split, text_column, label_column)
     root = Path(data)
-    if root.is_dir() and (root / "train").is_dir() and _find_eval_dir(root, eval_split) is not None:
+    if has_fixed_split(root, eval_split):
         ds = ImageDataset.from_folder(_find_eval_dir(root, eval_split))  # type: ignore[arg-type]
     elif root.is_dir():
         ds = ImageDataset.from_folder(root)

@@ -142,8 +142,8 @@ class FeatureExtractor:
         return self._run(np.ascontiguousarray(batch, dtype=np.float32))
 
     # --- decoding ---------------------------------------------------------------------------------------------
-    def _prepare(self, item: tuple[str, bytes]) -> np.ndarray | str:
-        path, data = item
+    def _prepare(self, data: bytes) -> np.ndarray | str:
+        """File bytes -> resized, cropped uint8 pixels, or the reason the file cannot be used."""
         try:
             img = load_image(data, draft_size=self.prep.resize)
             return self.prep.to_uint8(img)
@@ -212,7 +212,7 @@ class FeatureExtractor:
                 except OSError as exc:
                     out.append(f"cannot read file ({exc.strerror})")
                     continue
-                out.append(self._prepare((path, data)))
+                out.append(self._prepare(data))
             return out
 
         bar = progress_bar(total=len(items), desc=desc, unit="img", enabled=self.progress)
@@ -241,13 +241,3 @@ class FeatureExtractor:
                 bar.update(len(batch))
         bar.close()
         return bad
-
-
-def extract_dataset_features(dataset: object, backbone: str = "efficientnet_lite0", cache: FeatureCache | None = None,
-                             outputs: Sequence[str] = ("features",), progress: bool = True,
-                             desc: str = "extracting features") -> Extracted:
-    """Convenience: features for an :class:`~transferlab.data.ImageDataset`."""
-    extractor = FeatureExtractor(backbone, cache=cache, progress=progress)
-    return extractor.extract(dataset.paths, outputs=outputs, desc=desc)  # type: ignore[attr-defined]
-
-

@@ -7,6 +7,7 @@ shared training loop, so optimizers, schedules and class weights work as everywh
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,6 @@ class FrozenHead(Strategy):
     def save_weights(self, directory: Path) -> dict[str, Any]:
         self.check_is_fitted()
         self.head_.save(directory)
-        (directory / "history.json").write_text(__import__("json").dumps(self.history_.to_dict(), indent=2))
+        (directory / "history.json").write_text(json.dumps(self.history_.to_dict(), indent=2))
         return {"kind": "features+head", "backbone": self.backbone, "layer": self.layer,
                 "feature_outputs": list(LAYERS[self.layer])}
