@@ -60,6 +60,13 @@ def test_onnx_features_equal_pytorch(name: str, cache_dir) -> None:
         assert np.abs(onnx_out[key] - torch_out[key]).max() < 1e-4, key
     assert onnx_out["features"].shape[1] == spec.feature_dim
     assert onnx_out["mid"].shape[1] == spec.mid_feature_dim
+    # "same" padding is folded into the convolutions: no Pad node is left to break ONNX Runtime's NCHWc layout
+    import onnx
+
+    from transferlab.features import onnx_model_path
+
+    graph = onnx.load(str(onnx_model_path(spec, spec.preprocessing, cache.directory))).graph
+    assert [n.op_type for n in graph.node].count("Pad") == 0
 
 
 def test_layer_groups_cover_every_parameter() -> None:

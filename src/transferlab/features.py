@@ -37,8 +37,11 @@ def feature_key(spec: BackboneSpec, prep: Preprocessing, output: str) -> str:
     return f"{spec.name}|w{spec.weights_version}|{prep.key()}|{output}"
 
 
+EXPORT_FORMAT = 2  # bump when the exported graph changes, so cached exports are redone
+
+
 def onnx_file(spec: BackboneSpec, prep: Preprocessing, cache_dir: Path) -> Path:
-    tag = hashlib.sha1(f"{spec.name}|{spec.weights_version}|{prep.size}".encode()).hexdigest()[:10]
+    tag = hashlib.sha1(f"{spec.name}|{spec.weights_version}|{prep.size}|{EXPORT_FORMAT}".encode()).hexdigest()[:10]
     return cache_dir / "onnx" / f"{spec.name}-{prep.size}px-{tag}.onnx"
 
 
@@ -63,8 +66,63 @@ def onnx_model_path(spec: BackboneSpec, prep: Preprocessing, cache_dir: Path) ->
             net, (dummy,), str(tmp), dynamo=False, input_names=["image"], output_names=list(OUTPUTS),
             dynamic_axes={"image": {0: "batch"}, **{o: {0: "batch"} for o in OUTPUTS}}, opset_version=17,
         )
+    fold_pads_into_convs(tmp)
     os.replace(tmp, path)
     return path
+
+
+def fold_pads_into_convs(path: Path) -> int:
+    """Rewrite an exported graph in place so that zero-padding ``Pad`` nodes become the next ``Conv``'s ``pads``.
+
+    TensorFlow-style "same" padding exports as a separate (asymmetric) ``Pad`` before each strided convolution.
+    ONNX Runtime's blocked-layout (NCHWc) convolutions cannot run through a ``Pad``, so each one costs two layout
+    reorders; folded into the convolution, Lite0 extraction runs about a third faster with identical outputs.
+    Constant pad amounts are first resolved by ONNX Runtime's basic (portable) constant folding. Returns the
+    number of ``Pad`` nodes folded.
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(path)
+    options.log_severity_level = 3
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    model = onnx.load(str(path))
+    graph = model.graph
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    folded = 0
+    for node in list(graph.node):
+        if node.op_type != "Pad" or node.input[1] not in constants:
+            continue
+        mode = next((a.s for a in node.attribute if a.name == "mode"), b"constant")
+        value = constants.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        users = consumers.get(node.output[0], [])
+        if mode != b"constant" or (value is not None and float(value) != 0.0) or len(users) != 1:
+            continue
+        conv = users[0]
+        pads = constants[node.input[1]].tolist()
+        rank = len(pads) // 2
+        if conv.op_type != "Conv" or any(pads[i] or pads[rank + i] for i in (0, 1)) or min(pads) < 0:
+            continue
+        attrs = {a.name: a for a in conv.attribute}
+        if attrs.get("auto_pad") is not None and attrs["auto_pad"].s not in (b"", b"NOTSET"):
+            continue
+        old = list(attrs["pads"].ints) if "pads" in attrs else [0] * (2 * (rank - 2))
+        new = [a + b for a, b in zip(old, pads[2:rank] + pads[rank + 2:], strict=True)]
+        if "pads" in attrs:
+            conv.attribute.remove(attrs["pads"])
+        conv.attribute.append(helper.make_attribute("pads", new))
+        conv.input[0] = node.input[0]
+        graph.node.remove(node)
+        folded += 1
+    onnx.save(model, str(path))
+    return folded
 
 
 def make_session(model_path: Path):  # noqa: ANN201 - onnxruntime.InferenceSession

@@ -50,7 +50,8 @@ def _net_class() -> type:
         """Convolution with TensorFlow's "same" padding (asymmetric when the stride is 2)."""
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            ih, iw = x.shape[-2:]
+            # plain ints: an ONNX export then holds constant pads, which ONNX Runtime folds into the convolution
+            ih, iw = (int(d) for d in x.shape[-2:])
             kh, kw = self.kernel_size
             sh, sw = self.stride
             ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
