@@ -1,49 +1,54 @@
-"""The strategy registry. A new strategy is one new module defining a :class:`Strategy` subclass, plus one line here."""
+"""The strategy registry. A new strategy is one new module defining a :class:`Strategy` subclass, plus one line in
+``_TABLE`` here."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from ..errors import UserError
 from .base import Strategy
-from .finetune import Finetune
-from .finetune_top import FinetuneTop
-from .from_scratch import FromScratch
-from .frozen_head import FrozenHead
-from .gradual_unfreeze import GradualUnfreeze
-from .headless import Headless
-from .text_bow import TextBow
-from .text_embedding_cnn import TextEmbeddingCNN
-from .text_embedding_rnn import TextEmbeddingRNN
-from .text_fewshot import TextFewShot
-from .text_finetune import TextFinetune
-from .text_headless import TextHeadless
-from .text_zeroshot import TextZeroShot
 
+# name -> (module, class, modality). Modules are imported on first use, so a run of `headless` never pays for
+# importing torch (about 2 s of a cold start) and the text stack stays out of image runs.
+_TABLE: dict[str, tuple[str, str, str]] = {
+    "headless": ("headless", "Headless", "image"),
+    "frozen_head": ("frozen_head", "FrozenHead", "image"),
+    "finetune": ("finetune", "Finetune", "image"),
+    "finetune_top": ("finetune_top", "FinetuneTop", "image"),
+    "gradual_unfreeze": ("gradual_unfreeze", "GradualUnfreeze", "image"),
+    "from_scratch": ("from_scratch", "FromScratch", "image"),
+    "bow": ("text_bow", "TextBow", "text"),
+    "text_headless": ("text_headless", "TextHeadless", "text"),
+    "text_zeroshot": ("text_zeroshot", "TextZeroShot", "text"),
+    "text_embedding_cnn": ("text_embedding_cnn", "TextEmbeddingCNN", "text"),
+    "text_embedding_rnn": ("text_embedding_rnn", "TextEmbeddingRNN", "text"),
+    "text_finetune": ("text_finetune", "TextFinetune", "text"),
+    "text_fewshot": ("text_fewshot", "TextFewShot", "text"),
+}
 _REGISTRY: dict[str, type[Strategy]] = {}
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:
+    """Register a strategy class defined outside this package (plugins, tests)."""
     _REGISTRY[cls.name] = cls
+    _TABLE.setdefault(cls.name, (cls.__module__, cls.__qualname__, cls.modality))
     return cls
-
-
-for _cls in (Headless, FrozenHead, Finetune, FinetuneTop, GradualUnfreeze, FromScratch):
-    register(_cls)
-for _cls in (TextBow, TextHeadless, TextZeroShot,  # modality "text"
-             TextEmbeddingCNN, TextEmbeddingRNN, TextFinetune, TextFewShot):
-    register(_cls)
 
 
 def strategy_names(modality: str | None = None) -> list[str]:
-    return [n for n, c in _REGISTRY.items() if modality is None or c.modality == modality]
+    return [n for n, (_, _, m) in _TABLE.items() if modality is None or m == modality]
 
 
 def get_strategy_class(name: str, modality: str | None = None) -> type[Strategy]:
-    cls = _REGISTRY.get(name)
-    if cls is None or (modality is not None and cls.modality != modality):
+    entry = _TABLE.get(name)
+    if entry is None or (modality is not None and entry[2] != modality):
         raise UserError(f"unknown strategy {name!r}; available: {', '.join(strategy_names(modality))}")
-    return cls
+    if name not in _REGISTRY:
+        module, cls_name, _ = entry
+        where = f"{__name__}.{module}" if "." not in module else module
+        _REGISTRY[name] = getattr(importlib.import_module(where), cls_name)
+    return _REGISTRY[name]
 
 
 def make_strategy(name: str, modality: str | None = None, **params: Any) -> Strategy:
