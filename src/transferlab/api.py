@@ -94,7 +94,8 @@ def evaluate_strategy(strategy: Strategy, eval_ds: ImageDataset) -> tuple[dict[s
 def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, strategy: str = "headless",
           backbone: str = DEFAULT_BACKBONE, params: dict[str, Any] | None = None, seed: int = 0,
           val_fraction: float = 0.2, eval_split: str | None = None, resume: bool = False, task: str | None = None,
-          text_column: str = "text", label_column: str = "label") -> TrainResult:
+          text_column: str = "text", label_column: str = "label",
+          feature_columns: str | list[str] | None = None) -> TrainResult:
     """Train one strategy on DATA, evaluate it on the evaluation split and save it to ``out``.
 
     Strategies that train a network checkpoint every epoch into :func:`checkpoint_dir_for` ``(out)``; with
@@ -106,7 +107,10 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = Non
     if task == "text":
         from .text.api import train_text
 
-        return train_text(data, out, strategy, params, seed, val_fraction, eval_split, text_column, label_column)
+        return train_text(data, out, strategy, params, seed, val_fraction, eval_split, text_column, label_column,
+                          feature_columns, backbone if backbone != DEFAULT_BACKBONE else None)
+    if feature_columns:
+        raise UserError("--feature-columns is for text data (--task text)")
     t_start = time.perf_counter()
     params = dict(params or {})
     auto = None

@@ -83,8 +83,12 @@ Examples:
                    help="kind of data (default: text when DATA is a CSV/TSV/JSONL with a text column or a folder with "
                    "train.csv, else image)")
     _text_column_args(p)
+    p.add_argument("--feature-columns", default=None, metavar="COL,COL",
+                   help="text data: side columns joined to the text features (numeric ones standardised, categorical "
+                   "ones one-hot with a 'missing' level; force a kind with COL:numeric or COL:categorical); for bow, "
+                   "text_headless and text_fewshot")
     p.add_argument("--backbone", default=DEFAULT_BACKBONE, help=f"pretrained network (default {DEFAULT_BACKBONE}; "
-                   "see `transferlab models`)")
+                   "see `transferlab models`); for text, a folder from `transferlab pretrain-text`")
     p.add_argument("--strategy", default="headless", help="how to adapt the network (default headless)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a strategy parameter, e.g. classifier=svm, C=0.5, hidden=0 (repeatable)")
@@ -98,7 +102,8 @@ Examples:
     p.add_argument("model_dir", metavar="DIR")
     p.add_argument("inputs", metavar="INPUT", nargs="*",
                    help="image files (or folders of images); for a text model, the texts themselves")
-    p.add_argument("--file", default=None, help="also read inputs from this file, one per line")
+    p.add_argument("--file", default=None, help="also read inputs from this file, one per line; for a text model a "
+                   ".csv/.tsv/.jsonl file is read by column (the text column and any side feature columns)")
     p.add_argument("--top-k", type=int, default=3, help="how many labels to show per input (default 3)")
     p.add_argument("--json", action="store_true")
 
@@ -141,6 +146,39 @@ Scores (higher is better), computed on the training split's frozen features with
     p.add_argument("--json", action="store_true")
     _common_data_args(p)
 
+    p = sub.add_parser("pretrain-text", help="adapt to your own unlabelled texts: word2vec vectors or MiniLM MLM",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""
+CORPUS is a .txt file (one document per line) or a CSV/TSV/JSONL file with a text column (--text-column).
+  --method skipgram | cbow   word2vec word vectors (gensim) for text_embedding_cnn / text_embedding_rnn
+  --method mlm (or --mlm)    masked-language-model training of MiniLM continued on the corpus, for text_finetune,
+                             text_headless and text_fewshot
+The folder DIR is then a backbone: transferlab train DATA --task text --strategy S --backbone DIR
+Examples:
+  transferlab pretrain-text reviews.txt --out vectors/ --method skipgram --dim 100 --epochs 10
+  transferlab train reviews.csv --task text --strategy embedding_cnn --backbone vectors/ --out m/
+  transferlab pretrain-text reviews.txt --out minilm_reviews/ --mlm --max-steps 300
+  transferlab train reviews.csv --task text --strategy finetune --backbone minilm_reviews/ --out m2/
+""")
+    p.add_argument("corpus", metavar="CORPUS")
+    p.add_argument("--out", required=True, help="folder to write the backbone into")
+    p.add_argument("--method", choices=["skipgram", "cbow", "mlm"], default=None,
+                   help="skipgram (default), cbow, or mlm")
+    p.add_argument("--mlm", action="store_true", help="the same as --method mlm")
+    p.add_argument("--text-column", default="text", help="CSV/JSONL corpora: column of the texts (default text)")
+    p.add_argument("--dim", type=int, default=100, help="word vectors: dimensions (default 100)")
+    p.add_argument("--epochs", type=int, default=5, help="word vectors: passes over the corpus (default 5)")
+    p.add_argument("--window", type=int, default=5, help="word vectors: context window (default 5)")
+    p.add_argument("--min-count", type=int, default=2, help="word vectors: ignore rarer words (default 2)")
+    p.add_argument("--sample", type=float, default=1e-3,
+                   help="word vectors: down-sampling of frequent words (default 1e-3; 0 for none)")
+    p.add_argument("--max-steps", type=int, default=300, help="mlm: training steps (default 300)")
+    p.add_argument("--batch-size", type=int, default=16, help="mlm: texts per step (default 16)")
+    p.add_argument("--max-length", type=int, default=128, help="mlm: tokens per text (default 128)")
+    p.add_argument("--lr", type=float, default=5e-5, help="mlm: learning rate of the body (default 5e-5)")
+    p.add_argument("--base", default=None, help="mlm: continue from an earlier mlm folder (default: MiniLM)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+
     p = sub.add_parser("example-data", help="write a small labelled dataset shipped in an installed package")
     p.add_argument("name", choices=["digits"], help="digits: scikit-learn's handwritten digits, 40 per class")
     p.add_argument("--out", required=True, help="folder to write class folders into")
@@ -175,7 +213,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(args.data, out=args.out, strategy=args.strategy, backbone=args.backbone, params=params,
                    seed=args.seed, val_fraction=args.val_fraction, eval_split=args.eval_split,
                    resume=args.resume, task=args.task, text_column=args.text_column,
-                   label_column=args.label_column)
+                   label_column=args.label_column, feature_columns=args.feature_columns)
     if args.json:
         _print_json({k: v for k, v in result.metrics.items()} | {"out": str(result.out) if result.out else None,
                                                                  "skipped": result.report.skipped})
@@ -209,11 +247,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise UserError("--top-k must be >= 1")
     model = Model.load(args.model_dir)
-    lines = []
+    lines: list[Any] = []
     if args.file:
-        from .text.data import read_lines
+        from .text.data import TEXT_SUFFIXES, read_lines, read_text_file
 
-        lines = read_lines(args.file)
+        pre = model.config.get("preprocessing", {})
+        if model.task == "text" and args.file.lower().endswith(tuple(s for s in TEXT_SUFFIXES if s != ".txt")):
+            text_column = pre.get("text_column", "text")
+            ds = read_text_file(args.file, text_column, None, feature_columns=pre.get("feature_columns", []))
+            lines = ds.rows(text_column)
+        else:
+            lines = read_lines(args.file)
     inputs = list(args.inputs) + lines if model.task == "text" else _expand_inputs(list(args.inputs) + lines)
     if not inputs:
         raise UserError("no input files found")
@@ -324,6 +368,31 @@ def cmd_rank(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain_text(args: argparse.Namespace) -> int:
+    from .text.pretrain import pretrain_text
+
+    if args.mlm and args.method not in (None, "mlm"):
+        raise UserError(f"--mlm and --method {args.method} contradict each other")
+    method = "mlm" if args.mlm else (args.method or "skipgram")
+    manifest = pretrain_text(args.corpus, args.out, method=method, text_column=args.text_column, dim=args.dim,
+                             epochs=args.epochs, window=args.window, min_count=args.min_count,
+                             max_steps=args.max_steps, batch_size=args.batch_size, max_length=args.max_length,
+                             lr=args.lr, base=args.base, seed=args.seed, sample=args.sample)
+    if args.json:
+        _print_json({**manifest, "out": args.out})
+        return 0
+    if manifest["kind"] == "word_vectors":
+        print(f"{method} word vectors: {manifest['vocab_size']} words x {manifest['dim']} dimensions from "
+              f"{manifest['documents']} documents ({manifest['seconds']:.1f} s)")
+        use = "--strategy embedding_cnn (or embedding_rnn)"
+    else:
+        print(f"MLM on {manifest['documents']} documents, {manifest['params']['max_steps']} steps: loss "
+              f"{manifest['mlm_loss_before']:.3f} -> {manifest['mlm_loss_after']:.3f} ({manifest['seconds']:.1f} s)")
+        use = "--strategy finetune (or headless, fewshot)"
+    print(f"saved to {args.out}/; use it with: transferlab train DATA --task text {use} --backbone {args.out}")
+    return 0
+
+
 def cmd_example_data(args: argparse.Namespace) -> int:
     from .examples import write_example
 
@@ -333,6 +402,7 @@ def cmd_example_data(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"compare": cmd_compare, "rank": cmd_rank, "example-data": cmd_example_data, "train": cmd_train,
+            "pretrain-text": cmd_pretrain_text,
             "predict": cmd_predict, "evaluate": cmd_evaluate,
             "models": cmd_models, "strategies": cmd_strategies}
 

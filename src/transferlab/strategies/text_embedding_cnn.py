@@ -2,7 +2,9 @@
 
 The task vocabulary comes from the training texts; its embedding matrix from GloVe 6B 50-d (``embeddings="glove"``;
 unknown words get random rows with GloVe's standard deviation) or wholly random (``embeddings="random"``, the
-baseline that shows what the pretrained vectors add). Two calls of the one training loop:
+baseline that shows what the pretrained vectors add) or a folder of word vectors trained on your own corpus by
+``transferlab pretrain-text --method skipgram|cbow`` (``embeddings=DIR``, or ``--backbone DIR`` on the command
+line), used like GloVe. Two calls of the one training loop:
 
 1. ``frozen_epochs`` with the embedding frozen, everything else at ``lr``;
 2. ``unfrozen_epochs`` with the embedding trainable at ``embedding_lr`` (smaller) and the rest at ``lr / 3``.
@@ -56,7 +58,12 @@ class TextEmbeddingCNN(Strategy):
 
     def _check_params(self) -> None:
         if self.embeddings not in ("glove", "random"):
-            raise UserError(f"embeddings must be 'glove' or 'random', got {self.embeddings!r}")
+            from ..text.pretrain import word_vectors_backbone
+
+            if not Path(str(self.embeddings)).is_dir():
+                raise UserError(f"embeddings must be 'glove', 'random' or a word-vector folder from "
+                                f"`transferlab pretrain-text`, got {self.embeddings!r}")
+            word_vectors_backbone(self.embeddings)
         if int(self.frozen_epochs) < 0 or int(self.unfrozen_epochs) < 0 or \
                 int(self.frozen_epochs) + int(self.unfrozen_epochs) < 1:
             raise UserError("frozen_epochs and unfrozen_epochs must be >= 0, and at least one epoch in all")
@@ -95,7 +102,7 @@ class TextEmbeddingCNN(Strategy):
         tr_idx, va_idx = np.asarray(tr, np.int64), np.asarray(va, np.int64)
         vocab = Vocabulary.build([texts[i] for i in tr_idx], int(self.min_count))
         matrix, found = embedding_matrix(vocab, self.embeddings, self.seed)
-        net = build_wordnet(self.arch, len(vocab), len(classes), **self._net_kwargs())
+        net = build_wordnet(self.arch, len(vocab), len(classes), embed_dim=int(matrix.shape[1]), **self._net_kwargs())
         net.embedding.weight.data.copy_(torch.from_numpy(matrix))
         encoded = [vocab.encode(t, int(self.max_tokens)) for t in texts]
         bs = int(self.batch_size)
@@ -113,7 +120,7 @@ class TextEmbeddingCNN(Strategy):
         for s, (stage, epochs, train_embedding) in enumerate(self._stages()):
             net.embedding.weight.requires_grad_(train_embedding)
             rest = [p for n, p in net.named_parameters() if not n.startswith("embedding.")]
-            fine = train_embedding and self.embeddings == "glove"
+            fine = train_embedding and self.embeddings != "random"
             groups = [{"params": rest, "lr": self.lr / 3 if fine else self.lr, "name": "network"}]
             if train_embedding:
                 groups.insert(0, {"params": [net.embedding.weight], "lr": self.embedding_lr if fine else self.lr,
@@ -152,6 +159,7 @@ class TextEmbeddingCNN(Strategy):
         self.vocabulary_.save(directory / "vocabulary.json")
         (directory / "history.json").write_text(json.dumps({"stages": self.history_}, indent=2))
         return {"kind": "text_wordnet", "file": "model.safetensors", "vocabulary": "vocabulary.json",
-                "arch": self.arch, "net": self._net_kwargs(), "vocab_size": len(self.vocabulary_),
+                "arch": self.arch, "net": {**self._net_kwargs(), "embed_dim": int(self.net_.embedding.embedding_dim)},
+                "vocab_size": len(self.vocabulary_),
                 "n_classes": len(self.classes_), "max_tokens": int(self.max_tokens),
                 "embeddings": self.embeddings, "glove_coverage": self.glove_coverage_}

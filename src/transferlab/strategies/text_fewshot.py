@@ -10,7 +10,9 @@ then logistic regression on the tuned embeddings. Meant for a handful (8-64) of 
 3. Head: scikit-learn's ``LogisticRegression`` (C = ``C``) on the tuned, L2-normalised embeddings of the examples.
 
 Saved as the tuned body in safetensors, its tokenizer and config (``transformer/``) and the head (``head.json`` +
-``head.safetensors``); the predictor needs neither the training code nor the MiniLM package.
+``head.safetensors``); the predictor needs neither the training code nor the MiniLM package. Side columns of the
+data (``--feature-columns``) are encoded and appended to the embeddings before the logistic regression.
+``backbone``: None for the packaged MiniLM, or a folder from ``transferlab pretrain-text --method mlm``.
 """
 
 from __future__ import annotations
@@ -81,16 +83,24 @@ class TextFewShot(Strategy):
     name = "text_fewshot"
     modality = "text"
     summary = "SetFit: contrastive fine-tuning of MiniLM on example pairs, then logistic regression (few labels)"
+    uses_side_features = True  # --feature-columns: side columns joined to the features
 
     def __init__(self, num_iterations: int = 20, epochs: int = 1, lr: float = 2e-5, batch_size: int = 16,
-                 max_length: int = 64, C: float = 1.0, seed: int = 0) -> None:  # noqa: N803
+                 max_length: int = 64, C: float = 1.0, backbone: str | None = None,  # noqa: N803
+                 seed: int = 0) -> None:
         self.num_iterations = num_iterations
         self.epochs = epochs
         self.lr = lr
         self.batch_size = batch_size
         self.max_length = max_length
         self.C = C
+        self.backbone = backbone
         self.seed = seed
+
+    def _body_folder(self) -> str | None:
+        from ..text.pretrain import transformer_backbone
+
+        return transformer_backbone(self.backbone) if self.backbone else None
 
     def fit(self, X: Any, y: Any = None) -> TextFewShot:  # noqa: N803
         import torch
@@ -100,6 +110,7 @@ class TextFewShot(Strategy):
         from .._torch import set_torch_threads
         from ..heads import LinearHead
         from ..text.data import texts_of
+        from ..text.side_features import fit_side_features, join_dense, side_matrix
         from ..text.transformer import collate, load_pretrained_body, tokenize
         from ..training import TrainConfig, seed_everything, train_loop
 
@@ -113,7 +124,7 @@ class TextFewShot(Strategy):
         texts = texts_of(X)
         set_torch_threads()
         seed_everything(self.seed)
-        body, tokenizer = load_pretrained_body()
+        body, tokenizer = load_pretrained_body(self._body_folder())
         encoded = tokenize(tokenizer, texts, int(self.max_length))
         pairs = contrastive_pairs(labels, int(self.num_iterations), np.random.default_rng(self.seed))
         net = _pair_module(body)
@@ -135,7 +146,9 @@ class TextFewShot(Strategy):
         for p in body.parameters():
             p.requires_grad_(False)
         body.eval()
-        features = embed_texts(body, tokenizer, texts, int(self.max_length))
+        self.side_encoder_ = fit_side_features(X)
+        features = join_dense(embed_texts(body, tokenizer, texts, int(self.max_length)),
+                              side_matrix(self.side_encoder_, X))
         clf = LogisticRegression(C=self.C, max_iter=2000, random_state=self.seed).fit(features, labels)
         self.body_ = body
         self.tokenizer_ = tokenizer
@@ -147,10 +160,13 @@ class TextFewShot(Strategy):
     def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
         from .._torch import set_torch_threads
         from ..text.data import texts_of
+        from ..text.side_features import join_dense, side_matrix
 
         self.check_is_fitted()
         set_torch_threads()
-        return self.head_.predict_proba(embed_texts(self.body_, self.tokenizer_, texts_of(X), int(self.max_length)))
+        side = side_matrix(self.side_encoder_, X)
+        return self.head_.predict_proba(join_dense(embed_texts(self.body_, self.tokenizer_, texts_of(X),
+                                                               int(self.max_length)), side))
 
     def save_weights(self, directory: Path) -> dict[str, Any]:
         import json
@@ -163,9 +179,13 @@ class TextFewShot(Strategy):
         self.check_is_fitted()
         save_file({k: v.detach().contiguous() for k, v in self.body_.state_dict().items()},
                   str(directory / "body.safetensors"))
-        copy_tokenizer_files(minilm_path(), directory / "transformer")
+        copy_tokenizer_files(self._body_folder() or minilm_path(), directory / "transformer")
         self.head_.save(directory)
         (directory / "history.json").write_text(json.dumps({"stages": self.history_}, indent=2))
-        return {"kind": "text_tuned_embedding+head", "file": "body.safetensors", "transformer": "transformer",
-                "base": "all-MiniLM-L6-v2", "pooling": "mean", "normalize": True,
-                "max_length": int(self.max_length)}
+        out: dict[str, Any] = {"kind": "text_tuned_embedding+head", "file": "body.safetensors",
+                               "transformer": "transformer",
+                               "base": str(self.backbone) if self.backbone else "all-MiniLM-L6-v2",
+                               "pooling": "mean", "normalize": True, "max_length": int(self.max_length)}
+        if self.side_encoder_ is not None:
+            out["side_features"] = self.side_encoder_.save(directory)
+        return out

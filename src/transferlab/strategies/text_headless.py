@@ -2,7 +2,10 @@
 
 The text counterpart of the image ``headless`` strategy (registry names are unique across modalities, so this one
 is ``text_headless``; with ``--task text``, ``--strategy headless`` selects it). The embeddings are standardised and
-the regularisation strength ``C`` is chosen by 3-fold cross-validation when ``C`` is None (the default).
+the regularisation strength ``C`` is chosen by 3-fold cross-validation when ``C`` is None (the default). Side columns
+of the data (``--feature-columns``) are encoded and appended to the embeddings before standardisation.
+``backbone`` is None for the packaged MiniLM, or a folder written by ``transferlab pretrain-text --method mlm``
+(the saved model then carries that body in ``transformer/``).
 """
 
 from __future__ import annotations
@@ -24,17 +27,30 @@ class TextHeadless(Strategy):
     name = "text_headless"
     modality = "text"
     summary = "frozen MiniLM sentence embeddings + logistic regression"
+    uses_side_features = True  # --feature-columns: side columns joined to the features
 
-    def __init__(self, C: float | None = None, max_length: int = 256, seed: int = 0) -> None:  # noqa: N803
+    def __init__(self, C: float | None = None, max_length: int = 256, backbone: str | None = None,  # noqa: N803
+                 seed: int = 0) -> None:
         self.C = C
         self.max_length = max_length
+        self.backbone = backbone
         self.seed = seed
+
+    def _body_folder(self) -> str | None:
+        from ..text.pretrain import transformer_backbone
+
+        return transformer_backbone(self.backbone) if self.backbone else None
 
     def _embed(self, X: Any) -> np.ndarray:  # noqa: N803
         from ..text.data import texts_of
         from ..text.encoder import SentenceEncoder
 
-        return SentenceEncoder(self.max_length).embed(texts_of(X))
+        return SentenceEncoder(self.max_length, model_path=self._body_folder()).embed(texts_of(X))
+
+    def _features(self, X: Any) -> np.ndarray:  # noqa: N803
+        from ..text.side_features import join_dense, side_matrix
+
+        return join_dense(self._embed(X), side_matrix(getattr(self, "side_encoder_", None), X))
 
     def fit_features(self, features: np.ndarray, y: np.ndarray, classes: list[str]) -> TextHeadless:
         from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
@@ -58,14 +74,26 @@ class TextHeadless(Strategy):
         return self
 
     def fit(self, X: Any, y: Any = None) -> TextHeadless:  # noqa: N803
+        from ..text.side_features import fit_side_features
+
         labels, classes = self.labels_of(X, y)
-        return self.fit_features(self._embed(X), labels, classes)
+        self.side_encoder_ = fit_side_features(X)
+        return self.fit_features(self._features(X), labels, classes)
 
     def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
         self.check_is_fitted()
-        return self.head_.predict_proba(self._embed(X))
+        return self.head_.predict_proba(self._features(X))
 
     def save_weights(self, directory: Path) -> dict[str, Any]:
         self.check_is_fitted()
         self.head_.save(directory)
-        return {"kind": "text_embedding+head", "encoder": "all-MiniLM-L6-v2", "max_length": self.max_length}
+        out: dict[str, Any] = {"kind": "text_embedding+head", "encoder": "all-MiniLM-L6-v2",
+                               "max_length": self.max_length}
+        if self.backbone:
+            from ..text.pretrain import copy_transformer_backbone
+
+            out["transformer"] = copy_transformer_backbone(self._body_folder(), directory / "transformer")
+            out["encoder"] = str(self.backbone)
+        if getattr(self, "side_encoder_", None) is not None:
+            out["side_features"] = self.side_encoder_.save(directory)
+        return out

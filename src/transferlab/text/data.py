@@ -7,6 +7,9 @@ Bytes are decoded as UTF-8 (with or without a byte-order mark, or UTF-16 with on
 is decoded as Windows-1252, else Latin-1, and the data report says so, so nothing is silently mangled. Rows with an
 empty text or a missing label are left out and listed in the report. Fewer than two classes, a missing column or an
 unreadable file is a :class:`~transferlab.errors.DataError` with one clear line.
+
+``feature_columns`` (``--feature-columns price,category``) also reads those columns, as raw strings (an empty cell
+is a missing value), into ``TextDataset.features``; see :mod:`transferlab.text.side_features`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +41,8 @@ class TextDataset:
     labels: list[str] | None = None
     classes: list[str] = field(default_factory=list)
     sources: list[str] | None = None  # "file:line" of each row, for reports and mistakes
+    features: dict[str, list[str]] | None = None  # side columns (--feature-columns): name -> raw cell per row
+    feature_kinds: dict[str, str] | None = None  # explicit numeric/categorical kinds of some side columns
 
     def __post_init__(self) -> None:
         if self.labels is not None and not self.classes:
@@ -60,19 +65,39 @@ class TextDataset:
 
     def subset(self, indices: Sequence[int]) -> TextDataset:
         idx = list(indices)
+        features = None if self.features is None else {k: [v[i] for i in idx] for k, v in self.features.items()}
         return TextDataset([self.texts[i] for i in idx],
                            None if self.labels is None else [self.labels[i] for i in idx],
                            list(self.classes),
-                           None if self.sources is None else [self.sources[i] for i in idx])
+                           None if self.sources is None else [self.sources[i] for i in idx],
+                           features, self.feature_kinds)
 
     @classmethod
     def from_texts(cls, texts: Sequence[str], labels: Sequence[str] | None = None) -> TextDataset:
         return cls([str(t) for t in texts], None if labels is None else [str(v) for v in labels])
 
     @classmethod
+    def from_rows(cls, rows: Sequence[Mapping[str, object]], text_column: str = "text",
+                  feature_columns: Sequence[str] = (), label_column: str | None = None) -> TextDataset:
+        """From dict-like rows (``{"text": ..., "price": ...}``); a side column left out of a row is missing."""
+        texts = [_cell(r.get(text_column)) for r in rows]
+        labels = None if label_column is None else [_cell(r.get(label_column)) for r in rows]
+        features = {c: [_cell(r.get(c)).strip() for r in rows] for c in feature_columns} or None
+        return cls(texts, labels, features=features)
+
+    def rows(self, text_column: str = "text") -> list[dict[str, str]]:
+        """One dict per example: the text under ``text_column`` and the side columns, as a saved model takes them."""
+        out = [{text_column: t} for t in self.texts]
+        for name, values in (self.features or {}).items():
+            for row, v in zip(out, values, strict=True):
+                row[name] = v
+        return out
+
+    @classmethod
     def from_file(cls, path: str | os.PathLike[str], text_column: str = "text", label_column: str | None = "label",
-                  report: DataReport | None = None, split: str = "") -> TextDataset:
-        return read_text_file(path, text_column, label_column, report, split)
+                  report: DataReport | None = None, split: str = "",
+                  feature_columns: Sequence[str] = ()) -> TextDataset:
+        return read_text_file(path, text_column, label_column, report, split, feature_columns)
 
 
 # --- decoding ----------------------------------------------------------------------------------------------------
@@ -176,8 +201,10 @@ def _cell(value: object) -> str:
 
 
 def read_text_file(path: str | os.PathLike[str], text_column: str = "text", label_column: str | None = "label",
-                   report: DataReport | None = None, split: str = "") -> TextDataset:
-    """Read one file; rows with an empty text or (when labels are wanted) an empty label go to ``report``."""
+                   report: DataReport | None = None, split: str = "",
+                   feature_columns: Sequence[str] = ()) -> TextDataset:
+    """Read one file; rows with an empty text or (when labels are wanted) an empty label go to ``report``.
+    ``feature_columns`` are read too, as raw strings (empty when missing)."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: no such file")
@@ -193,6 +220,10 @@ def read_text_file(path: str | os.PathLike[str], text_column: str = "text", labe
     if label_column is not None and label_column not in columns:
         raise DataError(f"{p}: no column {label_column!r} (columns: {', '.join(columns)}); "
                         "name the label column with --label-column")
+    for name in feature_columns:
+        if name not in columns:
+            raise DataError(f"{p}: no column {name!r} for --feature-columns (columns: {', '.join(columns)})")
+    features: dict[str, list[str]] = {name: [] for name in feature_columns}
     texts, labels, sources = [], [], []
     for lineno, row in rows:
         where = f"{p}:{lineno}"
@@ -210,7 +241,10 @@ def read_text_file(path: str | os.PathLike[str], text_column: str = "text", labe
             labels.append(label)
         texts.append(body)
         sources.append(where)
-    return TextDataset(texts, labels if label_column is not None else None, sources=sources)
+        for name, values in features.items():
+            values.append(_cell(row.get(name)).strip())
+    return TextDataset(texts, labels if label_column is not None else None, sources=sources,
+                       features=features or None)
 
 
 def read_lines(path: str | os.PathLike[str]) -> list[str]:
@@ -271,25 +305,30 @@ def check_text_classes(ds: TextDataset, where: str) -> None:
 
 def resolve_text_data(data: str | os.PathLike[str], text_column: str = "text", label_column: str = "label",
                       val_fraction: float = 0.2, seed: int = 0, eval_split: str | None = None,
+                      feature_columns: str | Sequence[str] | None = None,
                       ) -> tuple[TextDataset, TextDataset, DataReport]:
-    """(train, eval, report). Eval rows whose label the training split lacks are left out and reported."""
+    """(train, eval, report). Eval rows whose label the training split lacks are left out and reported.
+    ``feature_columns`` (``"price,category"``, kinds optional: ``"zip:categorical"``) are read beside the text."""
+    from .side_features import parse_feature_columns
+
+    side_columns, side_kinds = parse_feature_columns(feature_columns)
     root = Path(data)
     report = DataReport(source=str(root))
     if root.is_dir():
         train_file = _find_split_file(root, "train")
         if train_file is None:
             raise DataError(f"{root}: no train.csv (or train.tsv/train.jsonl) in this folder")
-        train_ds = read_text_file(train_file, text_column, label_column, report, "train")
+        train_ds = read_text_file(train_file, text_column, label_column, report, "train", side_columns)
         eval_file = find_eval_file(root, eval_split)
         if eval_file is not None:
-            eval_ds = read_text_file(eval_file, text_column, label_column, report, "eval")
+            eval_ds = read_text_file(eval_file, text_column, label_column, report, "eval", side_columns)
             report.notes.append(f"evaluation split: {eval_file.name}")
         else:
             train_ds, eval_ds = _split(train_ds, val_fraction, seed, report, str(train_file))
     elif root.is_file():
         if eval_split:
             raise DataError(f"{root}: --eval-split needs a folder with train and {eval_split} files")
-        full = read_text_file(root, text_column, label_column, report, "train")
+        full = read_text_file(root, text_column, label_column, report, "train", side_columns)
         train_ds, eval_ds = _split(full, val_fraction, seed, report, str(root))
     else:
         raise DataError(f"{root}: no such file or folder")
@@ -306,6 +345,8 @@ def resolve_text_data(data: str | os.PathLike[str], text_column: str = "text", l
     eval_ds.classes = classes
     if len(eval_ds) == 0:
         raise DataError(f"{root}: the evaluation split has no usable rows")
+    if side_columns:
+        train_ds.feature_kinds = eval_ds.feature_kinds = side_kinds
     report.set_counts("train", train_ds.labels or [])
     report.set_counts("eval", eval_ds.labels or [])
     return train_ds, eval_ds, report

@@ -3,6 +3,8 @@
 Token embeddings are mean-pooled over the attention mask and L2-normalised, as the model was trained
 (sentence-transformers' Pooling + Normalize). Vectors are cached in the shared :class:`~transferlab.cache.FeatureCache`
 keyed by model + pooling + max length and the SHA-1 of the text, so every strategy and later run reuses them.
+``model_path`` swaps in another body of the same kind (one adapted by ``transferlab pretrain-text --method mlm``);
+its cache entries are keyed by a digest of its weights file.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import os
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,6 +62,16 @@ def text_digest(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+@lru_cache(maxsize=8)
+def weights_digest(folder: str) -> str:
+    """SHA-1 of a model folder's ``model.safetensors`` (a cache key that follows the weights, wherever they lie)."""
+    h = hashlib.sha1()
+    with open(Path(folder) / "model.safetensors", "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
 def mean_pool(last_hidden: Any, attention_mask: Any) -> Any:
     mask = attention_mask.unsqueeze(-1).to(last_hidden.dtype)
     return (last_hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -68,7 +81,8 @@ class SentenceEncoder:
     """``embed(texts) -> (n, 384)`` float32, unit length, through the feature cache."""
 
     def __init__(self, max_length: int = 256, batch_size: int = 64, use_cache: bool = True,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, model_path: str | None = None) -> None:
+        self.model_path = str(model_path) if model_path else None
         self.max_length = max_length
         self.batch_size = batch_size
         self.use_cache = use_cache
@@ -76,13 +90,14 @@ class SentenceEncoder:
 
     @property
     def cache_key(self) -> str:
-        return f"text:{MINILM}:mean:l2:max{self.max_length}"
+        model = f"{MINILM}@{weights_digest(self.model_path)}" if self.model_path else MINILM
+        return f"text:{model}:mean:l2:max{self.max_length}"
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         import torch
 
-        tokenizer, model = load_minilm()
-        out = np.zeros((len(texts), EMBEDDING_DIM), np.float32)
+        tokenizer, model = load_minilm(self.model_path)
+        out = np.zeros((len(texts), model.config.hidden_size), np.float32)
         order = np.argsort([len(t) for t in texts])  # similar lengths together: less padding
         bar = progress_bar(total=len(texts), desc="embedding texts", unit="text", enabled=self.progress)
         with torch.inference_mode():
@@ -100,7 +115,8 @@ class SentenceEncoder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         texts = [str(t) for t in texts]
         if not texts:
-            return np.zeros((0, EMBEDDING_DIM), np.float32)
+            return np.zeros((0, EMBEDDING_DIM if self.model_path is None else
+                             load_minilm(self.model_path)[1].config.hidden_size), np.float32)
         if not self.use_cache:
             return self._encode(texts)
         cache = runtime.get_cache()

@@ -1,24 +1,28 @@
 """Loaders for saved text models (registered by ``weights.kind``); each maps texts to probabilities.
 
-Empty texts cannot be classified: they are reported as failures, like unreadable images.
+Empty texts cannot be classified: they are reported as failures, like unreadable images. An input is a text, or a
+dict-like row holding the text under the model's text column and, for a model trained with ``--feature-columns``,
+the side columns (encoded by the saved ``side_features.json``; missing values are allowed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..errors import UserError
 from ..heads import Head, softmax
 from ..model import register_predictor
+from .side_features import SideFeatureEncoder, cell_text, join_dense, join_sparse
 
 
-def usable_texts(inputs: Sequence[str]) -> tuple[list[str], list[int], dict[int, str]]:
+def usable_texts(inputs: Sequence[object], text_column: str = "text") -> tuple[list[str], list[int], dict[int, str]]:
     texts, ok, failures = [], [], {}
     for i, item in enumerate(inputs):
-        text = str(item).strip()
+        text = cell_text(item.get(text_column)) if isinstance(item, Mapping) else str(item).strip()
         if text:
             texts.append(text)
             ok.append(i)
@@ -28,16 +32,36 @@ def usable_texts(inputs: Sequence[str]) -> tuple[list[str], list[int], dict[int,
 
 
 class TextPredictor:
-    """Any saved text model: ``classify`` maps non-empty texts to probabilities; empty texts are failures."""
+    """Any saved text model: ``classify`` maps non-empty texts to probabilities; empty texts are failures.
 
-    def __init__(self, classify: Callable[[list[str]], np.ndarray]) -> None:
+    With a side-feature encoder, ``classify(texts, side)`` also gets the encoded side columns of the rows."""
+
+    def __init__(self, classify: Callable[..., np.ndarray], side: SideFeatureEncoder | None = None,
+                 text_column: str = "text") -> None:
         self.classify = classify
+        self.side = side
+        self.text_column = text_column
 
-    def predict_proba(self, inputs: Sequence[str]) -> tuple[np.ndarray, list[int], dict[int, str]]:
-        texts, ok, failures = usable_texts(inputs)
+    def predict_proba(self, inputs: Sequence[object]) -> tuple[np.ndarray, list[int], dict[int, str]]:
+        texts, ok, failures = usable_texts(inputs, self.text_column)
         if not texts:
             return np.zeros((0, 0)), [], failures
-        return self.classify(texts), ok, failures
+        if self.side is None:
+            return self.classify(texts), ok, failures
+        rows = [inputs[i] for i in ok]
+        if not all(isinstance(r, Mapping) for r in rows):
+            raise UserError("this model also reads the columns " + ", ".join(self.side.names) +
+                            f" beside {self.text_column!r}: give rows with them (a CSV/JSONL through --file)")
+        return self.classify(texts, self.side.transform_rows(rows)), ok, failures  # type: ignore[arg-type]
+
+
+def load_side_features(directory: Path, config: dict[str, Any]) -> SideFeatureEncoder | None:
+    name = config.get("weights", {}).get("side_features")
+    return SideFeatureEncoder.load(directory / name) if name else None
+
+
+def text_column_of(config: dict[str, Any]) -> str:
+    return str(config.get("preprocessing", {}).get("text_column", "text"))
 
 
 def sparse_linear_proba(head: Any, x: Any) -> np.ndarray:
@@ -47,11 +71,18 @@ def sparse_linear_proba(head: Any, x: Any) -> np.ndarray:
 
 @register_predictor("text_embedding+head")
 def _load_embedding_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
-    """MiniLM sentence embeddings (through the feature cache), then a saved head."""
+    """MiniLM sentence embeddings (through the feature cache), [side features], then a saved head. A model trained
+    on another body (``--backbone DIR`` from ``pretrain-text --method mlm``) carries it in ``transformer/``."""
     from .encoder import SentenceEncoder
 
-    head, max_length = Head.load(directory), int(config["weights"].get("max_length", 256))
-    return TextPredictor(lambda texts: head.predict_proba(SentenceEncoder(max_length).embed(texts)))
+    w = config["weights"]
+    head, max_length = Head.load(directory), int(w.get("max_length", 256))
+    body = str(directory / w["transformer"]) if w.get("transformer") else None
+
+    def classify(texts: list[str], side: np.ndarray | None = None) -> np.ndarray:
+        return head.predict_proba(join_dense(SentenceEncoder(max_length, model_path=body).embed(texts), side))
+
+    return TextPredictor(classify, load_side_features(directory, config), text_column_of(config))
 
 
 @register_predictor("text_tfidf+head")
@@ -60,7 +91,11 @@ def _load_tfidf_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
     from .tfidf import TfidfFeaturizer
 
     featurizer, head = TfidfFeaturizer.load(directory), Head.load(directory)
-    return TextPredictor(lambda texts: sparse_linear_proba(head, featurizer.transform(texts)))
+
+    def classify(texts: list[str], side: np.ndarray | None = None) -> np.ndarray:
+        return sparse_linear_proba(head, join_sparse(featurizer.transform(texts), side))
+
+    return TextPredictor(classify, load_side_features(directory, config), text_column_of(config))
 
 
 @register_predictor("text_wordnet")
@@ -75,7 +110,8 @@ def _load_wordnet(directory: Path, config: dict[str, Any]) -> TextPredictor:
     net.load_state_dict(load_file(str(directory / w["file"])))
     net.eval()
     vocab, max_tokens = Vocabulary.load(directory / w["vocabulary"]), int(w["max_tokens"])
-    return TextPredictor(lambda texts: predict_wordnet(net, vocab, texts, max_tokens))
+    return TextPredictor(lambda texts: predict_wordnet(net, vocab, texts, max_tokens),
+                         text_column=text_column_of(config))
 
 
 @register_predictor("text_transformer")
@@ -91,7 +127,8 @@ def _load_transformer(directory: Path, config: dict[str, Any]) -> TextPredictor:
     net.load_state_dict(load_file(str(directory / w["file"])))
     net.eval()
     max_length = int(w["max_length"])
-    return TextPredictor(lambda texts: predict_transformer(net, tokenizer, texts, max_length))
+    return TextPredictor(lambda texts: predict_transformer(net, tokenizer, texts, max_length),
+                         text_column=text_column_of(config))
 
 
 @register_predictor("text_tuned_embedding+head")
@@ -107,4 +144,8 @@ def _load_tuned_embedding_head(directory: Path, config: dict[str, Any]) -> TextP
     body.load_state_dict(load_file(str(directory / w["file"])))
     body.eval()
     head, max_length = Head.load(directory), int(w["max_length"])
-    return TextPredictor(lambda texts: head.predict_proba(embed_texts(body, tokenizer, texts, max_length)))
+
+    def classify(texts: list[str], side: np.ndarray | None = None) -> np.ndarray:
+        return head.predict_proba(join_dense(embed_texts(body, tokenizer, texts, max_length), side))
+
+    return TextPredictor(classify, load_side_features(directory, config), text_column_of(config))

