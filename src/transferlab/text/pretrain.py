@@ -109,19 +109,23 @@ def copy_transformer_backbone(source: str | os.PathLike[str] | None, target: Pat
 # --- the corpus ----------------------------------------------------------------------------------------------------
 def read_corpus(path: str | os.PathLike[str], text_column: str = "text") -> list[str]:
     """The documents of a corpus: non-empty lines of a text file, or the texts of a CSV/TSV/JSONL column."""
+    from ..data.report import DataReport
     from .data import decode_bytes, read_text_file
 
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: no such corpus file")
+    report = DataReport(source=str(p))
     if p.suffix.lower() in CORPUS_TABLE_SUFFIXES:
-        docs = read_text_file(p, text_column, None).texts
+        docs = read_text_file(p, text_column, None, report).texts
     else:
         try:
             raw = p.read_bytes()
         except OSError as exc:
             raise DataError(f"{p}: cannot read ({exc.strerror})") from None
-        docs = [line.strip() for line in decode_bytes(raw, str(p)).splitlines() if line.strip()]
+        docs = [line.strip() for line in decode_bytes(raw, str(p), report).splitlines() if line.strip()]
+    for note in report.notes:  # e.g. not UTF-8, decoded as Windows-1252
+        log(note)
     if not docs:
         raise DataError(f"{p}: the corpus has no text (one document per line, or a {text_column!r} column)")
     return docs
@@ -323,7 +327,8 @@ def train_mlm(docs: Sequence[str], out: Path, base: str | None = None, max_steps
         p.requires_grad_(train_word_embeddings or "word_embeddings" not in name)
     body_params = [p for p in body.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW([{"params": body_params, "lr": lr}, {"params": list(head.parameters()),
-                                                                        "lr": head_lr}], weight_decay=0.01)
+                                                                        "lr": head_lr}], weight_decay=0.01,
+                                  foreach=True)  # one kernel per step for all tensors: far less overhead on CPU
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     # a new head starts random: train it alone first, so its first, random gradients do not disturb the body
     head_only = 0 if head_pretrained else min(100, max_steps // 5)
