@@ -65,6 +65,11 @@ def test_word_vectors_place_co_occurring_words_closer(method: str, corpus: Path,
     if method == "cbow":
         folder = tmp_path / "cbow"
         pretrain_text(corpus, folder, method="cbow", dim=24, epochs=20, min_count=1, seed=0, progress=False)
+    else:  # the same seed, the same vectors
+        pretrain_text(corpus, tmp_path / "again", method="skipgram", dim=24, epochs=20, min_count=1, seed=0,
+                      progress=False)
+        name = "vectors.safetensors"
+        assert (tmp_path / "again" / name).read_bytes() == (folder / name).read_bytes()
     manifest = read_manifest(folder)
     assert manifest["kind"] == "word_vectors" and manifest["method"] == method and manifest["dim"] == 24
     assert {p.name for p in folder.iterdir()} == {"transferlab_backbone.json", "vectors.safetensors",
