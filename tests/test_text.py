@@ -13,7 +13,7 @@ import pytest
 
 from conftest import SHARED
 from transferlab.cli import main
-from transferlab.errors import DataError
+from transferlab.errors import DataError, UserError
 from transferlab.model import Model
 from transferlab.strategies import make_strategy, strategy_names
 from transferlab.text.data import TextDataset, looks_like_text_data, read_text_file, resolve_text_data
@@ -155,6 +155,26 @@ def test_headless_and_zeroshot_round_trip(tmp_path: Path, cache_dir: Path):
         assert model.config["strategy"]["name"] == f"text_{strategy}"
         preds = model.predict(["an absolutely wonderful film", "a boring , awful waste of time"])
         assert [p["label"] for p in preds] == ["positive", "negative"]
+
+
+def test_hybrid_round_trip(tmp_path: Path, cache_dir: Path):
+    from transferlab.text.api import train_text
+
+    rows = [(t, "positive") for t in POS] + [(t, "negative") for t in NEG]
+    data = _write_csv(tmp_path / "tiny.csv", rows * 2)
+    result = train_text(data, out=tmp_path / "hybrid", strategy="hybrid", val_fraction=0.25,
+                        params={"min_df": 1, "max_df": 1.0})
+    assert result.model.config["strategy"]["name"] == "text_hybrid"
+    assert result.metrics["accuracy"] >= 0.75
+    files = {p.name for p in (tmp_path / "hybrid").iterdir()}
+    assert {"tfidf.json", "tfidf.safetensors", "head.json"} <= files
+    assert not any(f.endswith((".pkl", ".pickle", ".joblib")) for f in files)
+    model = Model.load(tmp_path / "hybrid")
+    texts = ["an absolutely wonderful film", "a boring , awful waste of time"]
+    assert [p["label"] for p in model.predict(texts)] == ["positive", "negative"]
+    assert np.allclose(model.predict_proba(texts)[0], result.model.predictor.predict_proba(texts)[0], atol=1e-5)
+    with pytest.raises(UserError):
+        make_strategy("text_hybrid", modality="text", max_df=0).fit(TextDataset.from_texts(texts, ["a", "b"]))
 
 
 # --- CLI ---------------------------------------------------------------------------------------------------------

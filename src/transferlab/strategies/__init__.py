@@ -25,6 +25,7 @@ _TABLE: dict[str, tuple[str, str, str]] = {
     "text_embedding_rnn": ("text_embedding_rnn", "TextEmbeddingRNN", "text"),
     "text_finetune": ("text_finetune", "TextFinetune", "text"),
     "text_fewshot": ("text_fewshot", "TextFewShot", "text"),
+    "text_hybrid": ("text_hybrid", "TextHybrid", "text"),
 }
 _REGISTRY: dict[str, type[Strategy]] = {}
 

@@ -98,6 +98,23 @@ def _load_tfidf_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
     return TextPredictor(classify, load_side_features(directory, config), text_column_of(config))
 
 
+@register_predictor("text_tfidf+embedding+head")
+def _load_tfidf_embedding_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
+    """Saved TF-IDF vocabulary and IDF beside cached MiniLM sentence embeddings, then one linear head."""
+    from ..strategies.text_hybrid import stack_features
+    from .encoder import SentenceEncoder
+    from .tfidf import TfidfFeaturizer
+
+    w = config["weights"]
+    featurizer, head = TfidfFeaturizer.load(directory), Head.load(directory)
+    encoder, weight = SentenceEncoder(int(w.get("max_length", 256))), float(w.get("embedding_weight", 1.0))
+
+    def classify(texts: list[str]) -> np.ndarray:
+        return sparse_linear_proba(head, stack_features(featurizer.transform(texts), encoder.embed(texts), weight))
+
+    return TextPredictor(classify, text_column=text_column_of(config))
+
+
 @register_predictor("text_wordnet")
 def _load_wordnet(directory: Path, config: dict[str, Any]) -> TextPredictor:
     """A saved word-level network (CNN or RNN over word vectors) and its vocabulary."""

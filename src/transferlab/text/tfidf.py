@@ -18,12 +18,12 @@ TOKEN_PATTERN = r"(?u)\b\w+\b|[!?]"  # keep one-letter words and ! ? (they carry
 
 
 def _vectorizer(kind: str, max_n: int, vocabulary: dict[str, int] | None = None, min_df: int = 1,
-                max_features: int | None = None) -> Any:
+                max_features: int | None = None, max_df: float = 1.0) -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     common = {"lowercase": True, "sublinear_tf": True, "dtype": np.float32, "vocabulary": vocabulary}
     if vocabulary is None:
-        common.update(min_df=min_df, max_features=max_features)
+        common.update(min_df=min_df, max_df=max_df, max_features=max_features)
     if kind == "word":
         return TfidfVectorizer(analyzer="word", ngram_range=(1, max_n), token_pattern=TOKEN_PATTERN, **common)
     return TfidfVectorizer(analyzer="char_wb", ngram_range=(2, max_n), **common)
@@ -33,17 +33,19 @@ class TfidfFeaturizer:
     """``fit(texts)``, ``transform(texts) -> sparse (n, d)``, ``save(dir)``, ``load(dir)``."""
 
     def __init__(self, word_ngrams: int = 3, char_ngrams: int = 0, min_df: int = 1,
-                 max_features: int | None = 300_000) -> None:
+                 max_features: int | None = 300_000, max_df: float = 1.0) -> None:
         self.word_ngrams = word_ngrams
         self.char_ngrams = char_ngrams
         self.min_df = min_df
         self.max_features = max_features
+        self.max_df = max_df
         self.parts: list[tuple[str, int, Any]] = []
 
     def fit(self, texts: Sequence[str]) -> TfidfFeaturizer:
         self.parts = []
         if self.word_ngrams > 0:
-            vec = _vectorizer("word", self.word_ngrams, min_df=self.min_df, max_features=self.max_features)
+            vec = _vectorizer("word", self.word_ngrams, min_df=self.min_df, max_features=self.max_features,
+                              max_df=self.max_df)
             vec.fit(texts)
             self.parts.append(("word", self.word_ngrams, vec))
         if self.char_ngrams > 0:

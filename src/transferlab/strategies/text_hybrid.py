@@ -1,0 +1,122 @@
+"""text_hybrid: TF-IDF word n-grams and frozen MiniLM sentence embeddings side by side, one linear classifier.
+
+TF-IDF sees the exact words (names, jargon, rare terms); the sentence embedding sees meaning that is spelt
+differently. Both are L2-normalised per text; the embedding block is multiplied by ``embedding_weight`` before the
+two are stacked, so the weight sets how much the classifier can lean on it. The classifier is a logistic regression
+(``C``); ``C=None`` picks it by ``cv``-fold cross-validation on the training set from ``C_GRID`` (slower).
+
+Defaults chosen by 4-fold cross-validation on newsgroups20's train split (never its test split): unigrams, min_df 2,
+max_df 0.5 and weight 0.5 (CV accuracy with a ridge classifier: TF-IDF alone 0.803, weight 0.5 0.835, 1.0 0.827,
+2.0 0.812; bigrams added nothing), logistic regression C 30 (0.822 on the first fold; C 100 0.820).
+
+TF-IDF: sublinear term frequency, words seen in fewer than ``min_df`` documents or in more than ``max_df`` of them
+dropped (``max_df`` < 1 removes the stop words of the corpus at hand). The embeddings are the cached ones of
+``text_headless`` (texts cut at ``max_length`` tokens). Saved as the TF-IDF vocabulary and IDF (JSON +
+safetensors) and a linear head over the stacked features; no pickles.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from ..heads import LinearHead
+from .base import Strategy
+
+C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
+
+
+def stack_features(tfidf: Any, embeddings: np.ndarray, weight: float) -> Any:
+    """The sparse TF-IDF block and the weighted dense embedding block, side by side (CSR, float32)."""
+    from scipy import sparse
+
+    return sparse.hstack([tfidf, sparse.csr_matrix(np.asarray(embeddings, np.float32) * np.float32(weight))],
+                         format="csr", dtype=np.float32)
+
+
+class TextHybrid(Strategy):
+    name = "text_hybrid"
+    modality = "text"
+    summary = "TF-IDF word n-grams + frozen MiniLM sentence embeddings, one logistic regression"
+
+    def __init__(self, word_ngrams: int = 1, min_df: int = 2, max_df: float = 0.5,
+                 max_features: int | None = 300_000, embedding_weight: float = 0.5, C: float | None = 30.0,  # noqa: N803
+                 cv: int = 3, max_length: int = 256, seed: int = 0) -> None:
+        self.word_ngrams = word_ngrams
+        self.min_df = min_df
+        self.max_df = max_df
+        self.max_features = max_features
+        self.embedding_weight = embedding_weight
+        self.C = C
+        self.cv = cv
+        self.max_length = max_length
+        self.seed = seed
+
+    def _validate(self) -> None:
+        if int(self.word_ngrams) < 1:
+            raise UserError(f"word_ngrams must be >= 1, got {self.word_ngrams}")
+        if not 0 < self.max_df <= 1:
+            raise UserError(f"max_df must be in (0, 1], got {self.max_df}")
+        if self.embedding_weight < 0:
+            raise UserError(f"embedding_weight must be >= 0, got {self.embedding_weight}")
+        if self.C is not None and not self.C > 0:
+            raise UserError(f"C must be > 0, got {self.C}")
+        if int(self.cv) < 2:
+            raise UserError(f"cv must be >= 2, got {self.cv}")
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        from ..text.encoder import SentenceEncoder
+
+        return SentenceEncoder(int(self.max_length)).embed(texts)
+
+    def _choose_c(self, features: Any, labels: np.ndarray) -> float:
+        from sklearn.linear_model import LogisticRegressionCV
+
+        if int(np.bincount(labels).min()) < int(self.cv):
+            return 10.0
+        with warnings.catch_warnings():  # scikit-learn 1.9 announces changes of defaults we do not rely on
+            warnings.simplefilter("ignore", FutureWarning)
+            clf = LogisticRegressionCV(Cs=list(C_GRID), cv=int(self.cv), max_iter=2000,
+                                       random_state=self.seed).fit(features, labels)
+        return float(np.atleast_1d(clf.C_)[0])
+
+    def fit(self, X: Any, y: Any = None) -> TextHybrid:  # noqa: N803
+        from sklearn.linear_model import LogisticRegression
+
+        from ..text.data import texts_of
+        from ..text.tfidf import TfidfFeaturizer
+
+        self._validate()
+        labels, classes = self.labels_of(X, y)
+        texts = texts_of(X)
+        self.featurizer_ = TfidfFeaturizer(int(self.word_ngrams), 0, int(self.min_df), self.max_features,
+                                           max_df=float(self.max_df))
+        features = stack_features(self.featurizer_.fit(texts).transform(texts), self._embed(texts),
+                                  float(self.embedding_weight))
+        self.C_ = float(self.C) if self.C is not None else self._choose_c(features, labels)
+        clf = LogisticRegression(C=self.C_, max_iter=2000, random_state=self.seed).fit(features, labels)
+        self.head_ = LinearHead.from_sklearn(clf.coef_, clf.intercept_)
+        self.classes_ = list(classes)
+        self.n_features_in_ = int(features.shape[1])
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
+        from ..text.data import texts_of
+        from ..text.predictors import sparse_linear_proba
+
+        self.check_is_fitted()
+        texts = texts_of(X)
+        return sparse_linear_proba(self.head_, stack_features(self.featurizer_.transform(texts), self._embed(texts),
+                                                              float(self.embedding_weight)))
+
+    def save_weights(self, directory: Path) -> dict[str, Any]:
+        self.check_is_fitted()
+        self.featurizer_.save(directory)
+        self.head_.save(directory)
+        return {"kind": "text_tfidf+embedding+head", "n_features": self.n_features_in_,
+                "encoder": "all-MiniLM-L6-v2", "max_length": int(self.max_length),
+                "embedding_weight": float(self.embedding_weight)}
