@@ -7,8 +7,11 @@
 A run is DATASET:STRATEGY[:param=value,...]. Rows are merged into benchmarks/results/text_models.json (a row with
 the same dataset, strategy and parameters is replaced). ``--fewshot K`` draws K examples per class from sst2's
 train split (seeds 0..draws-1), trains ``text_fewshot`` and, for comparison, ``text_headless``, and reports the mean
-test accuracy. ``--setfit-reference`` also runs the SetFit library (same MiniLM, same draws) when it is importable;
-it is not a dependency of transferlab. Install it beside the project, never into it (it pulls no other torch):
+test accuracy. ``--setfit-reference`` also runs the SetFit library (same MiniLM, same draws, the same pairs per
+example, epochs, body learning rate, batch size and max length as ``text_fewshot``'s defaults) when it is importable;
+it is not a dependency of transferlab, only of the optional ``bench`` extra (``pip install -e .[bench] -c
+requirements/constraints.txt`` adds packages and changes no pinned version). Or keep it out of the venv entirely
+(how the figures in the results were measured):
 
     .venv/bin/pip install --no-deps --target /tmp/setfit_site setfit==1.2.0 datasets==5.2.0 evaluate==0.4.6 \
         accelerate==1.15.0 pandas==3.1.1 dill==0.4.1 multiprocess==0.70.19 xxhash==4.1.0 psutil==7.2.2 aiohttp==3.14.5 \
@@ -94,7 +97,9 @@ def draw(train: TextDataset, k: int, seed: int) -> TextDataset:
     return sub
 
 
-def setfit_accuracy(sub: TextDataset, test: TextDataset, seed: int) -> float | None:
+def setfit_accuracy(sub: TextDataset, test: TextDataset, seed: int, params: dict) -> tuple[float, float] | None:
+    """Test accuracy and training seconds of the SetFit library on the same draw, with our strategy's settings
+    (pairs per example, epochs, body learning rate, batch size, max length); None when setfit is not importable."""
     from transferlab._torch import import_torchvision
 
     import_torchvision()  # transformers imports torchvision: needs the op-schema fix first
@@ -106,40 +111,54 @@ def setfit_accuracy(sub: TextDataset, test: TextDataset, seed: int) -> float | N
     from transferlab.text.encoder import minilm_path
 
     model = SetFitModel.from_pretrained(minilm_path())
-    args = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=20, seed=seed, report_to="none")
+    args = TrainingArguments(batch_size=int(params["batch_size"]), num_epochs=int(params["epochs"]),
+                             num_iterations=int(params["num_iterations"]), body_learning_rate=float(params["lr"]),
+                             max_length=int(params["max_length"]), seed=seed, report_to="none")
     trainer = Trainer(model=model, args=args,
                       train_dataset=Dataset.from_dict({"text": sub.texts, "label": sub.labels}))
+    t0 = time.perf_counter()
     trainer.train()
+    seconds = time.perf_counter() - t0
     pred = model.predict(test.texts)
-    return float(np.mean(np.asarray([str(p) for p in pred]) == np.asarray(test.labels)))
+    return float(np.mean(np.asarray([str(p) for p in pred]) == np.asarray(test.labels))), seconds
 
 
-def fewshot(shots: list[int], draws: int, strategies: list[str], reference: bool) -> list[dict]:
+def fewshot(shots: list[int], draws: int, strategies: list[str], reference: bool, out: Path) -> list[dict]:
+    """Every strategy (and SetFit) on the same draws, draw by draw; rows are saved after every draw, so an
+    interrupted run keeps what it measured (``draws`` lists the accuracies so far)."""
     train, test = load("sst2")
     rows = []
+    names = strategies + (["setfit (library)"] if reference else [])
     for k in shots:
-        for strategy in strategies + (["setfit (library)"] if reference else []):
-            accs, seconds = [], []
-            for seed in range(draws):
-                sub = draw(train, k, seed)
-                t0 = time.perf_counter()
+        accs: dict[str, list[float]] = {n: [] for n in names}
+        seconds: dict[str, list[float]] = {n: [] for n in names}
+        for seed in range(draws):
+            sub = draw(train, k, seed)
+            for strategy in names:
                 if strategy == "setfit (library)":
-                    acc = setfit_accuracy(sub, test, seed)
-                    if acc is None:
+                    ours = make_text_strategy("text_fewshot").get_params()
+                    got = setfit_accuracy(sub, test, seed, ours)
+                    if got is None:
                         print("setfit is not installed: reference skipped", flush=True)
-                        break
+                        names.remove(strategy)
+                        continue
+                    acc, fit_s = got
                 else:
+                    t0 = time.perf_counter()
                     model = make_text_strategy(strategy, seed=seed).fit(sub)
+                    fit_s = time.perf_counter() - t0
                     acc = float((model.predict(test) == np.asarray(test.labels)).mean())
-                seconds.append(time.perf_counter() - t0)
-                accs.append(acc)
-                print(f"sst2 {k}/class {strategy} draw {seed}: {acc:.4f} ({seconds[-1]:.0f} s)", flush=True)
-            if not accs:
-                continue
-            rows.append({"dataset": "sst2", "strategy": strategy, "params": {"shots_per_class": k},
-                         "accuracy": float(np.mean(accs)), "accuracy_std": float(np.std(accs)),
-                         "draws": accs, "train_seconds": float(np.mean(seconds)), "target_metric": "accuracy",
-                         "target": FEWSHOT_TARGETS.get(k), "met": float(np.mean(accs)) >= FEWSHOT_TARGETS.get(k, 0)})
+                accs[strategy].append(acc)
+                seconds[strategy].append(fit_s)
+                print(f"sst2 {k}/class {strategy} draw {seed}: {acc:.4f} (train {fit_s:.0f} s)", flush=True)
+            k_rows = [{"dataset": "sst2", "strategy": n, "params": {"shots_per_class": k},
+                       "accuracy": float(np.mean(accs[n])), "accuracy_std": float(np.std(accs[n])),
+                       "draws": accs[n], "train_seconds": float(np.mean(seconds[n])), "target_metric": "accuracy",
+                       "target": FEWSHOT_TARGETS.get(k),
+                       "met": float(np.mean(accs[n])) >= FEWSHOT_TARGETS.get(k, 0), "cpu_count": os.cpu_count()}
+                      for n in names if accs[n]]
+            save(k_rows, out)
+        rows += k_rows
     return rows
 
 
@@ -170,11 +189,11 @@ def main() -> None:
               f"{r['macro_f1']:>8.4f}{r['train_seconds']:>8.0f}s  {'ok' if r['met'] else 'MISS'}", flush=True)
         save([r], out)
     if args.fewshot:
-        rows = fewshot(args.fewshot, args.draws, args.fewshot_strategies, args.setfit_reference)
+        rows = fewshot(args.fewshot, args.draws, args.fewshot_strategies, args.setfit_reference, out)
         for r in rows:
             print(f"sst2 {r['params']['shots_per_class']}/class {r['strategy']:<20}{r['accuracy']:.4f} "
-                  f"+- {r['accuracy_std']:.4f}", flush=True)
-        save(rows, out)
+                  f"+- {r['accuracy_std']:.4f} over {len(r['draws'])} draws, train {r['train_seconds']:.0f} s",
+                  flush=True)
     print(f"wrote {out}")
 
 
