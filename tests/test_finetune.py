@@ -112,11 +112,32 @@ def test_save_load_round_trip(fitted, tmp_path: Path) -> None:  # noqa: ANN001
     np.testing.assert_allclose(proba, clf.predict_proba(ds), atol=1e-6)
 
 
+def test_probe_head_init_starts_from_the_linear_probe(tiny_digits: Path, cache_dir: Path) -> None:
+    """LP-FT: with head_init='probe' the network starts as exactly the logistic-regression probe on the cached
+    features (a learning rate of ~0 leaves it there), while a random head starts near chance."""
+    from sklearn.linear_model import LogisticRegression
+
+    from transferlab import runtime
+    from transferlab.features import FeatureExtractor
+
+    ds = ImageDataset.from_folder(tiny_digits)
+    still = dict(FAST, lr=1e-12, head_lr=1e-12, augment=False, dropout=0.0, val_fraction=0.0)
+    probe = make_strategy("finetune_top", n_groups=1, head_init="probe", **still).fit(ds)
+    feats = FeatureExtractor("efficientnet_lite0", cache=runtime.get_cache(), input_size=64,
+                             progress=False).extract(ds.paths, outputs=("features",)).arrays["features"]
+    lr_proba = LogisticRegression(C=1.0, max_iter=5000, random_state=0).fit(feats, ds.y).predict_proba(feats)
+    np.testing.assert_allclose(probe.predict_proba(ds), lr_proba, atol=2e-3)
+    assert (probe.predict_proba(ds).argmax(1) == ds.y).mean() > 0.9
+    random = make_strategy("finetune_top", n_groups=1, **still).fit(ds)
+    assert (random.predict_proba(ds).argmax(1) == ds.y).mean() < 0.5
+
+
 @pytest.mark.parametrize("args", [
     ["--strategy", "finetune", "--param", "lr=-1"],
     ["--strategy", "finetune", "--param", "optimizer=lbfgs"],
     ["--strategy", "fine_tune_everything"],
     ["--strategy", "finetune_top", "--param", "n_groups=99"],
+    ["--strategy", "finetune_top", "--param", "head_init=zeros"],
     ["--strategy", "headless", "--resume"],
 ])
 def test_bad_parameters_exit_2(args: list[str], tiny_digits: Path, tmp_path: Path,

@@ -237,6 +237,43 @@ def predict_paths(net: nn.Module, prep: Preprocessing, paths: Sequence[str], bat
 
 
 # --- the estimator ---------------------------------------------------------------------------------------------
+HEAD_INITS = ("random", "probe")
+
+
+def probe_head(net: ClassifierNet, spec_name: str, prep: Preprocessing, paths: Sequence[str], labels: np.ndarray,
+               n_classes: int, seed: int) -> None:
+    """LP-FT (Kumar et al., 2022): start the new head from a logistic-regression probe on the frozen features.
+
+    A random head sends large, random gradients into the pretrained layers during the first steps and distorts
+    the features before the head has learnt anything; a head that already classifies well lets fine-tuning
+    start from the headless solution and only improve on it. The probe uses the shared feature cache (centre
+    crop at the training resolution), so it costs nothing when ``headless`` already ran on the same images.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    from .. import runtime
+    from ..features import FeatureExtractor
+
+    extractor = FeatureExtractor(spec_name, cache=runtime.get_cache(), input_size=prep.size,
+                                 progress=runtime.show_progress())
+    result = extractor.extract(list(paths), outputs=("features",), desc="linear probe for the head")
+    if result.failures:
+        i, reason = next(iter(result.failures.items()))
+        raise DataError(f"{paths[i]}: {reason}")
+    clf = LogisticRegression(C=1.0, max_iter=5000, random_state=seed)
+    clf.fit(result.arrays["features"], labels[np.asarray(result.ok, np.int64)])
+    coef, intercept = clf.coef_, clf.intercept_
+    if coef.shape[0] == 1:  # binary: softmax over (-z/2, z/2) equals sigmoid(z)
+        coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+    weight = np.zeros((n_classes, coef.shape[1]), np.float32)
+    bias = np.full(n_classes, -10.0, np.float32)  # a class absent from this part of train stays unlikely
+    weight[clf.classes_] = coef
+    bias[clf.classes_] = intercept
+    with torch.no_grad():
+        net.head.weight.copy_(torch.from_numpy(weight))
+        net.head.bias.copy_(torch.from_numpy(bias))
+
+
 @dataclass
 class Stage:
     """One call of the training loop: which backbone groups train, for how many epochs, at which rates."""
@@ -272,6 +309,9 @@ class NetworkStrategy(Strategy):
             raise UserError(f"input_size must be between 32 and 1024 pixels, got {self.input_size}")
         if not 0 <= self.val_fraction < 0.9:
             raise UserError(f"val_fraction must be in [0, 0.9), got {self.val_fraction}")
+        head_init = getattr(self, "head_init", "random")
+        if head_init not in HEAD_INITS:
+            raise UserError(f"head_init must be one of {', '.join(HEAD_INITS)}, got {head_init!r}")
         if self.sampling not in (None, "none", "over", "under"):
             raise UserError(f"sampling must be 'over', 'under' or none, got {self.sampling!r}")
         from ..training import TrainConfig
@@ -326,6 +366,9 @@ class NetworkStrategy(Strategy):
         tr_idx, va_idx = np.asarray(tr, np.int64), np.asarray(va, np.int64)
         data = ImageBatches(X.paths, labels, prep, int(self.batch_size), bool(self.augment), self.seed)
         ckpt_root = self._prepare_checkpoints(X.paths)
+        if getattr(self, "head_init", "random") == "probe":
+            probe_head(net, self.backbone, prep, [X.paths[i] for i in tr_idx], labels[tr_idx], len(classes),
+                       self.seed)
         steps = -(-len(resample_indices(labels[tr_idx], self.sampling, np.random.default_rng(0))) // self.batch_size)
         weights = class_weight_tensor(labels[tr_idx], len(classes), self.class_weight)
         histories = []
@@ -379,4 +422,6 @@ COMMON_DOC = """Shared parameters: ``epochs``, ``lr`` (backbone), ``head_lr`` (n
 ``warmup_epochs``, ``weight_decay``, ``batch_size``, ``input_size`` (pixels; larger helps fine-grained data),
 ``augment``, ``dropout``, ``label_smoothing``, ``class_weight`` (``balanced``), ``sampling`` (``over``/``under``),
 ``bf16``, ``val_fraction`` (stratified hold-out of train for early stopping), ``patience``, ``seed``,
-``checkpoint_dir`` and ``resume`` (set by ``transferlab train --out DIR [--resume]``)."""
+``checkpoint_dir`` and ``resume`` (set by ``transferlab train --out DIR [--resume]``), ``head_init``
+(``random``, or ``probe``: start the head from a logistic-regression probe on the cached frozen features, the
+LP-FT recipe, which keeps fine-tuning from wrecking good features on small data; not for ``from_scratch``)."""
