@@ -123,16 +123,18 @@ def setfit_accuracy(sub: TextDataset, test: TextDataset, seed: int, params: dict
     return float(np.mean(np.asarray([str(p) for p in pred]) == np.asarray(test.labels))), seconds
 
 
-def fewshot(shots: list[int], draws: int, strategies: list[str], reference: bool, out: Path) -> list[dict]:
+def fewshot(shots: list[int], draws: int, strategies: list[str], reference: bool, out: Path,
+            first_draw: int = 0) -> list[dict]:
     """Every strategy (and SetFit) on the same draws, draw by draw; rows are saved after every draw, so an
-    interrupted run keeps what it measured (``draws`` lists the accuracies so far)."""
+    interrupted run keeps what it measured (``draws`` lists the accuracies so far; ``first_draw`` resumes one, with
+    seeds first_draw.. first_draw + draws - 1)."""
     train, test = load("sst2")
     rows = []
     names = strategies + (["setfit (library)"] if reference else [])
     for k in shots:
         accs: dict[str, list[float]] = {n: [] for n in names}
         seconds: dict[str, list[float]] = {n: [] for n in names}
-        for seed in range(draws):
+        for seed in range(first_draw, first_draw + draws):
             sub = draw(train, k, seed)
             for strategy in names:
                 if strategy == "setfit (library)":
@@ -178,7 +180,8 @@ def main() -> None:
     ap.add_argument("--runs", nargs="*", default=[])
     ap.add_argument("--fewshot", nargs="*", type=int, default=[])
     ap.add_argument("--draws", type=int, default=5)
-    ap.add_argument("--fewshot-strategies", nargs="+", default=["text_fewshot", "text_headless"])
+    ap.add_argument("--fewshot-strategies", nargs="*", default=["text_fewshot", "text_headless"])
+    ap.add_argument("--first-draw", type=int, default=0, help="seed of the first draw (resume a run)")
     ap.add_argument("--setfit-reference", action="store_true")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
@@ -189,7 +192,7 @@ def main() -> None:
               f"{r['macro_f1']:>8.4f}{r['train_seconds']:>8.0f}s  {'ok' if r['met'] else 'MISS'}", flush=True)
         save([r], out)
     if args.fewshot:
-        rows = fewshot(args.fewshot, args.draws, args.fewshot_strategies, args.setfit_reference, out)
+        rows = fewshot(args.fewshot, args.draws, args.fewshot_strategies, args.setfit_reference, out, args.first_draw)
         for r in rows:
             print(f"sst2 {r['params']['shots_per_class']}/class {r['strategy']:<20}{r['accuracy']:.4f} "
                   f"+- {r['accuracy_std']:.4f} over {len(r['draws'])} draws, train {r['train_seconds']:.0f} s",
