@@ -1,6 +1,7 @@
 """Text classification accuracy on the shared sets (train split -> test split).
 
-    .venv/bin/python benchmarks/text_bench.py [--strategies bow text_headless] [--datasets sst2 ag_news] [--zeroshot]
+    .venv/bin/python benchmarks/text_bench.py [--strategies bow text_headless text_hybrid] [--datasets sst2 ag_news]
+        [--zeroshot]
 
 Prints a table and writes benchmarks/results/text.json. Targets (issue 5): sst2 >= 0.86 (best strategy),
 ag_news >= 0.90, newsgroups20 >= 0.75, sms_spam macro-F1 >= 0.95, zero-shot ag_news >= 0.60.
