@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -113,7 +114,8 @@ def setfit_accuracy(sub: TextDataset, test: TextDataset, seed: int, params: dict
     model = SetFitModel.from_pretrained(minilm_path())
     args = TrainingArguments(batch_size=int(params["batch_size"]), num_epochs=int(params["epochs"]),
                              num_iterations=int(params["num_iterations"]), body_learning_rate=float(params["lr"]),
-                             max_length=int(params["max_length"]), seed=seed, report_to="none")
+                             max_length=int(params["max_length"]), seed=seed, report_to="none",
+                             output_dir=tempfile.mkdtemp(prefix="setfit_"), save_strategy="no")
     trainer = Trainer(model=model, args=args,
                       train_dataset=Dataset.from_dict({"text": sub.texts, "label": sub.labels}))
     t0 = time.perf_counter()
