@@ -85,6 +85,18 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def replace_dir(tmp: Path, target: Path) -> None:
+    """Put the finished directory ``tmp`` at ``target`` by renames only, so ``target`` is never half-written: an
+    existing ``target`` is moved aside first and removed once the new one is in place."""
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old{os.getpid()}"
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 class Model:
     """A trained classifier: predict from file paths (images) or texts; save and load as a directory."""
 
@@ -162,13 +174,7 @@ class Model:
                 (tmp / "metrics.json").write_text(json.dumps(self.metrics, indent=2))
             if extra_files is not None:
                 extra_files(tmp)
-            old = None
-            if target.exists():
-                old = target.parent / f".{target.name}.old{os.getpid()}"
-                os.replace(target, old)
-            os.replace(tmp, target)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+            replace_dir(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

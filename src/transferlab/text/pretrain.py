@@ -434,13 +434,9 @@ def pretrain_text(corpus: str | os.PathLike[str], out: str | os.PathLike[str], m
         manifest = {"format": 1, **manifest, "corpus": str(corpus), "documents": len(docs),
                     "seconds": time.perf_counter() - t0, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
-        old = None
-        if target.exists():
-            old = target.parent / f".{target.name}.old{os.getpid()}"
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        from ..model import replace_dir
+
+        replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
