@@ -15,12 +15,13 @@ A directory is written under a temporary name and renamed into place, so it is n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,16 +86,28 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def replace_dir(tmp: Path, target: Path) -> None:
-    """Put the finished directory ``tmp`` at ``target`` by renames only, so ``target`` is never half-written: an
-    existing ``target`` is moved aside first and removed once the new one is in place."""
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old{os.getpid()}"
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+@contextlib.contextmanager
+def atomic_dir(target: Path) -> Iterator[Path]:
+    """Yield an empty temporary sibling of ``target`` to write into; when the block ends without error it replaces
+    ``target`` by renames only (an existing ``target`` is moved aside, then removed), so ``target`` is never
+    half-written. On any error, Ctrl-C included, the temporary folder is removed and ``target`` is untouched."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = None
+        if target.exists():
+            old = target.parent / f".{target.name}.old{os.getpid()}"
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 class Model:
@@ -158,12 +171,7 @@ class Model:
         target = Path(directory)
         if target.exists() and not (target / "config.json").exists() and any(target.iterdir()):
             raise UserError(f"{target}: folder exists and is not a transferlab model; choose another --out")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.tmp{os.getpid()}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
-        try:
+        with atomic_dir(target) as tmp:
             if write_weights is not None:
                 write_weights(tmp)
             elif "weights" not in self.config:
@@ -174,10 +182,6 @@ class Model:
                 (tmp / "metrics.json").write_text(json.dumps(self.metrics, indent=2))
             if extra_files is not None:
                 extra_files(tmp)
-            replace_dir(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         if self.config["weights"]["kind"] not in _PREDICTORS:
             _import_predictors()
         self.predictor = self.predictor or _PREDICTORS[self.config["weights"]["kind"]](target, self.config)

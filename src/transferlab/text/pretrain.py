@@ -418,12 +418,9 @@ def pretrain_text(corpus: str | os.PathLike[str], out: str | os.PathLike[str], m
     docs = read_corpus(corpus, text_column)
     log(f"corpus: {len(docs)} documents from {corpus}")
     show = runtime.show_progress() if progress is None else progress
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    from ..model import atomic_dir
+
+    with atomic_dir(target) as tmp:
         t0 = time.perf_counter()
         if method == "mlm":
             manifest = train_mlm(docs, tmp, base, max_steps, batch_size, max_length, lr, seed=seed, progress=show)
@@ -434,10 +431,4 @@ def pretrain_text(corpus: str | os.PathLike[str], out: str | os.PathLike[str], m
         manifest = {"format": 1, **manifest, "corpus": str(corpus), "documents": len(docs),
                     "seconds": time.perf_counter() - t0, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
-        from ..model import replace_dir
-
-        replace_dir(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
