@@ -253,6 +253,7 @@ def probe_head(net: ClassifierNet, spec_name: str, prep: Preprocessing, paths: S
 
     from .. import runtime
     from ..features import FeatureExtractor
+    from ..heads import LinearHead
 
     extractor = FeatureExtractor(spec_name, cache=runtime.get_cache(), input_size=prep.size,
                                  progress=runtime.show_progress())
@@ -262,13 +263,11 @@ def probe_head(net: ClassifierNet, spec_name: str, prep: Preprocessing, paths: S
         raise DataError(f"{paths[i]}: {reason}")
     clf = LogisticRegression(C=1.0, max_iter=5000, random_state=seed)
     clf.fit(result.arrays["features"], labels[np.asarray(result.ok, np.int64)])
-    coef, intercept = clf.coef_, clf.intercept_
-    if coef.shape[0] == 1:  # binary: softmax over (-z/2, z/2) equals sigmoid(z)
-        coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
-    weight = np.zeros((n_classes, coef.shape[1]), np.float32)
+    probe = LinearHead.from_sklearn(clf.coef_, clf.intercept_)  # binary models become two softmax rows
+    weight = np.zeros((n_classes, probe.weight.shape[1]), np.float32)
     bias = np.full(n_classes, -10.0, np.float32)  # a class absent from this part of train stays unlikely
-    weight[clf.classes_] = coef
-    bias[clf.classes_] = intercept
+    weight[clf.classes_] = probe.weight
+    bias[clf.classes_] = probe.bias
     with torch.no_grad():
         net.head.weight.copy_(torch.from_numpy(weight))
         net.head.bias.copy_(torch.from_numpy(bias))
