@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/text_models.py --runs sst2:text_embedding_cnn sst2:text_embedding_cnn:embeddings=random
     .venv/bin/python benchmarks/text_models.py --runs sst2:text_finetune ag_news:text_finetune:max_length=128
     .venv/bin/python benchmarks/text_models.py --fewshot 8 64 [--draws 5] [--setfit-reference]
+    .venv/bin/python benchmarks/text_models.py --fewshot 8 --fewshot-strategies text_fewshot \
+        text_fewshot:label_prompts=false text_headless --setfit-reference
 
 A run is DATASET:STRATEGY[:param=value,...]. Rows are merged into benchmarks/results/text_models.json (a row with
 the same dataset, strategy and parameters is replaced). ``--fewshot K`` draws K examples per class from sst2's
@@ -98,9 +100,11 @@ def draw(train: TextDataset, k: int, seed: int) -> TextDataset:
     return sub
 
 
-def setfit_accuracy(sub: TextDataset, test: TextDataset, seed: int, params: dict) -> tuple[float, float] | None:
+def setfit_accuracy(sub: TextDataset, test: TextDataset, seed: int, params: dict,
+                    label_prompts: bool = False) -> tuple[float, float] | None:
     """Test accuracy and training seconds of the SetFit library on the same draw, with our strategy's settings
-    (pairs per example, epochs, body learning rate, batch size, max length); None when setfit is not importable."""
+    (pairs per example, epochs, body learning rate, batch size, max length); None when setfit is not importable.
+    ``label_prompts``: the draw plus the same templated class-name sentences ``text_fewshot`` adds."""
     from transferlab._torch import import_torchvision
 
     import_torchvision()  # transformers imports torchvision: needs the op-schema fix first
@@ -116,8 +120,14 @@ def setfit_accuracy(sub: TextDataset, test: TextDataset, seed: int, params: dict
                              num_iterations=int(params["num_iterations"]), body_learning_rate=float(params["lr"]),
                              max_length=int(params["max_length"]), seed=seed, report_to="none",
                              output_dir=tempfile.mkdtemp(prefix="setfit_"), save_strategy="no")
-    trainer = Trainer(model=model, args=args,
-                      train_dataset=Dataset.from_dict({"text": sub.texts, "label": sub.labels}))
+    texts, labels = list(sub.texts), list(sub.labels or [])
+    if label_prompts:
+        from transferlab.strategies.text_fewshot import label_prompt_examples
+
+        extra, idx = label_prompt_examples(list(sub.classes))
+        texts += extra
+        labels += [sub.classes[i] for i in idx]
+    trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict({"text": texts, "label": labels}))
     t0 = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - t0
@@ -125,37 +135,55 @@ def setfit_accuracy(sub: TextDataset, test: TextDataset, seed: int, params: dict
     return float(np.mean(np.asarray([str(p) for p in pred]) == np.asarray(test.labels))), seconds
 
 
+def _strategy_spec(spec: str) -> tuple[str, dict]:
+    """``text_fewshot`` or ``text_fewshot:label_prompts=false,C=2``: a strategy and its parameters."""
+    if spec in REFERENCES:
+        return spec, {}
+    name, _, rest = spec.partition(":")
+    params = {}
+    for item in filter(None, rest.split(",")):
+        key, value = item.split("=", 1)
+        params[key] = _value(value)
+    return name, params
+
+
+REFERENCES = {"setfit (library)": False, "setfit (library) + label prompts": True}
+
+
 def fewshot(shots: list[int], draws: int, strategies: list[str], reference: bool, out: Path,
-            first_draw: int = 0) -> list[dict]:
+            first_draw: int = 0, reference_shots: list[int] | None = None) -> list[dict]:
     """Every strategy (and SetFit) on the same draws, draw by draw; rows are saved after every draw, so an
     interrupted run keeps what it measured (``draws`` lists the accuracies so far; ``first_draw`` resumes one, with
     seeds first_draw.. first_draw + draws - 1)."""
     train, test = load("sst2")
     rows = []
-    names = strategies + (["setfit (library)"] if reference else [])
     for k in shots:
+        with_reference = reference and (reference_shots is None or k in reference_shots)
+        names = strategies + (list(REFERENCES) if with_reference else [])
         accs: dict[str, list[float]] = {n: [] for n in names}
         seconds: dict[str, list[float]] = {n: [] for n in names}
         for seed in range(first_draw, first_draw + draws):
             sub = draw(train, k, seed)
-            for strategy in names:
-                if strategy == "setfit (library)":
+            for strategy in list(names):
+                if strategy in REFERENCES:
                     ours = make_text_strategy("text_fewshot").get_params()
-                    got = setfit_accuracy(sub, test, seed, ours)
+                    got = setfit_accuracy(sub, test, seed, ours, REFERENCES[strategy])
                     if got is None:
                         print("setfit is not installed: reference skipped", flush=True)
                         names.remove(strategy)
                         continue
                     acc, fit_s = got
                 else:
+                    name, params = _strategy_spec(strategy)
                     t0 = time.perf_counter()
-                    model = make_text_strategy(strategy, seed=seed).fit(sub)
+                    model = make_text_strategy(name, **params, seed=seed).fit(sub)
                     fit_s = time.perf_counter() - t0
                     acc = float((model.predict(test) == np.asarray(test.labels)).mean())
                 accs[strategy].append(acc)
                 seconds[strategy].append(fit_s)
                 print(f"sst2 {k}/class {strategy} draw {seed}: {acc:.4f} (train {fit_s:.0f} s)", flush=True)
-            k_rows = [{"dataset": "sst2", "strategy": n, "params": {"shots_per_class": k},
+            k_rows = [{"dataset": "sst2", "strategy": _strategy_spec(n)[0],
+                       "params": {"shots_per_class": k, **_strategy_spec(n)[1]},
                        "accuracy": float(np.mean(accs[n])), "accuracy_std": float(np.std(accs[n])),
                        "draws": accs[n], "train_seconds": float(np.mean(seconds[n])), "target_metric": "accuracy",
                        "target": FEWSHOT_TARGETS.get(k),
@@ -185,6 +213,8 @@ def main() -> None:
     ap.add_argument("--fewshot-strategies", nargs="*", default=["text_fewshot", "text_headless"])
     ap.add_argument("--first-draw", type=int, default=0, help="seed of the first draw (resume a run)")
     ap.add_argument("--setfit-reference", action="store_true")
+    ap.add_argument("--reference-shots", nargs="*", type=int, default=None,
+                    help="run the SetFit reference only for these shots per class (default: all)")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
     out = Path(args.out)
@@ -194,9 +224,11 @@ def main() -> None:
               f"{r['macro_f1']:>8.4f}{r['train_seconds']:>8.0f}s  {'ok' if r['met'] else 'MISS'}", flush=True)
         save([r], out)
     if args.fewshot:
-        rows = fewshot(args.fewshot, args.draws, args.fewshot_strategies, args.setfit_reference, out, args.first_draw)
+        rows = fewshot(args.fewshot, args.draws, args.fewshot_strategies, args.setfit_reference, out, args.first_draw,
+                       args.reference_shots)
         for r in rows:
-            print(f"sst2 {r['params']['shots_per_class']}/class {r['strategy']:<20}{r['accuracy']:.4f} "
+            extra = ",".join(f"{k}={v}" for k, v in r["params"].items() if k != "shots_per_class")
+            print(f"sst2 {r['params']['shots_per_class']}/class {r['strategy'] + ' ' + extra:<34}{r['accuracy']:.4f} "
                   f"+- {r['accuracy_std']:.4f} over {len(r['draws'])} draws, train {r['train_seconds']:.0f} s",
                   flush=True)
     print(f"wrote {out}")

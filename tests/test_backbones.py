@@ -98,3 +98,21 @@ def test_efficientnet_lite_equals_timm() -> None:
         x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
         with torch.inference_mode():
             assert torch.allclose(ours.forward_all(x)[1], ref(x), atol=1e-5)
+
+
+def test_thread_count_follows_the_environment(monkeypatch):
+    """A job started with TRANSFERLAB_THREADS or OMP_NUM_THREADS uses that many threads (torch and ONNX Runtime),
+    so two jobs on a shared machine do not oversubscribe its cores."""
+    import os
+
+    from transferlab._torch import torch_thread_count
+
+    monkeypatch.delenv("TRANSFERLAB_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert torch_thread_count() == (os.cpu_count() or 1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert torch_thread_count() == 1
+    monkeypatch.setenv("TRANSFERLAB_THREADS", "3")
+    assert torch_thread_count() == 3
+    monkeypatch.setenv("TRANSFERLAB_THREADS", "zero")
+    assert torch_thread_count() == 1

@@ -132,12 +132,38 @@ def test_probe_head_init_starts_from_the_linear_probe(tiny_digits: Path, cache_d
     assert (random.predict_proba(ds).argmax(1) == ds.y).mean() < 0.5
 
 
+def test_orientation_augmentation_turns_and_flips_vertically() -> None:
+    """augment=orientation (textures, aerial images) also gives upside-down and quarter-turned crops; the standard
+    augmentation never turns an image."""
+    from transferlab.preprocessing import Preprocessing
+    from transferlab.strategies._network import ImageBatches
+
+    prep = Preprocessing(size=16)
+    # a vertical gradient: its rows differ, its columns are equal, so any turn or vertical flip shows
+    img = np.repeat(np.repeat(np.linspace(0, 255, 16, dtype=np.uint8)[:, None, None], 16, 1), 3, 2)
+
+    def turned(mode: str) -> int:
+        batches = ImageBatches(["x"], np.zeros(1, np.int64), prep, 1, mode, seed=0)
+        batches._pixels[0] = img
+        count = 0
+        for k in range(40):
+            out = batches._item(0, np.random.default_rng(k)).astype(float).mean(2)
+            col = out[:, 0]  # still a dark-to-light ramp from top to bottom when neither turned nor flipped
+            upright = np.abs(out - col[:, None]).max() < 1.0 and np.all(np.diff(col) >= -1.0) and col[-1] > col[0]
+            count += not upright
+        return count
+
+    assert turned("standard") == 0
+    assert turned("orientation") > 20
+
+
 @pytest.mark.parametrize("args", [
     ["--strategy", "finetune", "--param", "lr=-1"],
     ["--strategy", "finetune", "--param", "optimizer=lbfgs"],
     ["--strategy", "fine_tune_everything"],
     ["--strategy", "finetune_top", "--param", "n_groups=99"],
     ["--strategy", "finetune_top", "--param", "head_init=zeros"],
+    ["--strategy", "finetune_top", "--param", "augment=sideways"],
     ["--strategy", "headless", "--resume"],
 ])
 def test_bad_parameters_exit_2(args: list[str], tiny_digits: Path, tmp_path: Path,

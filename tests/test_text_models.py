@@ -148,4 +148,22 @@ def test_fewshot_contract_and_round_trip(tmp_path: Path):
     strategy = make_strategy("text_fewshot", modality="text", num_iterations=2, max_length=16)
     train = _dataset(16)
     _round_trip(strategy, train, tmp_path, {"body.safetensors", "head.json", "tokenizer.json", "vocab.txt"})
-    assert strategy.history_[0]["n_pairs"] == 2 * 2 * 16
+    # the class names are words, so templated sentences ("This sentence is positive.") join the 16 examples
+    n_prompts = 6 * 2
+    assert strategy.history_[0]["label_prompts"] == n_prompts
+    assert strategy.history_[0]["n_pairs"] == 2 * 2 * (16 + n_prompts)
+
+
+def test_label_prompts_only_for_class_names_that_are_words():
+    from transferlab.errors import UserError
+    from transferlab.strategies.text_fewshot import TextFewShot, label_prompt_examples
+
+    texts, labels = label_prompt_examples(["sci.space", "rec.autos"])
+    assert "This sentence is sci space." in texts and "This sentence is rec autos." in texts
+    assert labels.count(0) == labels.count(1) == len(texts) // 2
+    assert TextFewShot()._use_label_prompts(["negative", "positive"])
+    assert not TextFewShot()._use_label_prompts(["0", "1"])
+    assert not TextFewShot(label_prompts="false")._use_label_prompts(["negative", "positive"])
+    assert TextFewShot(label_prompts=True)._use_label_prompts(["0", "1"])
+    with pytest.raises(UserError, match="label_prompts"):
+        TextFewShot(label_prompts="maybe")._use_label_prompts(["a", "b"])

@@ -42,12 +42,22 @@ def import_timm() -> ModuleType:
     return timm
 
 
-def set_torch_threads() -> None:
-    """Use every core for intra-op work (the machines here have two)."""
+def torch_thread_count() -> int:
+    """Threads for intra-op work: ``TRANSFERLAB_THREADS``, else ``OMP_NUM_THREADS``, else every core. Setting one
+    of them keeps several jobs on a shared machine from oversubscribing its cores."""
     import os
 
+    for var in ("TRANSFERLAB_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return os.cpu_count() or 1
+
+
+def set_torch_threads() -> None:
+    """Use every core for intra-op work (the machines here have two), or what the environment asks for."""
     import torch
 
-    n = os.cpu_count() or 1
+    n = torch_thread_count()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._torch import torch_thread_count
 from .backbones import BackboneSpec, get_backbone
 from .cache import FeatureCache, bytes_digest
 from .data.images import load_image
@@ -129,7 +130,7 @@ def make_session(model_path: Path):  # noqa: ANN201 - onnxruntime.InferenceSessi
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = os.cpu_count() or 1
+    options.intra_op_num_threads = torch_thread_count()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])

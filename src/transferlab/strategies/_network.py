@@ -146,16 +146,35 @@ def colour_jitter(pixels: np.ndarray, rng: np.random.Generator, strength: float 
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
+AUGMENT_MODES = ("standard", "orientation", "none")
+
+
+def augment_mode(value: bool | str) -> str:
+    """``augment``: true/standard (random resized crop, horizontal flip, colour jitter), orientation (also vertical
+    flips and quarter turns, for images with no up or down), false/none."""
+    if isinstance(value, str):
+        text = value.lower()
+        mode = {"true": "standard", "on": "standard", "1": "standard", "false": "none", "off": "none",
+                "0": "none"}.get(text, text)
+    else:
+        mode = "standard" if value else "none"
+    if mode not in AUGMENT_MODES:
+        raise UserError(f"augment must be one of {', '.join(AUGMENT_MODES)} (or true/false), got {value!r}")
+    return mode
+
+
 class ImageBatches:
     """Batches of one dataset for training (augmented) and evaluation (the backbone's transform)."""
 
     def __init__(self, paths: Sequence[str], targets: np.ndarray, prep: Preprocessing, batch_size: int,
-                 augment: bool = True, seed: int = 0, cache: bool | None = None) -> None:
+                 augment: bool | str = True, seed: int = 0, cache: bool | None = None) -> None:
         self.paths = list(paths)
         self.targets = np.asarray(targets, np.int64)
         self.prep = prep
         self.batch_size = batch_size
-        self.augment = augment
+        mode = augment_mode(augment)
+        self.augment = mode != "none"
+        self.orientation = mode == "orientation"
         self.seed = seed
         estimate = len(self.paths) * prep.resize * prep.resize * 3 * 4 // 3
         self.cache = estimate < CACHE_LIMIT_BYTES if cache is None else cache
@@ -177,7 +196,11 @@ class ImageBatches:
         x = random_resized_crop(pixels, self.prep.size, rng)
         if rng.random() < 0.5:
             x = x[:, ::-1]
-        return colour_jitter(x, rng)
+        if self.orientation:  # no up or down in textures, aerial or microscope images: any of the 8 symmetries
+            if rng.random() < 0.5:
+                x = x[::-1]
+            x = np.rot90(x, int(rng.integers(4)))
+        return colour_jitter(np.ascontiguousarray(x), rng)
 
     def _batch(self, indices: np.ndarray, key: tuple[int, ...] | None) -> tuple[torch.Tensor, torch.Tensor]:
         # every item's randomness comes from (seed, key, position): independent of threads and timing
@@ -311,6 +334,7 @@ class NetworkStrategy(Strategy):
         head_init = getattr(self, "head_init", "random")
         if head_init not in HEAD_INITS:
             raise UserError(f"head_init must be one of {', '.join(HEAD_INITS)}, got {head_init!r}")
+        augment_mode(self.augment)
         if self.sampling not in (None, "none", "over", "under"):
             raise UserError(f"sampling must be 'over', 'under' or none, got {self.sampling!r}")
         from ..training import TrainConfig
@@ -363,7 +387,7 @@ class NetworkStrategy(Strategy):
         tr, va = (stratified_split([str(v) for v in labels], self.val_fraction, self.seed)
                   if self.val_fraction > 0 else (list(range(len(labels))), []))
         tr_idx, va_idx = np.asarray(tr, np.int64), np.asarray(va, np.int64)
-        data = ImageBatches(X.paths, labels, prep, int(self.batch_size), bool(self.augment), self.seed)
+        data = ImageBatches(X.paths, labels, prep, int(self.batch_size), self.augment, self.seed)
         ckpt_root = self._prepare_checkpoints(X.paths)
         if getattr(self, "head_init", "random") == "probe":
             probe_head(net, self.backbone, prep, [X.paths[i] for i in tr_idx], labels[tr_idx], len(classes),
@@ -419,7 +443,9 @@ class NetworkStrategy(Strategy):
 
 COMMON_DOC = """Shared parameters: ``epochs``, ``lr`` (backbone), ``head_lr`` (new head), ``optimizer``, ``schedule``,
 ``warmup_epochs``, ``weight_decay``, ``batch_size``, ``input_size`` (pixels; larger helps fine-grained data),
-``augment``, ``dropout``, ``label_smoothing``, ``class_weight`` (``balanced``), ``sampling`` (``over``/``under``),
+``augment`` (true, ``orientation``: also vertical flips and quarter turns, for textures, aerial or
+microscope images; false), ``dropout``, ``label_smoothing``, ``class_weight`` (``balanced``), ``sampling``
+(``over``/``under``),
 ``bf16``, ``val_fraction`` (stratified hold-out of train for early stopping), ``patience``, ``seed``,
 ``checkpoint_dir`` and ``resume`` (set by ``transferlab train --out DIR [--resume]``), ``head_init``
 (``random``, or ``probe``: start the head from a logistic-regression probe on the cached frozen features, the

@@ -18,7 +18,7 @@ class Finetune(NetworkStrategy):
     def __init__(self, backbone: str = "efficientnet_lite0", epochs: int = 6, lr: float = 1e-4,
                  head_lr: float = 1e-3, optimizer: str = "adamw", schedule: str = "cosine",
                  warmup_epochs: float = 0.5, weight_decay: float = 1e-4, batch_size: int = 16,
-                 input_size: int | None = None, augment: bool = True, dropout: float = 0.2,
+                 input_size: int | None = None, augment: bool | str = True, dropout: float = 0.2,
                  label_smoothing: float = 0.1, class_weight: str | None = None, sampling: str | None = None,
                  bf16: bool = False, val_fraction: float = 0.15, patience: int | None = 3, seed: int = 0,
                  head_init: str = "random",

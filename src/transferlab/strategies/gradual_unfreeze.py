@@ -22,7 +22,7 @@ class GradualUnfreeze(NetworkStrategy):
                  stage_epochs: int = 1, n_stages: int | None = None,
                  lr_ratio: float = 3.0, optimizer: str = "adamw", schedule: str = "cosine",
                  warmup_epochs: float = 0.0, weight_decay: float = 1e-4, batch_size: int = 16,
-                 input_size: int | None = None, augment: bool = True, dropout: float = 0.2,
+                 input_size: int | None = None, augment: bool | str = True, dropout: float = 0.2,
                  label_smoothing: float = 0.1, class_weight: str | None = None, sampling: str | None = None,
                  bf16: bool = False, val_fraction: float = 0.15, patience: int | None = 3, seed: int = 0,
                  head_init: str = "random",
