@@ -1,6 +1,6 @@
 """Fine-tuning benchmarks: accuracy against from-scratch and headless, and training throughput.
 
-    .venv/bin/python benchmarks/finetune.py [--parts throughput,hymenoptera,dtd,dtd_lpft,hymenoptera_bf16]
+    .venv/bin/python benchmarks/finetune.py [--parts throughput,hymenoptera,dtd,dtd_lpft,hymenoptera_bf16] [--seeds 3]
 
 * hymenoptera: ``gradual_unfreeze`` on efficientnet_lite0 (target >= 0.96 val accuracy, <= 3 min training on
   2 cores) beside ``from_scratch`` with the same epochs;
@@ -32,10 +32,12 @@ SCRATCH = {"epochs": 5, "lr": 1e-3, "head_lr": 1e-3}  # same number of epochs as
 DTD = {"input_size": 288, "n_stages": 3, "head_epochs": 4, "stage_epochs": 2, "val_fraction": 0.0, "lr": 3e-4,
        "head_lr": 3e-3}
 DTD_TOP = {"input_size": 288, "n_groups": 3, "epochs": 10, "val_fraction": 0.0, "lr": 3e-4, "head_lr": 3e-3}
-# LP-FT on the backbone with the best headless score (lite1, 0.853): the head starts from the logistic-regression
-# probe, small learning rate, no label smoothing. Measured 0.827 (lr 1e-4 with label smoothing 0.1: 0.813).
+# LP-FT: the head starts from the logistic-regression probe, the last two layer groups train at a small learning
+# rate, no label smoothing. On Lite2 (headless 0.833); on Lite1 (headless 0.853) the same recipe gave 0.827, and
+# longer or stronger fine-tuning lower still (0.813), see the closing notes of the fine-tuning issue.
 DTD_LPFT = {"n_groups": 2, "head_init": "probe", "lr": 3e-5, "head_lr": 3e-5, "epochs": 4, "val_fraction": 0.0,
             "patience": None, "label_smoothing": 0.0}
+DTD_LPFT_BACKBONE = "efficientnet_lite2"
 
 
 def throughput(bf16: bool, batch_size: int = 16, steps: int = 4) -> float:
@@ -62,18 +64,20 @@ def throughput(bf16: bool, batch_size: int = 16, steps: int = 4) -> float:
     return batch_size / min(times[1:])  # best step after a warm-up one
 
 
-def run(data: Path, strategy: str, params: dict, out: Path, backbone: str = "efficientnet_lite0") -> dict:
+def run(data: Path, strategy: str, params: dict, out: Path, backbone: str = "efficientnet_lite0",
+        seed: int = 0) -> dict:
     from transferlab.api import train
 
-    result = train(data, out=out, strategy=strategy, backbone=backbone, params=dict(params), seed=0)
+    result = train(data, out=out, strategy=strategy, backbone=backbone, params=dict(params), seed=seed)
     m = result.metrics
-    return {"dataset": data.name, "strategy": strategy, "backbone": backbone, "params": params,
+    return {"dataset": data.name, "strategy": strategy, "backbone": backbone, "params": params, "seed": seed,
             "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "train_seconds": m["train_seconds"]}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--parts", default="throughput,hymenoptera,dtd")
+    ap.add_argument("--seeds", type=int, default=1, help="seeds of the dtd_lpft part (0..seeds-1)")
     args = ap.parse_args()
     parts = args.parts.split(",")
     os.environ.setdefault("TRANSFERLAB_QUIET", "1")
@@ -108,17 +112,21 @@ def main() -> int:
         print(rows["dtd_subset/gradual_unfreeze"], flush=True)
         rows["dtd_subset/finetune_top"] = run(data, "finetune_top", DTD_TOP, tmp / "d2")
         print(rows["dtd_subset/finetune_top"], flush=True)
-    if "dtd_lpft" in parts:  # LP-FT on Lite1 beside Lite1's headless score
+    if "dtd_lpft" in parts:  # LP-FT on Lite2 beside Lite2's headless score, seeds 0..seeds-1
         data = DATASETS / "dtd_subset"
-        rows["dtd_subset/headless_lite1"] = run(data, "headless", {}, tmp / "d3", "efficientnet_lite1")
-        rows["dtd_subset/finetune_top_lpft_lite1"] = run(data, "finetune_top", DTD_LPFT, tmp / "d4",
-                                                         "efficientnet_lite1")
-        print(rows["dtd_subset/finetune_top_lpft_lite1"], flush=True)
+        short = DTD_LPFT_BACKBONE.replace("efficientnet_", "")
+        for seed in range(args.seeds):
+            rows[f"dtd_subset/headless_{short}/seed{seed}"] = run(data, "headless", {}, tmp / f"d3_{seed}",
+                                                                  DTD_LPFT_BACKBONE, seed)
+            name = f"dtd_subset/finetune_top_lpft_{short}/seed{seed}"
+            rows[name] = run(data, "finetune_top", DTD_LPFT, tmp / f"d4_{seed}", DTD_LPFT_BACKBONE, seed)
+            print(rows[name], flush=True)
+            RESULTS.write_text(json.dumps(doc, indent=2))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(doc, indent=2))
-    print(f"\n{'dataset/strategy':<36}{'accuracy':>10}{'macro_f1':>10}{'train s':>10}")
+    print(f"\n{'dataset/strategy':<44}{'accuracy':>10}{'macro_f1':>10}{'train s':>10}")
     for name, r in rows.items():
-        print(f"{name:<36}{r['accuracy']:>10.4f}{r['macro_f1']:>10.4f}{r['train_seconds']:>10.1f}")
+        print(f"{name:<44}{r['accuracy']:>10.4f}{r['macro_f1']:>10.4f}{r['train_seconds']:>10.1f}")
     for k, v in doc.get("throughput_img_per_s", {}).items():
         print(f"throughput {k}: {v:.1f} img/s (target fp32 >= 9)")
     return 0

@@ -46,11 +46,10 @@ def load_minilm(path: str | None = None) -> tuple[Any, Any]:
     """(tokenizer, model) from a local folder; never touches the network."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    _make_torchvision_importable()
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    from .transformer import _transformers
 
-    hf_logging.set_verbosity_error()
+    tf = _transformers()
+    AutoModel, AutoTokenizer = tf.AutoModel, tf.AutoTokenizer  # noqa: N806
     folder = path or minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model = AutoModel.from_pretrained(folder, local_files_only=True)

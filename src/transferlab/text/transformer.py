@@ -31,6 +31,7 @@ def _transformers():  # noqa: ANN202
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # its sub-second "Loading weights" bar is noise, and ignores --quiet
     return transformers
 
 
