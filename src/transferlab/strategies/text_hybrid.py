@@ -11,8 +11,9 @@ max_df 0.5 and weight 0.5 (CV accuracy with a ridge classifier: TF-IDF alone 0.8
 
 TF-IDF: sublinear term frequency, words seen in fewer than ``min_df`` documents or in more than ``max_df`` of them
 dropped (``max_df`` < 1 removes the stop words of the corpus at hand). The embeddings are the cached ones of
-``text_headless`` (texts cut at ``max_length`` tokens). Saved as the TF-IDF vocabulary and IDF (JSON +
-safetensors) and a linear head over the stacked features; no pickles.
+``text_headless`` (texts cut at ``max_length`` tokens). Side columns (``--feature-columns``) are encoded and stacked
+after both blocks. Saved as the TF-IDF vocabulary and IDF (JSON + safetensors) and a linear head over the stacked
+features; no pickles.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class TextHybrid(Strategy):
     name = "text_hybrid"
     modality = "text"
     summary = "TF-IDF word n-grams + frozen MiniLM sentence embeddings, one logistic regression"
+    uses_side_features = True  # --feature-columns: side columns joined to the features
 
     def __init__(self, word_ngrams: int = 1, min_df: int = 2, max_df: float = 0.5,
                  max_features: int | None = 300_000, embedding_weight: float = 0.5, C: float | None = 30.0,  # noqa: N803
@@ -88,6 +90,7 @@ class TextHybrid(Strategy):
         from sklearn.linear_model import LogisticRegression
 
         from ..text.data import texts_of
+        from ..text.side_features import fit_side_features, join_sparse, side_matrix
         from ..text.tfidf import TfidfFeaturizer
 
         self._validate()
@@ -95,8 +98,9 @@ class TextHybrid(Strategy):
         texts = texts_of(X)
         self.featurizer_ = TfidfFeaturizer(int(self.word_ngrams), 0, int(self.min_df), self.max_features,
                                            max_df=float(self.max_df))
-        features = stack_features(self.featurizer_.fit(texts).transform(texts), self._embed(texts),
-                                  float(self.embedding_weight))
+        self.side_encoder_ = fit_side_features(X)
+        features = join_sparse(stack_features(self.featurizer_.fit(texts).transform(texts), self._embed(texts),
+                                              float(self.embedding_weight)), side_matrix(self.side_encoder_, X))
         self.C_ = float(self.C) if self.C is not None else self._choose_c(features, labels)
         clf = LogisticRegression(C=self.C_, max_iter=2000, random_state=self.seed).fit(features, labels)
         self.head_ = LinearHead.from_sklearn(clf.coef_, clf.intercept_)
@@ -107,16 +111,21 @@ class TextHybrid(Strategy):
     def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
         from ..text.data import texts_of
         from ..text.predictors import sparse_linear_proba
+        from ..text.side_features import join_sparse, side_matrix
 
         self.check_is_fitted()
         texts = texts_of(X)
-        return sparse_linear_proba(self.head_, stack_features(self.featurizer_.transform(texts), self._embed(texts),
-                                                              float(self.embedding_weight)))
+        side = side_matrix(getattr(self, "side_encoder_", None), X)
+        return sparse_linear_proba(self.head_, join_sparse(stack_features(
+            self.featurizer_.transform(texts), self._embed(texts), float(self.embedding_weight)), side))
 
     def save_weights(self, directory: Path) -> dict[str, Any]:
         self.check_is_fitted()
         self.featurizer_.save(directory)
         self.head_.save(directory)
-        return {"kind": "text_tfidf+embedding+head", "n_features": self.n_features_in_,
-                "encoder": "all-MiniLM-L6-v2", "max_length": int(self.max_length),
-                "embedding_weight": float(self.embedding_weight)}
+        out: dict[str, Any] = {"kind": "text_tfidf+embedding+head", "n_features": self.n_features_in_,
+                               "encoder": "all-MiniLM-L6-v2", "max_length": int(self.max_length),
+                               "embedding_weight": float(self.embedding_weight)}
+        if getattr(self, "side_encoder_", None) is not None:
+            out["side_features"] = self.side_encoder_.save(directory)
+        return out

@@ -84,7 +84,7 @@ def train_text(data: str | os.PathLike[str], out: str | os.PathLike[str] | None 
     side_columns, side_kinds = parse_feature_columns(feature_columns)
     if side_columns and not getattr(model_strategy, "uses_side_features", False):
         raise UserError(f"--feature-columns: {model_strategy.name} has no classifier head on features to join "
-                        "side columns to; use bow, text_headless or text_fewshot")
+                        "side columns to; use bow, text_hybrid, text_headless or text_fewshot")
     train_ds, eval_ds, report = resolve_text_data(data, text_column, label_column, val_fraction, seed, eval_split,
                                                   feature_columns)
     for line in report.summary_lines():

@@ -109,10 +109,11 @@ def _load_tfidf_embedding_head(directory: Path, config: dict[str, Any]) -> TextP
     featurizer, head = TfidfFeaturizer.load(directory), Head.load(directory)
     encoder, weight = SentenceEncoder(int(w.get("max_length", 256))), float(w.get("embedding_weight", 1.0))
 
-    def classify(texts: list[str]) -> np.ndarray:
-        return sparse_linear_proba(head, stack_features(featurizer.transform(texts), encoder.embed(texts), weight))
+    def classify(texts: list[str], side: np.ndarray | None = None) -> np.ndarray:
+        return sparse_linear_proba(head, join_sparse(stack_features(featurizer.transform(texts), encoder.embed(texts),
+                                                                    weight), side))
 
-    return TextPredictor(classify, text_column=text_column_of(config))
+    return TextPredictor(classify, load_side_features(directory, config), text_column_of(config))
 
 
 @register_predictor("text_wordnet")
