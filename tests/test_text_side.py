@@ -176,3 +176,18 @@ def test_cli_feature_columns_bad_inputs_exit_2(side_data: Path, tmp_path: Path, 
     assert main(["--quiet", "train", str(side_data), "--task", "text", "--strategy", "embedding_cnn",
                  "--feature-columns", "price", "--out", out]) == 2
     assert "use bow, text_hybrid, text_headless or text_fewshot" in capsys.readouterr().err
+
+
+def test_fewshot_with_side_features_and_label_prompts(side_data: Path, tmp_path: Path):
+    """text_fewshot with side columns: the templated class-name sentences ("high", "low") join the contrastive pairs
+    but not the head, which needs the side columns of real rows; the saved model re-encodes new rows itself."""
+    from transferlab.text.api import train_text
+
+    result = train_text(side_data, out=tmp_path / "fs", strategy="text_fewshot", feature_columns="price,category",
+                        params={"num_iterations": 1, "max_length": 16})
+    assert result.metrics["accuracy"] >= 0.8, result.metrics["accuracy"]  # the text alone: ~0.55
+    history = json.loads((tmp_path / "fs" / "history.json").read_text())["stages"][0]
+    assert history["label_prompts"] == 12
+    test = read_text_file(side_data / "test.csv", label_column=None, feature_columns=["price", "category"])
+    proba, ok, _ = Model.load(tmp_path / "fs").predict_proba(test.rows())
+    assert ok == list(range(len(test))) and proba.shape == (len(test), 2)
