@@ -163,7 +163,7 @@ def test_label_prompts_only_for_class_names_that_are_words():
     assert labels.count(0) == labels.count(1) == len(texts) // 2
     assert TextFewShot()._use_label_prompts(["negative", "positive"])
     assert not TextFewShot()._use_label_prompts(["0", "1"])
-    assert not TextFewShot(label_prompts="false")._use_label_prompts(["negative", "positive"])
+    assert not TextFewShot(label_prompts=False)._use_label_prompts(["negative", "positive"])
     assert TextFewShot(label_prompts=True)._use_label_prompts(["0", "1"])
     with pytest.raises(UserError, match="label_prompts"):
         TextFewShot(label_prompts="maybe")._use_label_prompts(["a", "b"])

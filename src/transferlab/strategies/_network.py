@@ -152,14 +152,9 @@ AUGMENT_MODES = ("standard", "orientation", "none")
 def augment_mode(value: bool | str) -> str:
     """``augment``: true/standard (random resized crop, horizontal flip, colour jitter), orientation (also vertical
     flips and quarter turns, for images with no up or down), false/none."""
-    if isinstance(value, str):
-        text = value.lower()
-        mode = {"true": "standard", "on": "standard", "1": "standard", "false": "none", "off": "none",
-                "0": "none"}.get(text, text)
-    else:
-        mode = "standard" if value else "none"
+    mode = value if isinstance(value, str) else ("standard" if value else "none")
     if mode not in AUGMENT_MODES:
-        raise UserError(f"augment must be one of {', '.join(AUGMENT_MODES)} (or true/false), got {value!r}")
+        raise UserError(f"augment must be true, false or one of {', '.join(AUGMENT_MODES)}, got {value!r}")
     return mode
 
 

@@ -12,7 +12,8 @@ then logistic regression on the tuned embeddings. Meant for a handful (8-64) of 
 ``label_prompts``: the class names themselves are evidence. With it on, a few templated sentences per class
 (``LABEL_TEMPLATES``: "This sentence is {label}.", ...) join the examples in the pairs and in the head, as the SetFit
 library's ``get_templated_dataset`` does. "auto" (default) turns it on when every class name contains a letter (names
-such as ``0``/``1`` say nothing). On sst2 with 8 examples per class it lifts test accuracy from 0.675 to 0.75.
+such as ``0``/``1`` say nothing). On sst2 with 8 examples per class it lifts test accuracy from 0.675 to 0.751
+(mean of 5 draws); with 64 per class it gives 0.799.
 
 Saved as the tuned body in safetensors, its tokenizer and config (``transformer/``) and the head (``head.json`` +
 ``head.safetensors``); the predictor needs neither the training code nor the MiniLM package. Side columns of the
@@ -120,16 +121,11 @@ class TextFewShot(Strategy):
         self.seed = seed
 
     def _use_label_prompts(self, classes: list[str]) -> bool:
-        value = self.label_prompts
-        if isinstance(value, str) and value.lower() in ("true", "on", "yes", "1"):
-            return True
-        if isinstance(value, str) and value.lower() in ("false", "off", "no", "0"):
-            return False
-        if value == "auto":
+        if self.label_prompts == "auto":
             return all(any(ch.isalpha() for ch in c) for c in classes)
-        if isinstance(value, bool):
-            return value
-        raise UserError(f"label_prompts must be auto, true or false, got {value!r}")
+        if isinstance(self.label_prompts, bool):
+            return self.label_prompts
+        raise UserError(f"label_prompts must be auto, true or false, got {self.label_prompts!r}")
 
     def _body_folder(self) -> str | None:
         from ..text.pretrain import transformer_backbone

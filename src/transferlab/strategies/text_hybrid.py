@@ -115,7 +115,7 @@ class TextHybrid(Strategy):
 
         self.check_is_fitted()
         texts = texts_of(X)
-        side = side_matrix(getattr(self, "side_encoder_", None), X)
+        side = side_matrix(self.side_encoder_, X)
         return sparse_linear_proba(self.head_, join_sparse(stack_features(
             self.featurizer_.transform(texts), self._embed(texts), float(self.embedding_weight)), side))
 
@@ -126,6 +126,6 @@ class TextHybrid(Strategy):
         out: dict[str, Any] = {"kind": "text_tfidf+embedding+head", "n_features": self.n_features_in_,
                                "encoder": "all-MiniLM-L6-v2", "max_length": int(self.max_length),
                                "embedding_weight": float(self.embedding_weight)}
-        if getattr(self, "side_encoder_", None) is not None:
+        if self.side_encoder_ is not None:
             out["side_features"] = self.side_encoder_.save(directory)
         return out

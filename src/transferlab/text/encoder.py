@@ -10,7 +10,6 @@ its cache entries are keyed by a digest of its weights file.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -43,9 +42,7 @@ def _make_torchvision_importable() -> None:
 
 @lru_cache(maxsize=2)
 def load_minilm(path: str | None = None) -> tuple[Any, Any]:
-    """(tokenizer, model) from a local folder; never touches the network."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    """(tokenizer, model) from a local folder; never touches the network (``_transformers`` sets offline mode)."""
     from .transformer import _transformers
 
     tf = _transformers()
