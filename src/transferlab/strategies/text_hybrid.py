@@ -19,14 +19,12 @@ features; no pickles.
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import UserError
-from ..heads import LinearHead
-from .base import Strategy
+from ._sparse_text import SparseTextLinear
 
 C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
 
@@ -39,11 +37,10 @@ def stack_features(tfidf: Any, embeddings: np.ndarray, weight: float) -> Any:
                          format="csr", dtype=np.float32)
 
 
-class TextHybrid(Strategy):
+class TextHybrid(SparseTextLinear):
     name = "text_hybrid"
-    modality = "text"
     summary = "TF-IDF word n-grams + frozen MiniLM sentence embeddings, one logistic regression"
-    uses_side_features = True  # --feature-columns: side columns joined to the features
+    kind = "text_tfidf+embedding+head"
 
     def __init__(self, word_ngrams: int = 1, min_df: int = 2, max_df: float = 0.5,
                  max_features: int | None = 300_000, embedding_weight: float = 0.5, C: float | None = 30.0,  # noqa: N803
@@ -78,6 +75,8 @@ class TextHybrid(Strategy):
     def _choose_c(self, features: Any, labels: np.ndarray) -> float:
         from sklearn.linear_model import LogisticRegressionCV
 
+        if self.C is not None:
+            return float(self.C)
         if int(np.bincount(labels).min()) < int(self.cv):
             return 10.0
         with warnings.catch_warnings():  # scikit-learn 1.9 announces changes of defaults we do not rely on
@@ -86,46 +85,15 @@ class TextHybrid(Strategy):
                                        random_state=self.seed).fit(features, labels)
         return float(np.atleast_1d(clf.C_)[0])
 
-    def fit(self, X: Any, y: Any = None) -> TextHybrid:  # noqa: N803
-        from sklearn.linear_model import LogisticRegression
-
-        from ..text.data import texts_of
-        from ..text.side_features import fit_side_features, join_sparse, side_matrix
+    def _make_featurizer(self) -> Any:  # noqa: ANN401 - a TfidfFeaturizer
         from ..text.tfidf import TfidfFeaturizer
 
-        self._validate()
-        labels, classes = self.labels_of(X, y)
-        texts = texts_of(X)
-        self.featurizer_ = TfidfFeaturizer(int(self.word_ngrams), 0, int(self.min_df), self.max_features,
-                                           max_df=float(self.max_df))
-        self.side_encoder_ = fit_side_features(X)
-        features = join_sparse(stack_features(self.featurizer_.fit(texts).transform(texts), self._embed(texts),
-                                              float(self.embedding_weight)), side_matrix(self.side_encoder_, X))
-        self.C_ = float(self.C) if self.C is not None else self._choose_c(features, labels)
-        clf = LogisticRegression(C=self.C_, max_iter=2000, random_state=self.seed).fit(features, labels)
-        self.head_ = LinearHead.from_sklearn(clf.coef_, clf.intercept_)
-        self.classes_ = list(classes)
-        self.n_features_in_ = int(features.shape[1])
-        return self
+        return TfidfFeaturizer(int(self.word_ngrams), 0, int(self.min_df), self.max_features,
+                               max_df=float(self.max_df))
 
-    def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
-        from ..text.data import texts_of
-        from ..text.predictors import sparse_linear_proba
-        from ..text.side_features import join_sparse, side_matrix
+    def _text_features(self, texts: list[str]) -> Any:  # noqa: ANN401 - a scipy CSR matrix
+        return stack_features(self.featurizer_.transform(texts), self._embed(texts), float(self.embedding_weight))
 
-        self.check_is_fitted()
-        texts = texts_of(X)
-        side = side_matrix(self.side_encoder_, X)
-        return sparse_linear_proba(self.head_, join_sparse(stack_features(
-            self.featurizer_.transform(texts), self._embed(texts), float(self.embedding_weight)), side))
-
-    def save_weights(self, directory: Path) -> dict[str, Any]:
-        self.check_is_fitted()
-        self.featurizer_.save(directory)
-        self.head_.save(directory)
-        out: dict[str, Any] = {"kind": "text_tfidf+embedding+head", "n_features": self.n_features_in_,
-                               "encoder": "all-MiniLM-L6-v2", "max_length": int(self.max_length),
-                               "embedding_weight": float(self.embedding_weight)}
-        if self.side_encoder_ is not None:
-            out["side_features"] = self.side_encoder_.save(directory)
-        return out
+    def _weights_info(self) -> dict[str, Any]:
+        return {"encoder": "all-MiniLM-L6-v2", "max_length": int(self.max_length),
+                "embedding_weight": float(self.embedding_weight)}
