@@ -104,6 +104,7 @@ def test_train_auto_explains_its_choice(digits_dir: Path, cache_dir: Path, tmp_p
     assert main(["train", str(digits_dir), "--strategy", "auto", "--out", str(tmp_path / "m"), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     auto = metrics["auto"]
-    assert auto["strategy"] == "headless" and "cross-validation" in auto["reason"]
-    assert len(auto["cv_scores"]) == 5  # four backbones' top features + the best one's mid features
-    assert max(auto["cv_scores"].values()) == auto["cv_scores"][f"{auto['backbone']}/{auto['params']['layer']}"]
+    assert auto["strategy"] == "headless" and auto["params"] == {"layer": "top"}
+    assert len(auto["logme"]) == 4  # every image backbone scored on the training split
+    assert max(auto["logme"].values()) == auto["logme"][auto["backbone"]]  # the backbone rank puts first
+    assert auto["backbone"] in auto["reason"] and "LogME" in auto["reason"]

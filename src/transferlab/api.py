@@ -122,7 +122,7 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = Non
         strategy, backbone = choice.strategy, choice.backbone
         params = {**choice.params, **params}
         auto = {"strategy": strategy, "backbone": backbone, "params": dict(choice.params), "reason": choice.reason,
-                "cv_scores": choice.cv_scores}
+                "logme": choice.scores}
         log(f"auto: {strategy} on {backbone} {choice.params or ''}. {choice.reason}")
     params.setdefault("seed", seed)
     model_strategy = make_strategy(strategy, modality="image", backbone=backbone, **params)

@@ -40,8 +40,9 @@ def recommend(n_train: int, n_classes: int, imagenet_confidence: float) -> Advic
         if close:
             return Advice("headless", {"layer": "top"}, f"{where}: with this little data a linear classifier on "
                           "frozen top-layer features is the safest choice; fine-tuning would mostly overfit.", facts)
-        return Advice("headless", {"layer": "top"}, f"{where}: small data far from ImageNet: keep the network frozen; "
-                      "lower-level features may transfer better than the top ones, so both are tried.", facts)
+        return Advice("headless", {"layer": "top"}, f"{where}: small data far from ImageNet: keep the network frozen "
+                      "(fine-tuning would overfit); lower-level features may transfer better than the top ones: "
+                      "`transferlab compare` tries both and warns when they win.", facts)
     if close:
         return Advice("finetune_top", {"n_groups": 2}, f"{where}: enough data to fine-tune the top layer groups "
                       "with a small learning rate.", facts)
