@@ -53,6 +53,21 @@ def _text_column_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-column", default="label", help="text data: column of the labels (default label)")
 
 
+def _task_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", choices=["image", "text"], default=None,
+                   help="kind of data (default: text when DATA is a CSV/TSV/JSONL with a text column or a folder with "
+                   "train.csv, else image)")
+    _text_column_args(p)
+
+
+def _is_text(args: argparse.Namespace) -> bool:
+    if args.task is not None:
+        return args.task == "text"
+    from .text.data import looks_like_text_data
+
+    return looks_like_text_data(args.data, args.text_column)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .backbones import DEFAULT_BACKBONE
 
@@ -72,7 +87,9 @@ Strategies (see `transferlab strategies`):
   headless     frozen backbone features + logistic regression (fast, strong on small data; the default)
   frozen_head  frozen backbone + a small neural head with early stopping
   finetune, finetune_top, gradual_unfreeze, from_scratch   train the network itself (minutes; --resume)
-  auto         measure the data (size, closeness to ImageNet, cross-validation on cached features), pick, say why
+  auto         measure the data, pick, say why. Images: size, closeness to ImageNet, the backbone `rank` puts
+               first. Text: examples per class (few -> text_fewshot), text length and amount (plenty of short
+               texts -> text_finetune), else 3-fold cross-validation of bow, text_headless and text_hybrid
 Examples:
   transferlab train photos/ --out ants_bees/
   transferlab train photos/ --backbone efficientnet_lite2 --strategy headless --param classifier=svm
@@ -131,6 +148,7 @@ Example:
     p.add_argument("--thorough", action="store_true", help="also fine-tune (full, gradual) and train from scratch")
     p.add_argument("--seeds", type=int, default=3, help="runs per candidate (default 3)")
     p.add_argument("--json", action="store_true", help="print the leaderboard as JSON")
+    _task_args(p)
     _common_data_args(p)
 
     p = sub.add_parser("rank", help="which backbone will transfer best, from cached features, in seconds",
@@ -142,8 +160,10 @@ Scores (higher is better), computed on the training split's frozen features with
   imagenet_confidence   mean top-1 probability of the backbone's ImageNet head: how ImageNet-like the data is
 """)
     p.add_argument("data", metavar="DATA")
-    p.add_argument("--backbones", nargs="+", default=None, metavar="B")
+    p.add_argument("--backbones", nargs="+", default=None, metavar="B",
+                   help="image backbones (default: all); for text: minilm, glove or pretrain-text folders")
     p.add_argument("--json", action="store_true")
+    _task_args(p)
     _common_data_args(p)
 
     p = sub.add_parser("pretrain-text", help="adapt to your own unlabelled texts: word2vec vectors or MiniLM MLM",
@@ -333,9 +353,20 @@ def cmd_strategies(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare, terminal_table
 
-    result = compare(args.data, out=args.out, strategies=args.strategies, backbones=args.backbones,
-                     thorough=args.thorough, seeds=args.seeds, seed=args.seed, val_fraction=args.val_fraction,
-                     eval_split=args.eval_split)
+    if _is_text(args):
+        from .text.compare import compare_text
+
+        if args.backbones:
+            raise UserError("--backbones is for images; for text pick encoders through strategies, e.g. "
+                            "--strategies bow text_headless text_headless:encoder=glove")
+        result = compare_text(args.data, out=args.out, strategies=args.strategies, thorough=args.thorough,
+                              seeds=args.seeds, seed=args.seed, val_fraction=args.val_fraction,
+                              eval_split=args.eval_split, text_column=args.text_column,
+                              label_column=args.label_column)
+    else:
+        result = compare(args.data, out=args.out, strategies=args.strategies, backbones=args.backbones,
+                         thorough=args.thorough, seeds=args.seeds, seed=args.seed, val_fraction=args.val_fraction,
+                         eval_split=args.eval_split)
     if args.json:
         _print_json({"leaderboard": result.rows, "protocol": result.protocol, "winner": result.winner,
                      "advice": result.advice, "warning": result.warning, "seconds": result.seconds,
@@ -356,6 +387,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_rank(args: argparse.Namespace) -> int:
     from .ranking import rank
 
+    if _is_text(args):
+        from .text.compare import rank_text
+
+        rows = rank_text(args.data, backbones=args.backbones, val_fraction=args.val_fraction, seed=args.seed,
+                         eval_split=args.eval_split, text_column=args.text_column, label_column=args.label_column)
+        if args.json:
+            _print_json({"ranking": rows})
+            return 0
+        print(f"{'rank':<6}{'encoder':<22}{'logme':>8}{'h_score':>9}{'knn_loo':>9}{'rows':>7}{'seconds':>9}")
+        for r in rows:
+            print(f"{r['rank']:<6}{r['backbone']:<22}{r['logme']:>8.3f}{r['h_score']:>9.3f}{r['knn_loo']:>9.3f}"
+                  f"{r['scored_rows']:>7}{r['embed_seconds'] + r['score_seconds']:>9.2f}")
+        return 0
     rows = rank(args.data, backbones=args.backbones, val_fraction=args.val_fraction, seed=args.seed,
                 eval_split=args.eval_split)
     if args.json:

@@ -54,8 +54,8 @@ class Candidate:
         return f"{self.strategy}[{extra}]" if extra else self.strategy
 
 
-def _parse_strategy(text: str) -> tuple[str, dict[str, Any]]:
-    """``name`` or ``name:key=value,key=value``."""
+def _parse_strategy(text: str, modality: str | None = "image") -> tuple[str, dict[str, Any]]:
+    """``name`` or ``name:key=value,key=value`` (the name is checked against ``modality``'s strategies)."""
     name, _, rest = text.partition(":")
     params: dict[str, Any] = {}
     for item in filter(None, rest.split(",")):
@@ -66,7 +66,8 @@ def _parse_strategy(text: str) -> tuple[str, dict[str, Any]]:
             params[k] = json.loads(v)
         except json.JSONDecodeError:
             params[k] = v
-    get_strategy_class(name, modality="image")
+    if modality is not None:
+        get_strategy_class(name, modality=modality)
     return name, params
 
 
@@ -392,11 +393,12 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def terminal_table(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'#':>2}  {'strategy':<22}{'backbone':<20}{'accuracy':>16}{'macro-F1':>10}{'train s':>9}"
-             f"{'ms/img':>8}{'MB':>7}"]
+    w = max([22, *(len(r["label"]) + 2 for r in rows)])
+    lines = [f"{'#':>2}  {'strategy':<{w}}{'backbone':<20}{'accuracy':>16}{'macro-F1':>10}{'train s':>9}"
+             f"{'ms/item':>8}{'MB':>7}"]
     for i, r in enumerate(rows, 1):
         acc = f"{r['accuracy_mean']:.3f}±{r['accuracy_std']:.3f}"
-        lines.append(f"{i:>2}  {r['label']:<22}{r['backbone']:<20}{acc:>16}{r['macro_f1']:>10.3f}"
+        lines.append(f"{i:>2}  {r['label']:<{w}}{r['backbone']:<20}{acc:>16}{r['macro_f1']:>10.3f}"
                      f"{r['train_seconds']:>9.1f}{_fmt(r['latency_ms_p50'], 1):>8}{r['size_mb']:>7.1f}")
     return "\n".join(lines)
 

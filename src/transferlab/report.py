@@ -1,8 +1,8 @@
 """The compare report: one self-contained HTML page (pictures embedded) that a person can open anywhere.
 
 It shows the leaderboard, accuracy against training time, learning curves per epoch (fine-tuning against frozen
-features), the winner's confusion matrix and its most confident mistakes, a 2-D map of the data's features coloured
-by class, the advice with its reason, and any negative-transfer warning.
+features), the winner's confusion matrix and its most confident mistakes (pictures for images, a table for texts), a
+2-D map of the data's features coloured by class, the advice with its reason, and any negative-transfer warning.
 """
 
 from __future__ import annotations
@@ -118,7 +118,8 @@ def feature_map(split: Split, backbone: str = DEFAULT_BACKBONE) -> tuple[np.ndar
     return coords, labels, list(split.train.classes)
 
 
-def plot_feature_map(coords: np.ndarray, labels: np.ndarray, classes: list[str]) -> str:
+def plot_feature_map(coords: np.ndarray, labels: np.ndarray, classes: list[str],
+                     title: str = f"t-SNE of {DEFAULT_BACKBONE} features, coloured by class") -> str:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 5))
     cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
@@ -127,7 +128,7 @@ def plot_feature_map(coords: np.ndarray, labels: np.ndarray, classes: list[str])
         ax.scatter(coords[sel, 0], coords[sel, 1], s=10, color=cmap(k % cmap.N), label=name, alpha=0.8)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(f"t-SNE of {DEFAULT_BACKBONE} features, coloured by class")
+    ax.set_title(title)
     ax.legend(fontsize=7, markerscale=1.5, loc="best")
     return _png(fig)
 
@@ -138,7 +139,20 @@ def _img(b64: str | None, alt: str) -> str:
     return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{b64}'>"
 
 
-def write_report(path: Path, result: CompareResult, split: Split) -> None:
+def mistakes_table(mistakes: list[dict[str, Any]]) -> str:
+    """Text mistakes as an HTML table (the text, its label, the prediction and the model's confidence)."""
+    if not mistakes:
+        return "<p class='muted'>(no mistakes on the evaluation split)</p>"
+    rows = "".join(f"<tr><td>{html.escape(m['path'])}</td><td>{html.escape(m['true'])}</td>"
+                   f"<td>{html.escape(m['predicted'])}</td><td>{m['confidence']:.2f}</td></tr>" for m in mistakes)
+    return ("<table id='mistakes'><thead><tr><th>text</th><th>label</th><th>predicted</th><th>confidence</th></tr>"
+            f"</thead><tbody>{rows}</tbody></table>")
+
+
+def write_report(path: Path, result: CompareResult, split: Split | None,
+                 map_data: tuple[np.ndarray, np.ndarray, list[str], str] | None = None) -> None:
+    """The page for an image compare (``split``: its images give the feature map and the mistake pictures) or a
+    text compare (``split`` None, ``map_data`` given: 2-D coordinates, labels, classes, title)."""
     from .compare import _fmt
 
     rows = result.rows
@@ -155,7 +169,15 @@ def write_report(path: Path, result: CompareResult, split: Split) -> None:
             f"<td>{_fmt(r['roc_auc'])}</td><td>{_fmt(r['train_seconds'], 1)}</td>"
             f"<td>{_fmt(r['latency_ms_p50'], 1)}</td><td>{_fmt(r['size_mb'], 1)}</td></tr>")
     table.append("</tbody></table>")
-    coords, labels, classes = feature_map(split)
+    if map_data is None:
+        assert split is not None
+        coords, labels, classes = feature_map(split)
+        map_title = f"t-SNE of {DEFAULT_BACKBONE} features, coloured by class"
+    else:
+        coords, labels, classes, map_title = map_data
+    mistakes = winner_runs[0]["mistakes"]
+    mistakes_html = (_img(plot_mistakes(mistakes), "most confident mistakes") if split is not None
+                     else mistakes_table(mistakes))
     advice = result.advice or {}
     warning = (f"<p class='warn'>&#9888; {html.escape(result.warning)}</p>" if result.warning else "")
     data_lines = "<br>".join(html.escape(x) for x in result.report.summary_lines(max_skipped=10))
@@ -186,9 +208,9 @@ accuracy {best['accuracy_mean']:.3f} &plusmn; {best['accuracy_std']:.3f}; saved 
 <div class="grid"><div><h2>Winner's confusion matrix</h2>
 {_img(plot_confusion(winner_runs[0]['confusion_matrix'], winner_runs[0]['classes']), 'confusion matrix')}</div>
 <div><h2>Winner's most confident mistakes</h2>
-{_img(plot_mistakes(winner_runs[0]['mistakes']), 'most confident mistakes')}</div></div>
+{mistakes_html}</div></div>
 <h2>The data, as the pretrained network sees it</h2>
-{_img(plot_feature_map(coords, labels, classes), 'feature map')}
+{_img(plot_feature_map(coords, labels, classes, map_title), 'feature map')}
 <h2>Data report</h2><p>{data_lines}</p>
 </body></html>"""
     tmp = path.with_suffix(".tmp")

@@ -78,6 +78,18 @@ def train_text(data: str | os.PathLike[str], out: str | os.PathLike[str] | None 
     from .side_features import parse_feature_columns
 
     t_start = time.perf_counter()
+    auto = None
+    if strategy == "auto":  # measure the data first, then choose (text.compare.auto_text)
+        from .compare import auto_text
+
+        train_ds, eval_ds, report = resolve_text_data(data, text_column, label_column, val_fraction, seed,
+                                                      eval_split, feature_columns)
+        choice = auto_text(train_ds, seed=seed)
+        strategy = choice.strategy
+        auto = {"strategy": strategy, "params": dict(choice.params), "reason": choice.reason,
+                "cv_scores": choice.scores, "facts": choice.advice.facts}
+        log(f"auto: {strategy} {choice.params or ''}. {choice.reason}")
+        params = {**choice.params, **dict(params or {})}
     params = {**backbone_params(strategy, backbone), **dict(params or {})}
     params.setdefault("seed", seed)
     model_strategy = make_text_strategy(strategy, **params)
@@ -85,8 +97,9 @@ def train_text(data: str | os.PathLike[str], out: str | os.PathLike[str] | None 
     if side_columns and not getattr(model_strategy, "uses_side_features", False):
         raise UserError(f"--feature-columns: {model_strategy.name} has no classifier head on features to join "
                         "side columns to; use bow, text_hybrid, text_headless or text_fewshot")
-    train_ds, eval_ds, report = resolve_text_data(data, text_column, label_column, val_fraction, seed, eval_split,
-                                                  feature_columns)
+    if auto is None:
+        train_ds, eval_ds, report = resolve_text_data(data, text_column, label_column, val_fraction, seed,
+                                                      eval_split, feature_columns)
     for line in report.summary_lines():
         log(line)
     t0 = time.perf_counter()
@@ -97,6 +110,8 @@ def train_text(data: str | os.PathLike[str], out: str | os.PathLike[str] | None 
     metrics["train_seconds"] = train_seconds
     metrics["total_seconds"] = time.perf_counter() - t_start
     metrics["split"] = "eval"
+    if auto is not None:
+        metrics["auto"] = auto
     mistakes = confident_mistakes(eval_ds.paths, eval_ds.y, proba, model_strategy.classes_)
     preprocessing: dict[str, Any] = {"text_column": text_column, "label_column": label_column}
     if side_columns:

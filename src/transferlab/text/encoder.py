@@ -128,3 +128,48 @@ class SentenceEncoder:
             cache.put_many(self.cache_key, new)
             found.update(new)
         return np.stack([found[d] for d in digests]).astype(np.float32)
+
+
+GLOVE = "glove-6b-50d"
+
+
+class GloveEncoder:
+    """``embed(texts) -> (n, 50)`` float32: the mean of the GloVe 6B 50-d vectors of a text's words (words GloVe
+    lacks are skipped; a text with none is the zero vector), L2-normalised. Hundreds of times faster than MiniLM
+    and needs no cache; weaker on meaning, fine for topics."""
+
+    def __init__(self, progress: bool | None = None) -> None:
+        self.progress = runtime.show_progress() if progress is None else progress
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        from .wordnets import load_glove, tokenize
+
+        vectors, index = load_glove()
+        out = np.zeros((len(texts), vectors.shape[1]), np.float32)
+        bar = progress_bar(total=len(texts), desc="GloVe vectors", unit="text", enabled=self.progress and
+                           len(texts) > 20_000)
+        for i, text in enumerate(texts):
+            rows = [index[w] for w in tokenize(str(text)) if w in index]
+            if rows:
+                v = np.asarray(vectors[sorted(rows)], np.float32).mean(axis=0)
+                out[i] = v / max(float(np.linalg.norm(v)), 1e-9)
+            bar.update(1)
+        bar.close()
+        return out
+
+
+TEXT_ENCODERS = ("minilm", "glove")
+
+
+def text_encoder(name: str = "minilm", max_length: int = 256, model_path: str | None = None) -> Any:
+    """The frozen sentence encoder called ``name``: ``minilm`` (all-MiniLM-L6-v2, or the body in ``model_path``)
+    or ``glove`` (mean-pooled GloVe)."""
+    from ..errors import UserError
+
+    if name == "minilm":
+        return SentenceEncoder(max_length, model_path=model_path)
+    if name == "glove":
+        if model_path:
+            raise UserError("encoder=glove takes no --backbone folder (that is a transformer body for minilm)")
+        return GloveEncoder()
+    raise UserError(f"unknown text encoder {name!r}; choose one of: {', '.join(TEXT_ENCODERS)}")

@@ -71,16 +71,18 @@ def sparse_linear_proba(head: Any, x: Any) -> np.ndarray:
 
 @register_predictor("text_embedding+head")
 def _load_embedding_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
-    """MiniLM sentence embeddings (through the feature cache), [side features], then a saved head. A model trained
-    on another body (``--backbone DIR`` from ``pretrain-text --method mlm``) carries it in ``transformer/``."""
-    from .encoder import SentenceEncoder
+    """MiniLM sentence embeddings (through the feature cache) or mean-pooled GloVe, [side features], then a saved
+    head. A model trained on another body (``--backbone DIR`` from ``pretrain-text --method mlm``) carries it in
+    ``transformer/``."""
+    from .encoder import GLOVE, text_encoder
 
     w = config["weights"]
     head, max_length = Head.load(directory), int(w.get("max_length", 256))
     body = str(directory / w["transformer"]) if w.get("transformer") else None
+    encoder = text_encoder("glove" if w.get("encoder") == GLOVE else "minilm", max_length, body)
 
     def classify(texts: list[str], side: np.ndarray | None = None) -> np.ndarray:
-        return head.predict_proba(join_dense(SentenceEncoder(max_length, model_path=body).embed(texts), side))
+        return head.predict_proba(join_dense(encoder.embed(texts), side))
 
     return TextPredictor(classify, load_side_features(directory, config), text_column_of(config))
 

@@ -1,0 +1,115 @@
+"""The bake-off verbs on text: compare (leaderboard, report, winner, run cache), rank (encoders) and --strategy auto,
+on real ag_news / sst2 rows from the shared datasets."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import shared_dataset
+from transferlab.cli import main
+from transferlab.model import Model
+from transferlab.text.compare import FEW_SHOT_PER_CLASS, recommend_text
+from transferlab.text.data import read_text_file
+
+
+def _sample_rows(path: Path, per_class: int, seed: int = 0) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    random.Random(seed).shuffle(rows)
+    out, seen = [], {}
+    for r in rows:
+        if seen.get(r["label"], 0) < per_class:
+            out.append(r)
+            seen[r["label"]] = seen.get(r["label"], 0) + 1
+    return out
+
+
+def _write(path: Path, rows: list[dict[str, str]]) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["text", "label"], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+
+@pytest.fixture(scope="module")
+def news_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ag_news: 80 training texts per class (between few-shot and plenty) and 40 test texts per class."""
+    src = shared_dataset("ag_news")
+    d = tmp_path_factory.mktemp("news")
+    _write(d / "train.csv", _sample_rows(src / "train.csv", 80))
+    _write(d / "test.csv", _sample_rows(src / "test.csv", 40))
+    return d
+
+
+def test_text_compare_leaderboard_report_winner_and_cache(news_dir: Path, cache_dir: Path, tmp_path: Path,
+                                                          capsys) -> None:
+    out = tmp_path / "bakeoff"
+    capsys.readouterr()
+    assert main(["compare", str(news_dir), "--out", str(out), "--seeds", "1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    board = doc["leaderboard"]
+    labels = {r["label"] for r in board}
+    assert labels == {"bow", "text_headless", "text_headless[encoder=glove]", "text_hybrid", "text_zeroshot"}
+    accs = [r["accuracy_mean"] for r in board]
+    assert accs == sorted(accs, reverse=True)
+    by = {r["label"]: r for r in board}
+    # trained classifiers beat matching the label names alone, and every row is well above chance (4 classes)
+    assert by["text_headless"]["accuracy_mean"] > by["text_zeroshot"]["accuracy_mean"]
+    assert min(accs) > 0.4
+    assert all(r["latency_ms_p50"] > 0 and r["size_mb"] > 0 for r in board)
+    assert by["text_headless"]["size_mb"] > 90 > by["bow"]["size_mb"]  # MiniLM's weights count
+    # the winner is saved, loads without the training code's objects, and scores what the leaderboard says
+    best = Model.load(out / "best")
+    assert best.config["strategy"]["name"] == board[0]["strategy"]
+    assert json.loads((out / "best" / "metrics.json").read_text())["accuracy"] == pytest.approx(accs[0])
+    page = (out / "report.html").read_text()
+    assert "id='leaderboard'" in page and "id='mistakes'" in page and "alt='feature map'" in page
+    assert page.count("data:image/png;base64") >= 3  # accuracy/time, confusion matrix, feature map
+    assert {p.name for p in out.iterdir()} >= {"leaderboard.json", "leaderboard.csv", "leaderboard.md"}
+    # the second compare reads every run back from the cache
+    assert main(["compare", str(news_dir), "--out", str(out), "--seeds", "1", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["cached_runs"] == len(board)
+    assert [r["accuracy_mean"] for r in again["leaderboard"]] == accs
+
+
+def test_text_rank_scores_encoders(news_dir: Path, cache_dir: Path, capsys) -> None:
+    capsys.readouterr()
+    assert main(["rank", str(news_dir), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["ranking"]
+    assert [r["backbone"] for r in rows] in (["minilm", "glove"], ["glove", "minilm"])
+    assert rows[0]["logme"] >= rows[1]["logme"] and [r["rank"] for r in rows] == [1, 2]
+    assert {r["feature_dim"] for r in rows} == {384, 50}
+    assert all(r["knn_loo"] > 0.5 for r in rows)  # 4 topics: chance is 0.25; both encoders carry the topic
+
+
+def test_text_auto_measures_cheap_classifiers(news_dir: Path, cache_dir: Path, tmp_path: Path, capsys) -> None:
+    capsys.readouterr()
+    assert main(["train", str(news_dir), "--strategy", "auto", "--out", str(tmp_path / "m"), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    auto = metrics["auto"]
+    scores = auto["cv_scores"]
+    assert set(scores) == {"bow", "text_headless", "text_hybrid"}
+    assert auto["strategy"] == max(scores, key=scores.get)
+    assert auto["strategy"] in auto["reason"] and "cross-validation" in auto["reason"]
+    assert Model.load(tmp_path / "m").config["strategy"]["name"] == auto["strategy"]
+    assert metrics["accuracy"] > 0.7
+
+
+def test_text_advice_follows_size_and_length() -> None:
+    sst2 = read_text_file(shared_dataset("sst2") / "train.csv")
+    few = sst2.subset([i for c in sorted(set(sst2.labels or [])) for i in
+                       np.flatnonzero(np.asarray(sst2.labels) == c)[:8]])
+    few.classes = sorted(set(few.labels or []))
+    assert recommend_text(few).strategy == "text_fewshot"
+    plenty = recommend_text(sst2)  # 6920 short sentences
+    assert plenty.strategy == "text_finetune" and plenty.params["max_length"] == 64
+    news = read_text_file(shared_dataset("newsgroups20") / "train.csv")  # 100 long posts per class
+    advice = recommend_text(news)
+    assert advice.strategy == "measure" and advice.facts["smallest_class"] > FEW_SHOT_PER_CLASS
