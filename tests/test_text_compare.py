@@ -113,3 +113,15 @@ def test_text_advice_follows_size_and_length() -> None:
     news = read_text_file(shared_dataset("newsgroups20") / "train.csv")  # 100 long posts per class
     advice = recommend_text(news)
     assert advice.strategy == "measure" and advice.facts["smallest_class"] > FEW_SHOT_PER_CLASS
+
+
+def test_text_compare_bad_choices_exit_2(news_dir: Path, cache_dir: Path, capsys) -> None:
+    for args, message in ((["--strategies", "nope"], "unknown text strategy 'nope'"),
+                          (["--backbones", "glove"], "--backbones is for images"),
+                          (["--strategies", "text_headless:encoder=bert"], "unknown text encoder 'bert'")):
+        capsys.readouterr()
+        assert main(["compare", str(news_dir), "--seeds", "1", *args]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert main(["rank", str(news_dir), "--backbones", "fasttext"]) == 2
+    assert "not a text encoder" in capsys.readouterr().err

@@ -138,8 +138,12 @@ Examples:
 The default set is fast: headless on every backbone, headless on mid-layer features and frozen_head on the default
 backbone; --thorough adds finetune, gradual_unfreeze and from_scratch (minutes each). Finished runs are cached, so a
 second compare on the same data is quick. A strategy may carry parameters: --strategies headless:classifier=svm
-Example:
+Text (a CSV/TSV/JSONL, or a folder with train.csv): bow, text_headless on MiniLM and on GloVe, text_hybrid and,
+when the class names are words, text_zeroshot; --thorough adds text_finetune, text_embedding_cnn and (64 or fewer
+examples per class) text_fewshot. Pick encoders through parameters: --strategies text_headless:encoder=glove
+Examples:
   transferlab compare photos/ --out bakeoff/     then open bakeoff/report.html
+  transferlab compare reviews.csv --out bakeoff/ --thorough
 """)
     p.add_argument("data", metavar="DATA")
     p.add_argument("--out", default=None, help="folder for leaderboard.{json,csv,md}, report.html and best/")
@@ -153,7 +157,8 @@ Example:
 
     p = sub.add_parser("rank", help="which backbone will transfer best, from cached features, in seconds",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""
-Scores (higher is better), computed on the training split's frozen features without training:
+Scores (higher is better), computed on the training split's frozen features without training (for text: the
+MiniLM and mean-pooled GloVe encoders, or pretrain-text folders given to --backbones):
   logme     LogME, the evidence of a Bayesian linear model from features to labels (the ranking score)
   h_score   H-score: between-class over total feature covariance
   knn_loo   leave-one-out 5-nearest-neighbour accuracy
