@@ -44,3 +44,19 @@ def save_results(name: str, payload: dict[str, Any]) -> Path:
     path.write_text(json.dumps(payload, indent=2))
     print(f"\nwrote {path}")
     return path
+
+
+TRANSFERLAB = str(ROOT / ".venv" / "bin" / "transferlab")
+
+
+def cli(args: list[str], cache: Path) -> tuple[dict[str, Any], float]:
+    """Run ``transferlab ARGS --json`` with its own feature cache; (the JSON document, wall seconds)."""
+    import subprocess
+
+    env = {**os.environ, "TRANSFERLAB_CACHE": str(cache), "TRANSFERLAB_QUIET": "1", "HF_HUB_OFFLINE": "1"}
+    t = time.perf_counter()
+    proc = subprocess.run([TRANSFERLAB, *args, "--json"], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"transferlab {' '.join(args)} failed: {proc.stderr}")
+    return json.loads(proc.stdout), wall

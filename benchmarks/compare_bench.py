@@ -12,29 +12,14 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import ROOT, dataset, print_table, save_results  # noqa: E402
+from _common import cli, dataset, print_table, save_results  # noqa: E402
 
-TRANSFERLAB = str(ROOT / ".venv" / "bin" / "transferlab")
 SETS = ["hymenoptera", "cats_vs_dogs", "chest_xray_224", "dtd_subset"]
-
-
-def cli(args: list[str], cache: Path) -> tuple[dict, float]:
-    env = {**os.environ, "TRANSFERLAB_CACHE": str(cache), "TRANSFERLAB_QUIET": "1", "HF_HUB_OFFLINE": "1"}
-    t = time.perf_counter()
-    proc = subprocess.run([TRANSFERLAB, *args, "--json"], capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t
-    if proc.returncode != 0:
-        raise SystemExit(f"transferlab {' '.join(args)} failed: {proc.stderr}")
-    return json.loads(proc.stdout), wall
 
 
 def spearman(a: list[float], b: list[float]) -> float:

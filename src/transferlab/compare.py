@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -246,6 +247,49 @@ def run_one(candidate: Candidate, split: Split, seed: int, measure_latency: bool
     return result
 
 
+def run_candidates(candidates: list[Candidate], split_names: list[str],
+                   key_parts: Callable[[Candidate, int], dict[str, Any]],
+                   run: Callable[[Candidate, int], dict[str, Any]]) -> tuple[dict[str, list[dict[str, Any]]], int]:
+    """Every candidate on every split (``run(candidate, split_index)``), each finished run read from or written to
+    the :class:`ResultCache` under ``key_parts(candidate, split_index)``; (runs per ``label|backbone``, how many
+    came from the cache). Shared by the image and the text compare."""
+    cache = ResultCache()
+    runs: dict[str, list[dict[str, Any]]] = {}
+    cached = 0
+    bar = progress_bar(total=len(candidates) * len(split_names), desc="compare", unit="run",
+                       enabled=runtime.show_progress())
+    for cand in candidates:
+        cand_runs = []
+        for i, name in enumerate(split_names):
+            key = cache.key(key_parts(cand, i))
+            result = cache.get(key)
+            if result is None:
+                bar.set_postfix_str(f"{cand.label} on {cand.backbone}, {name}")
+                result = run(cand, i)
+                cache.put(key, result)
+            else:
+                cached += 1
+            cand_runs.append(result)
+            bar.update(1)
+        runs[f"{cand.label}|{cand.backbone}"] = cand_runs
+    bar.close()
+    return runs, cached
+
+
+def cached_model(stored: Path, target: Path, train: Callable[[], None]) -> None:
+    """Copy the model kept at ``stored`` to ``target``; if there is none, ``train()`` writes ``target`` and a copy is
+    kept (so the next compare on the same data saves its winner at once)."""
+    if (stored / "config.json").exists():
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(stored, target)
+        return
+    train()
+    if stored.exists():
+        shutil.rmtree(stored)
+    shutil.copytree(target, stored)
+
+
 @dataclass
 class CompareResult:
     rows: list[dict[str, Any]]
@@ -284,31 +328,14 @@ def compare(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
         raise UserError("--seeds must be >= 1")
     candidates = candidates_for(strategies, backbones, thorough)
     splits, report, protocol = make_splits(data, seeds, seed, val_fraction, eval_split)
-    cache = ResultCache()
     fingerprints = [(_fingerprint(s.train.paths), _fingerprint(s.eval.paths)) for s in splits]
     log(f"compare: {len(candidates)} candidates x {len(splits)} runs ({protocol})")
     _extract_once(candidates, splits)
-    runs: dict[str, list[dict[str, Any]]] = {}
-    cached = 0
-    bar = progress_bar(total=len(candidates) * len(splits), desc="compare", unit="run",
-                       enabled=runtime.show_progress())
-    for cand in candidates:
-        cand_runs = []
-        for i, split in enumerate(splits):
-            run_seed = seed + i
-            key = cache.key({"strategy": cand.strategy, "backbone": cand.backbone, "params": cand.param_dict,
-                             "seed": run_seed, "train": fingerprints[i][0], "eval": fingerprints[i][1]})
-            result = cache.get(key)
-            if result is None:
-                bar.set_postfix_str(f"{cand.label} on {cand.backbone}, {split.name}")
-                result = run_one(cand, split, run_seed, measure_latency=(i == 0))
-                cache.put(key, result)
-            else:
-                cached += 1
-            cand_runs.append(result)
-            bar.update(1)
-        runs[f"{cand.label}|{cand.backbone}"] = cand_runs
-    bar.close()
+    runs, cached = run_candidates(
+        candidates, [s.name for s in splits],
+        lambda cand, i: {"strategy": cand.strategy, "backbone": cand.backbone, "params": cand.param_dict,
+                         "seed": seed + i, "train": fingerprints[i][0], "eval": fingerprints[i][1]},
+        lambda cand, i: run_one(cand, splits[i], seed + i, measure_latency=(i == 0)))
     rows = [_aggregate(c, runs[f"{c.label}|{c.backbone}"]) for c in candidates]
     rows.sort(key=lambda r: (-r["accuracy_mean"], r["train_seconds"]))
     from .analysis.advice import negative_transfer_warning
@@ -349,16 +376,9 @@ def save_winner(data: str | os.PathLike[str], target: Path, row: dict[str, Any],
     stored = runtime.cache_dir() / "compare-models" / ResultCache.key(
         {"row": row["label"], "backbone": row["backbone"], "seed": seed, "data": str(Path(data).resolve()),
          "files": _fingerprint(sorted(str(p) for p in Path(data).rglob("*") if p.is_file()))})
-    if (stored / "config.json").exists():
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(stored, target)
-    else:
-        train(data, out=target, strategy=row["strategy"], backbone=row["backbone"], params=dict(row["params"]),
-              seed=seed, val_fraction=val_fraction, eval_split=eval_split)
-        if stored.exists():
-            shutil.rmtree(stored)
-        shutil.copytree(target, stored)
+    cached_model(stored, target, lambda: train(data, out=target, strategy=row["strategy"], backbone=row["backbone"],
+                                               params=dict(row["params"]), seed=seed, val_fraction=val_fraction,
+                                               eval_split=eval_split))
     return {"strategy": row["strategy"], "backbone": row["backbone"], "params": row["params"], "path": str(target)}
 
 

@@ -34,6 +34,8 @@ from ..compare import (
     _curve,
     _fingerprint,
     _parse_strategy,
+    cached_model,
+    run_candidates,
     write_leaderboard,
 )
 from ..data.report import DataReport
@@ -322,7 +324,6 @@ def compare_text(data: str | os.PathLike[str], out: str | os.PathLike[str] | Non
         raise UserError("--seeds must be >= 1")
     splits, report, protocol = _text_splits(data, seeds, seed, val_fraction, eval_split, text_column, label_column)
     candidates = text_candidates(strategies, thorough, splits[0][1])
-    cache = ResultCache()
     data_key = {"files": _files_fingerprint(data), "text_column": text_column, "label_column": label_column,
                 "val_fraction": val_fraction, "eval_split": eval_split}
     log(f"compare: {len(candidates)} text candidates x {len(splits)} runs ({protocol})")
@@ -330,27 +331,11 @@ def compare_text(data: str | os.PathLike[str], out: str | os.PathLike[str] | Non
         from .encoder import SentenceEncoder  # embedded once, before any timing: train seconds are the strategy's
 
         SentenceEncoder(256).embed(sorted({t for _, tr, e in splits for t in tr.texts + e.texts}))
-    runs: dict[str, list[dict[str, Any]]] = {}
-    cached = 0
-    bar = progress_bar(total=len(candidates) * len(splits), desc="compare", unit="run",
-                       enabled=runtime.show_progress())
-    for cand in candidates:
-        cand_runs = []
-        for i, (name, train, ev) in enumerate(splits):
-            run_seed = seed + i
-            key = cache.key({"task": "text", "strategy": cand.strategy, "params": cand.param_dict, "seed": run_seed,
-                             "split": name, **data_key})
-            result = cache.get(key)
-            if result is None:
-                bar.set_postfix_str(f"{cand.label}, {name}")
-                result = _run_one(cand, train, ev, run_seed, measure_latency=(i == 0))
-                cache.put(key, result)
-            else:
-                cached += 1
-            cand_runs.append(result)
-            bar.update(1)
-        runs[f"{cand.label}|{cand.backbone}"] = cand_runs
-    bar.close()
+    runs, cached = run_candidates(
+        candidates, [name for name, _, _ in splits],
+        lambda cand, i: {"task": "text", "strategy": cand.strategy, "params": cand.param_dict, "seed": seed + i,
+                         "split": splits[i][0], **data_key},
+        lambda cand, i: _run_one(cand, splits[i][1], splits[i][2], seed + i, measure_latency=(i == 0)))
     rows = [_aggregate(c, runs[f"{c.label}|{c.backbone}"]) for c in candidates]
     rows.sort(key=lambda r: (-r["accuracy_mean"], r["train_seconds"]))
     result = CompareResult(rows=rows, runs=runs, protocol=protocol, report=report, cached_runs=cached,
@@ -375,24 +360,14 @@ def compare_text(data: str | os.PathLike[str], out: str | os.PathLike[str] | Non
 def _save_winner(data: str | os.PathLike[str], target: Path, row: dict[str, Any], seed: int, val_fraction: float,
                  eval_split: str | None, text_column: str, label_column: str) -> dict[str, Any]:
     """Train the winner on the first split and save it (a copy kept in the cache makes the next compare quick)."""
-    import shutil
-
     from .api import train_text
 
     stored = runtime.cache_dir() / "compare-models" / ResultCache.key(
         {"task": "text", "row": row["label"], "seed": seed, "files": _files_fingerprint(data),
          "columns": [text_column, label_column], "val_fraction": val_fraction, "eval_split": eval_split})
-    if (stored / "config.json").exists():
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(stored, target)
-    else:
-        train_text(data, out=target, strategy=row["strategy"], params=dict(row["params"]), seed=seed,
-                   val_fraction=val_fraction, eval_split=eval_split, text_column=text_column,
-                   label_column=label_column)
-        if stored.exists():
-            shutil.rmtree(stored)
-        shutil.copytree(target, stored)
+    cached_model(stored, target, lambda: train_text(
+        data, out=target, strategy=row["strategy"], params=dict(row["params"]), seed=seed, val_fraction=val_fraction,
+        eval_split=eval_split, text_column=text_column, label_column=label_column))
     return {"strategy": row["strategy"], "backbone": row["backbone"], "params": row["params"], "path": str(target)}
 
 
