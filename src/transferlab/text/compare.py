@@ -186,23 +186,27 @@ def auto_text(train: TextDataset, seed: int = 0, folds: int = 3) -> Any:
 def text_candidates(strategies: list[str] | None, thorough: bool, train: TextDataset) -> list[Candidate]:
     """Explicit ``strategies`` (``name`` or ``name:key=value,...``), or the fast default set (+ ``thorough``)."""
     from .api import text_strategy_name
+    from .encoder import text_encoder
 
     if strategies:
         out = []
         for text in strategies:
             name, params = _parse_text_strategy(text)
             out.append(Candidate(name, _backbone_label(name, params), tuple(sorted(params.items()))))
-        return out
-    out = [Candidate("bow", "tf-idf"), Candidate("text_headless", "minilm"),
-           Candidate("text_headless", "glove", (("encoder", "glove"),)), Candidate("text_hybrid", "tf-idf+minilm")]
-    if _class_names_are_words(list(train.classes)):
-        out.append(Candidate("text_zeroshot", "minilm"))
-    if thorough:
-        out += [Candidate("text_finetune", "minilm"), Candidate("text_embedding_cnn", "glove")]
-        if int(np.bincount(train.y).min()) <= FEW_SHOT_PER_CLASS:
-            out.append(Candidate("text_fewshot", "minilm"))
+    else:
+        out = [Candidate("bow", "tf-idf"), Candidate("text_headless", "minilm"),
+               Candidate("text_headless", "glove", (("encoder", "glove"),)),
+               Candidate("text_hybrid", "tf-idf+minilm")]
+        if _class_names_are_words(list(train.classes)):
+            out.append(Candidate("text_zeroshot", "minilm"))
+        if thorough:
+            out += [Candidate("text_finetune", "minilm"), Candidate("text_embedding_cnn", "glove")]
+            if int(np.bincount(train.y).min()) <= FEW_SHOT_PER_CLASS:
+                out.append(Candidate("text_fewshot", "minilm"))
     for c in out:
         text_strategy_name(c.strategy)
+        if "encoder" in c.param_dict:
+            text_encoder(str(c.param_dict["encoder"]))  # an unknown encoder is an error before any run
     return out
 
 
