@@ -153,6 +153,8 @@ Examples:
     p.add_argument("--seeds", type=int, default=3, help="runs per candidate (default 3)")
     p.add_argument("--json", action="store_true", help="print the leaderboard as JSON")
     _task_args(p)
+    p.add_argument("--feature-columns", default=None, metavar="COL,COL",
+                   help="text data: side columns joined to the features of the candidates with a classifier head")
     _common_data_args(p)
 
     p = sub.add_parser("rank", help="which backbone will transfer best, from cached features, in seconds",
@@ -367,8 +369,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         result = compare_text(args.data, out=args.out, strategies=args.strategies, thorough=args.thorough,
                               seeds=args.seeds, seed=args.seed, val_fraction=args.val_fraction,
                               eval_split=args.eval_split, text_column=args.text_column,
-                              label_column=args.label_column)
+                              label_column=args.label_column, feature_columns=args.feature_columns)
     else:
+        if args.feature_columns:
+            raise UserError("--feature-columns is for text data (--task text)")
         result = compare(args.data, out=args.out, strategies=args.strategies, backbones=args.backbones,
                          thorough=args.thorough, seeds=args.seeds, seed=args.seed, val_fraction=args.val_fraction,
                          eval_split=args.eval_split)

@@ -246,28 +246,31 @@ def _size_mb(strategy: Any, backbone: str) -> float:
     return own + ENCODER_MB.get(encoder, 0.0)
 
 
-def _latency_ms(strategy: Any, texts: list[str], repeats: int = 9) -> float:
-    """Median time to classify one new text (never seen, so no cached embedding), as a service would."""
+def _latency_ms(strategy: Any, ev: TextDataset, repeats: int = 9) -> float:
+    """Median time to classify one new row (its text never seen, so no cached embedding), as a service would."""
     times = []
     for i in range(repeats):
-        text = f"{texts[i % len(texts)]} ({time.time_ns()}-{i})"
+        one = ev.subset([i % len(ev)])
+        one.texts = [f"{one.texts[0]} ({time.time_ns()}-{i})"]
         t = time.perf_counter()
-        strategy.predict_proba([text])
+        strategy.predict_proba(one)
         times.append(time.perf_counter() - t)
     return float(np.median(times) * 1000)
 
 
 def _text_splits(data: str | os.PathLike[str], seeds: int, seed: int, val_fraction: float, eval_split: str | None,
-                 text_column: str, label_column: str) -> tuple[list[tuple[str, TextDataset, TextDataset]], DataReport,
-                                                             str]:
+                 text_column: str, label_column: str, feature_columns: str | None = None,
+                 ) -> tuple[list[tuple[str, TextDataset, TextDataset]], DataReport, str]:
     root = Path(data)
     fixed = root.is_dir() and find_eval_file(root, eval_split) is not None
-    train, ev, report = resolve_text_data(data, text_column, label_column, val_fraction, seed, eval_split)
+    train, ev, report = resolve_text_data(data, text_column, label_column, val_fraction, seed, eval_split,
+                                          feature_columns)
     if fixed:
         return [(f"seed {seed + i}", train, ev) for i in range(seeds)], report, "fixed split, several seeds"
     splits = [(f"split seed {seed}", train, ev)]
     for i in range(1, seeds):
-        tr, e, _ = resolve_text_data(data, text_column, label_column, val_fraction, seed + i, eval_split)
+        tr, e, _ = resolve_text_data(data, text_column, label_column, val_fraction, seed + i, eval_split,
+                                     feature_columns)
         splits.append((f"split seed {seed + i}", tr, e))
     return splits, report, f"{seeds} random stratified splits"
 
@@ -290,8 +293,14 @@ def _run_one(candidate: Candidate, train: TextDataset, ev: TextDataset, seed: in
         "size_mb": _size_mb(strategy, candidate.backbone),
     }
     if measure_latency:
-        result["latency_ms_p50"] = _latency_ms(strategy, ev.texts[:9])
+        result["latency_ms_p50"] = _latency_ms(strategy, ev)
     return result
+
+
+def _uses_side(strategy: str) -> bool:
+    from ..strategies import get_strategy_class
+
+    return bool(getattr(get_strategy_class(strategy, "text"), "uses_side_features", False))
 
 
 def _files_fingerprint(data: str | os.PathLike[str]) -> str:
@@ -321,15 +330,19 @@ def negative_transfer_warning_text(rows: list[dict[str, Any]]) -> str | None:
 def compare_text(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
                  strategies: list[str] | None = None, thorough: bool = False, seeds: int = 3, seed: int = 0,
                  val_fraction: float = 0.2, eval_split: str | None = None, text_column: str = "text",
-                 label_column: str = "label", save_best: bool = True) -> CompareResult:
-    """Text strategies side by side on DATA; finished runs are cached, so a second compare is quick."""
+                 label_column: str = "label", save_best: bool = True,
+                 feature_columns: str | None = None) -> CompareResult:
+    """Text strategies side by side on DATA; finished runs are cached, so a second compare is quick.
+    ``feature_columns`` (``"price,category"``) are joined to the features of every candidate with a classifier head
+    (bow, text_headless, text_hybrid, text_fewshot); the others see the text alone."""
     t_start = time.perf_counter()
     if seeds < 1:
         raise UserError("--seeds must be >= 1")
-    splits, report, protocol = _text_splits(data, seeds, seed, val_fraction, eval_split, text_column, label_column)
+    splits, report, protocol = _text_splits(data, seeds, seed, val_fraction, eval_split, text_column, label_column,
+                                            feature_columns)
     candidates = text_candidates(strategies, thorough, splits[0][1])
     data_key = {"files": _files_fingerprint(data), "text_column": text_column, "label_column": label_column,
-                "val_fraction": val_fraction, "eval_split": eval_split}
+                "val_fraction": val_fraction, "eval_split": eval_split, "feature_columns": feature_columns}
     log(f"compare: {len(candidates)} text candidates x {len(splits)} runs ({protocol})")
     if any(c.backbone.endswith("minilm") and "backbone" not in c.param_dict for c in candidates):
         from .encoder import SentenceEncoder  # embedded once, before any timing: train seconds are the strategy's
@@ -350,7 +363,7 @@ def compare_text(data: str | os.PathLike[str], out: str | os.PathLike[str] | Non
         out_dir.mkdir(parents=True, exist_ok=True)
         if save_best:
             result.winner = _save_winner(data, out_dir / "best", rows[0], seed, val_fraction, eval_split,
-                                         text_column, label_column)
+                                         text_column, label_column, feature_columns)
         write_leaderboard(out_dir, rows)
         result.seconds = time.perf_counter() - t_start
         from ..report import write_report
@@ -362,16 +375,19 @@ def compare_text(data: str | os.PathLike[str], out: str | os.PathLike[str] | Non
 
 
 def _save_winner(data: str | os.PathLike[str], target: Path, row: dict[str, Any], seed: int, val_fraction: float,
-                 eval_split: str | None, text_column: str, label_column: str) -> dict[str, Any]:
+                 eval_split: str | None, text_column: str, label_column: str,
+                 feature_columns: str | None = None) -> dict[str, Any]:
     """Train the winner on the first split and save it (a copy kept in the cache makes the next compare quick)."""
     from .api import train_text
 
     stored = runtime.cache_dir() / "compare-models" / ResultCache.key(
         {"task": "text", "row": row["label"], "seed": seed, "files": _files_fingerprint(data),
-         "columns": [text_column, label_column], "val_fraction": val_fraction, "eval_split": eval_split})
+         "columns": [text_column, label_column, feature_columns], "val_fraction": val_fraction,
+         "eval_split": eval_split})
     cached_model(stored, target, lambda: train_text(
         data, out=target, strategy=row["strategy"], params=dict(row["params"]), seed=seed, val_fraction=val_fraction,
-        eval_split=eval_split, text_column=text_column, label_column=label_column))
+        eval_split=eval_split, text_column=text_column, label_column=label_column,
+        feature_columns=feature_columns if _uses_side(row["strategy"]) else None))
     return {"strategy": row["strategy"], "backbone": row["backbone"], "params": row["params"], "path": str(target)}
 
 
