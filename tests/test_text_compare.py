@@ -125,3 +125,16 @@ def test_text_compare_bad_choices_exit_2(news_dir: Path, cache_dir: Path, capsys
         assert message in err and "Traceback" not in err
     assert main(["rank", str(news_dir), "--backbones", "fasttext"]) == 2
     assert "not a text encoder" in capsys.readouterr().err
+
+
+def test_side_columns_steer_auto_away_from_finetuning_and_empty_vocabularies_are_clear() -> None:
+    from transferlab.errors import DataError
+    from transferlab.text.tfidf import TfidfFeaturizer
+
+    sst2 = read_text_file(shared_dataset("sst2") / "train.csv")
+    assert recommend_text(sst2).strategy == "text_finetune"
+    sst2.features = {"price": [str(i % 7) for i in range(len(sst2))]}
+    advice = recommend_text(sst2)  # fine-tuning has no classifier head for the side columns
+    assert advice.strategy == "measure" and "side columns" in advice.reason
+    with pytest.raises(DataError, match="no words to count"):
+        TfidfFeaturizer(max_df=0.5).fit(["order box"] * 10)  # every term is in every text: all pruned

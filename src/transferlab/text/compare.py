@@ -39,7 +39,7 @@ from ..compare import (
     write_leaderboard,
 )
 from ..data.report import DataReport
-from ..errors import UserError
+from ..errors import DataError, UserError
 from ..evaluation import classification_metrics, confident_mistakes
 from ..progress import log, progress_bar
 from .data import TextDataset, find_eval_file, resolve_text_data
@@ -120,7 +120,8 @@ def _class_names_are_words(classes: list[str]) -> bool:
 
 
 def recommend_text(train: TextDataset) -> Advice:
-    """The text rule of thumb, from measured facts: examples in the smallest class and the length of the texts."""
+    """The text rule of thumb, from measured facts: examples in the smallest class and the length of the texts
+    (and whether side columns need a classifier head)."""
     counts = np.bincount(train.y, minlength=len(train.classes))
     smallest, p90 = int(counts.min()), _words_p90(train.texts)
     facts = {"n_train": len(train), "n_classes": len(train.classes), "smallest_class": smallest,
@@ -131,6 +132,9 @@ def recommend_text(train: TextDataset) -> Advice:
         return Advice("text_fewshot", {}, f"{where}: few examples per class, so contrastive fine-tuning of the "
                       "sentence encoder on pairs of them (SetFit) is the best bet; on sst2 with 8 per class it "
                       "scores 0.75 where frozen embeddings score 0.63 (a few minutes).", facts)
+    if smallest >= FINETUNE_PER_CLASS and p90 <= SHORT_TEXT_WORDS and train.features:
+        return Advice("measure", {}, f"{where}: fine-tuning would suit this much text, but it has no classifier "
+                      "head to join the side columns to, so the classifiers that have one are measured.", facts)
     if smallest >= FINETUNE_PER_CLASS and p90 <= SHORT_TEXT_WORDS:
         max_length = 64 if p90 <= 40 else 128
         return Advice("text_finetune", {"max_length": max_length, "epochs": 3}, f"{where}: enough short texts to "
@@ -160,20 +164,28 @@ def auto_text(train: TextDataset, seed: int = 0, folds: int = 3) -> Any:
     y = data.y
     cv = StratifiedKFold(n_splits=max(2, min(folds, int(np.bincount(y).min()))), shuffle=True, random_state=seed)
     scores: dict[str, float] = {}
+    unusable: dict[str, str] = {}
     bar = progress_bar(total=len(CHEAP_TEXT_CANDIDATES) * cv.get_n_splits(), desc="auto: cross-validation",
                        unit="fit", enabled=runtime.show_progress())
     for name, params in CHEAP_TEXT_CANDIDATES:
         accs = []
-        for tr, te in cv.split(np.zeros(len(y)), y):
-            part, held = data.subset(tr.tolist()), data.subset(te.tolist())
-            part.classes = held.classes = list(data.classes)
-            model = make_text_strategy(name, seed=seed, **params).fit(part)
-            accs.append(float((model.predict_proba(held).argmax(1) == held.y).mean()))
-            bar.update(1)
+        try:
+            for tr, te in cv.split(np.zeros(len(y)), y):
+                part, held = data.subset(tr.tolist()), data.subset(te.tolist())
+                part.classes = held.classes = list(data.classes)
+                model = make_text_strategy(name, seed=seed, **params).fit(part)
+                accs.append(float((model.predict_proba(held).argmax(1) == held.y).mean()))
+                bar.update(1)
+        except DataError as e:  # this candidate cannot use these texts; the others may
+            unusable[name] = str(e)
+            continue
         scores[name] = float(np.mean(accs))
     bar.close()
+    if not scores:
+        raise DataError("no strategy could be fitted to these texts: " + "; ".join(unusable.values()))
     best = max(scores, key=lambda k: (scores[k], -list(scores).index(k)))
-    others = ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if k != best)
+    others = ", ".join([f"{k} {v:.3f}" for k, v in scores.items() if k != best]
+                       + [f"{k} not usable: {why}" for k, why in unusable.items()])
     reason = (f"{advice.reason} {cv.get_n_splits()}-fold cross-validation on the training split chose {best} "
               f"({scores[best]:.3f}; {others}).")
     chosen = Advice(best, {}, reason, advice.facts)

@@ -29,6 +29,19 @@ def _vectorizer(kind: str, max_n: int, vocabulary: dict[str, int] | None = None,
     return TfidfVectorizer(analyzer="char_wb", ngram_range=(2, max_n), **common)
 
 
+def _fit(vectorizer: Any, texts: Sequence[str], what: str) -> None:
+    """Fit, turning scikit-learn's "no terms remain" into a clear error about the data."""
+    from ..errors import DataError
+
+    try:
+        vectorizer.fit(texts)
+    except ValueError as e:
+        if "no terms remain" in str(e) or "empty vocabulary" in str(e):
+            raise DataError(f"the training texts have no {what} to count (single characters, numbers or "
+                            "punctuation only, or too few texts for min_df); bag-of-words cannot use them") from e
+        raise
+
+
 class TfidfFeaturizer:
     """``fit(texts)``, ``transform(texts) -> sparse (n, d)``, ``save(dir)``, ``load(dir)``."""
 
@@ -46,11 +59,11 @@ class TfidfFeaturizer:
         if self.word_ngrams > 0:
             vec = _vectorizer("word", self.word_ngrams, min_df=self.min_df, max_features=self.max_features,
                               max_df=self.max_df)
-            vec.fit(texts)
+            _fit(vec, texts, "words")
             self.parts.append(("word", self.word_ngrams, vec))
         if self.char_ngrams > 0:
             vec = _vectorizer("char", self.char_ngrams, min_df=max(self.min_df, 2), max_features=self.max_features)
-            vec.fit(texts)
+            _fit(vec, texts, "character n-grams")
             self.parts.append(("char", self.char_ngrams, vec))
         if not self.parts:
             raise ValueError("word_ngrams and char_ngrams cannot both be 0")
