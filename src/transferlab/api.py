@@ -118,7 +118,7 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = Non
         from .ranking import auto_select
 
         train_ds, eval_ds, report = prepare_image_data(data, DEFAULT_BACKBONE, val_fraction, seed, eval_split)
-        choice = auto_select(train_ds, seed=seed)
+        choice = auto_select(train_ds)
         strategy, backbone = choice.strategy, choice.backbone
         params = {**choice.params, **params}
         auto = {"strategy": strategy, "backbone": backbone, "params": dict(choice.params), "reason": choice.reason,

@@ -63,7 +63,7 @@ class AutoChoice:
     scores: dict[str, float]  # LogME of every backbone on the training split
 
 
-def auto_select(train: ImageDataset, seed: int = 0) -> AutoChoice:
+def auto_select(train: ImageDataset) -> AutoChoice:
     """``--strategy auto``: measure, then choose.
 
     The backbone is the one ``rank`` puts first (LogME on the cached top features of the training split: closed
@@ -76,7 +76,6 @@ def auto_select(train: ImageDataset, seed: int = 0) -> AutoChoice:
     sets, LogME's first backbone on 3; ``benchmarks/compare_bench.py``). ``compare`` still tries mid-layer
     features and says when they win (negative transfer).
     """
-    del seed  # the choice is deterministic: kept for a stable signature
     ranking = rank_backbones(train)
     main = next((r for r in ranking if r["backbone"] == DEFAULT_BACKBONE), ranking[0])
     advice = recommend(len(train), len(train.classes), main["imagenet_confidence"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,26 +97,36 @@ def plot_mistakes(mistakes: list[dict[str, Any]]) -> str | None:
 
 def feature_map(split: Split, backbone: str = DEFAULT_BACKBONE) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """2-D t-SNE coordinates of the frozen features of train + eval (cached: features and the map)."""
-    import hashlib
-
     from .features import FeatureExtractor
 
     paths = split.train.paths + split.eval.paths
     labels = np.concatenate([split.train.y, split.eval.y])
-    key = hashlib.sha1(("tsne|" + backbone + "|" + "|".join(paths)).encode()).hexdigest()
-    stored = runtime.cache_dir() / "compare" / f"tsne-{key}.npy"
-    if stored.exists():
-        return np.load(stored), labels, list(split.train.classes)
-    ex = FeatureExtractor(backbone, cache=runtime.get_cache(), progress=False)
-    x = ex.extract(paths, outputs=("features",)).arrays["features"]
+
+    def features() -> np.ndarray:
+        ex = FeatureExtractor(backbone, cache=runtime.get_cache(), progress=False)
+        return ex.extract(paths, outputs=("features",)).arrays["features"]
+
+    return tsne_coords([backbone, *paths], features), labels, list(split.train.classes)
+
+
+def tsne_coords(key_parts: list[str], features: Callable[[], np.ndarray]) -> np.ndarray:
+    """2-D t-SNE (after PCA to 50 dimensions) of ``features()``, cached under a digest of ``key_parts`` (what
+    identifies the features: the encoder and the items), so a second report does not recompute it."""
+    import hashlib
+
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
+    key = hashlib.sha1(("tsne|" + "|".join(key_parts)).encode()).hexdigest()
+    stored = runtime.cache_dir() / "compare" / f"tsne-{key}.npy"
+    if stored.exists():
+        return np.load(stored)
+    x = features()
     x = PCA(n_components=min(50, x.shape[0] - 1, x.shape[1]), random_state=0).fit_transform(x)
     coords = TSNE(n_components=2, perplexity=min(30, max(5, len(x) // 4)), random_state=0,
                   init="pca").fit_transform(x)
     np.save(stored, coords)
-    return coords, labels, list(split.train.classes)
+    return coords
 
 
 def plot_feature_map(coords: np.ndarray, labels: np.ndarray, classes: list[str],

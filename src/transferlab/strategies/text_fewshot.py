@@ -122,7 +122,9 @@ class TextFewShot(Strategy):
 
     def _use_label_prompts(self, classes: list[str]) -> bool:
         if self.label_prompts == "auto":
-            return all(any(ch.isalpha() for ch in c) for c in classes)
+            from ..text.data import class_names_are_words
+
+            return class_names_are_words(classes)
         if isinstance(self.label_prompts, bool):
             return self.label_prompts
         raise UserError(f"label_prompts must be auto, true or false, got {self.label_prompts!r}")

@@ -42,7 +42,7 @@ from ..data.report import DataReport
 from ..errors import DataError, UserError
 from ..evaluation import classification_metrics, confident_mistakes
 from ..progress import log, progress_bar
-from .data import TextDataset, find_eval_file, resolve_text_data
+from .data import TextDataset, class_names_are_words, find_eval_file, resolve_text_data
 
 FEW_SHOT_PER_CLASS = 64  # at most this many examples in the smallest class: few-shot
 FINETUNE_PER_CLASS = 500  # at least this many in the smallest class, and short texts: fine-tune MiniLM
@@ -113,10 +113,6 @@ def rank_text(data: str | os.PathLike[str], backbones: list[str] | None = None, 
 
 def _words_p90(texts: list[str]) -> float:
     return float(np.percentile([len(t.split()) for t in texts], 90)) if texts else 0.0
-
-
-def _class_names_are_words(classes: list[str]) -> bool:
-    return all(any(ch.isalpha() for ch in c) for c in classes)
 
 
 def recommend_text(train: TextDataset) -> Advice:
@@ -209,7 +205,7 @@ def text_candidates(strategies: list[str] | None, thorough: bool, train: TextDat
         out = [Candidate("bow", "tf-idf"), Candidate("text_headless", "minilm"),
                Candidate("text_headless", "glove", (("encoder", "glove"),)),
                Candidate("text_hybrid", "tf-idf+minilm")]
-        if _class_names_are_words(list(train.classes)):
+        if class_names_are_words(list(train.classes)):
             out.append(Candidate("text_zeroshot", "minilm"))
         if thorough:
             out += [Candidate("text_finetune", "minilm"), Candidate("text_embedding_cnn", "glove")]
@@ -239,23 +235,19 @@ def _backbone_label(strategy: str, params: dict[str, Any]) -> str:
     return str(params.get("encoder", "minilm"))
 
 
-PACKAGED_ENCODER = {"text_headless": None, "text_hybrid": "minilm", "text_zeroshot": "minilm"}
-
-
-def _size_mb(strategy: Any, backbone: str) -> float:
-    """The saved model folder, plus the packaged encoder weights it loads at prediction time (MiniLM or GloVe for
-    the frozen-encoder strategies; fine-tuned bodies and word-network embeddings are inside the folder)."""
+def _size_mb(strategy: Any) -> float:
+    """The saved model folder, plus the packaged encoder weights it loads at prediction time: the ``encoder`` its
+    saved weights name (MiniLM or GloVe), unless it carries its own ``transformer`` body."""
     from ..model import Model
+    from .encoder import GLOVE, MINILM
 
     model, write_weights = Model.from_strategy(strategy, "text", {"text_column": "text"}, {})
     with tempfile.TemporaryDirectory() as tmp:
         folder = model.save(Path(tmp) / "m", write_weights)
         own = sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) / 1e6
-        carries_body = any(d.is_dir() and d.name == "transformer" for d in Path(folder).rglob("*"))
-    if strategy.name not in PACKAGED_ENCODER or carries_body:
-        return own
-    encoder = PACKAGED_ENCODER[strategy.name] or getattr(strategy, "encoder", "minilm")
-    return own + ENCODER_MB.get(encoder, 0.0)
+    weights = model.config["weights"]
+    packaged = {MINILM: ENCODER_MB["minilm"], GLOVE: ENCODER_MB["glove"]}
+    return own + (0.0 if weights.get("transformer") else packaged.get(weights.get("encoder"), 0.0))
 
 
 def _latency_ms(strategy: Any, ev: TextDataset, repeats: int = 9) -> float:
@@ -302,7 +294,7 @@ def _run_one(candidate: Candidate, train: TextDataset, ev: TextDataset, seed: in
         "confusion_matrix": metrics["confusion_matrix"], "classes": strategy.classes_,
         "train_seconds": train_seconds, "curve": _curve(getattr(strategy, "history_", None)),
         "mistakes": confident_mistakes(ev.paths, ev.y, proba, strategy.classes_, limit=8),
-        "size_mb": _size_mb(strategy, candidate.backbone),
+        "size_mb": _size_mb(strategy),
     }
     if measure_latency:
         result["latency_ms_p50"] = _latency_ms(strategy, ev)
@@ -406,23 +398,10 @@ def _save_winner(data: str | os.PathLike[str], target: Path, row: dict[str, Any]
 def text_feature_map(train: TextDataset, ev: TextDataset, limit: int = 2000) -> tuple[np.ndarray, np.ndarray,
                                                                                      list[str], str]:
     """2-D t-SNE of the MiniLM embeddings of (a sample of) train + eval, for the report."""
-    import hashlib
-
-    from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
-
+    from ..report import tsne_coords
     from .encoder import SentenceEncoder
 
     both = TextDataset(train.texts + ev.texts, (train.labels or []) + (ev.labels or []), list(train.classes))
     both = _sample(both, limit, 0)
-    title = "t-SNE of MiniLM sentence embeddings, coloured by class"
-    key = hashlib.sha1("\n".join(["tsne-text", *both.texts]).encode()).hexdigest()
-    stored = runtime.cache_dir() / "compare" / f"tsne-{key}.npy"
-    if stored.exists():
-        return np.load(stored), both.y, list(train.classes), title
-    x = SentenceEncoder(256).embed(both.texts)
-    x = PCA(n_components=min(50, x.shape[0] - 1, x.shape[1]), random_state=0).fit_transform(x)
-    coords = TSNE(n_components=2, perplexity=min(30, max(5, len(x) // 4)), random_state=0,
-                  init="pca").fit_transform(x)
-    np.save(stored, coords)
-    return coords, both.y, list(train.classes), title
+    coords = tsne_coords(["text", "minilm", *both.texts], lambda: SentenceEncoder(256).embed(both.texts))
+    return coords, both.y, list(train.classes), "t-SNE of MiniLM sentence embeddings, coloured by class"

@@ -364,6 +364,11 @@ def _split(ds: TextDataset, fraction: float, seed: int, report: DataReport, wher
     return ds.subset(train_idx), ds.subset(eval_idx)
 
 
+def class_names_are_words(classes: Sequence[str]) -> bool:
+    """Whether every class name has a letter in it, so the names themselves say something (``0``/``1`` do not)."""
+    return all(any(ch.isalpha() for ch in c) for c in classes)
+
+
 def texts_of(X: object) -> list[str]:  # noqa: N803
     """The texts of a :class:`TextDataset`, or a list of strings as given."""
     if isinstance(X, TextDataset):
