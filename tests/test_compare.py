@@ -42,14 +42,18 @@ def test_advice_rules_and_negative_transfer() -> None:
 def compared(digits_dir: Path, cache_dir: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("compare") / "bakeoff"
     args = ["compare", str(digits_dir), "--out", str(out), "--backbones", "efficientnet_lite0", "squeezenet1_1",
-            "--strategies", "headless", "headless:layer=mid", "--seeds", "1"]
+            "--strategies", "headless", "headless:layer=mid", "headless_ensemble", "--seeds", "1"]
     assert main(args) == 0
     return out
 
 
 def test_compare_writes_leaderboard_report_and_best(compared: Path, digits_dir: Path, capsys) -> None:
     rows = json.loads((compared / "leaderboard.json").read_text())
-    assert len(rows) == 4
+    assert len(rows) == 5
+    size = {(r["strategy"], r["params"].get("layer", "top"), r["backbone"]): r["size_mb"] for r in rows}
+    both = "efficientnet_lite0+squeezenet1_1"  # the ensemble of the two, one network each at prediction time
+    assert size[("headless_ensemble", "top", both)] == pytest.approx(
+        size[("headless", "top", "efficientnet_lite0")] + size[("headless", "top", "squeezenet1_1")])
     for r in rows:
         assert {"strategy", "backbone", "accuracy_mean", "accuracy_std", "macro_f1", "train_seconds",
                 "latency_ms_p50", "size_mb"} <= set(r)
@@ -63,9 +67,10 @@ def test_compare_writes_leaderboard_report_and_best(compared: Path, digits_dir: 
     # a second run reads every result from the cache
     capsys.readouterr()
     assert main(["compare", str(digits_dir), "--out", str(compared), "--backbones", "efficientnet_lite0",
-                 "squeezenet1_1", "--strategies", "headless", "headless:layer=mid", "--seeds", "1", "--json"]) == 0
+                 "squeezenet1_1", "--strategies", "headless", "headless:layer=mid", "headless_ensemble", "--seeds",
+                 "1", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["cached_runs"] == 4 * 5  # 4 candidates x 5 folds (tiny data: cross-validation)
+    assert doc["cached_runs"] == 5 * 5  # 5 candidates x 5 folds (tiny data: cross-validation)
     assert [r["accuracy_mean"] for r in doc["leaderboard"]] == accs
 
 
@@ -104,7 +109,23 @@ def test_train_auto_explains_its_choice(digits_dir: Path, cache_dir: Path, tmp_p
     assert main(["train", str(digits_dir), "--strategy", "auto", "--out", str(tmp_path / "m"), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     auto = metrics["auto"]
-    assert auto["strategy"] == "headless" and auto["params"] == {"layer": "top"}
+    assert auto["strategy"] == "headless_ensemble" and auto["params"] == {}
     assert len(auto["logme"]) == 4  # every image backbone scored on the training split
-    assert max(auto["logme"].values()) == auto["logme"][auto["backbone"]]  # the backbone rank puts first
-    assert auto["backbone"] in auto["reason"] and "LogME" in auto["reason"]
+    ranked = sorted(auto["logme"], key=lambda b: -auto["logme"][b])
+    assert auto["backbone"] == "+".join(ranked[:2])  # the two backbones rank puts first
+    assert ranked[0] in auto["reason"] and ranked[1] in auto["reason"] and "LogME" in auto["reason"]
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert [m["backbone"] for m in config["weights"]["members"]] == ranked[:2]
+
+
+def test_default_candidates_include_the_ensemble_once() -> None:
+    from transferlab.compare import Candidate, candidates_for
+
+    default = candidates_for()
+    assert Candidate("headless_ensemble", "all") in default
+    assert sum(c.strategy == "headless_ensemble" for c in default) == 1
+    explicit = candidates_for(["headless", "headless_ensemble:top=2"], ["efficientnet_lite0", "squeezenet1_1"])
+    assert [(c.strategy, c.backbone) for c in explicit] == [
+        ("headless", "efficientnet_lite0"), ("headless", "squeezenet1_1"),
+        ("headless_ensemble", "efficientnet_lite0+squeezenet1_1")]
+    assert not any(c.strategy == "headless_ensemble" for c in candidates_for(backbones=["efficientnet_lite0"]))

@@ -46,6 +46,36 @@ def test_contract_fit_predict_save_load(name, params, digits_split, tmp_path) ->
     np.testing.assert_allclose(proba2, proba, atol=1e-5)
 
 
+def test_ensemble_averages_its_members_and_reloads(digits_split, tmp_path) -> None:
+    from transferlab.ranking import rank_backbones
+
+    train, ev = digits_split
+    pair = make_strategy("headless_ensemble", backbone="efficientnet_lite0+squeezenet1_1")
+    assert pair.get_params() == {"backbone": "efficientnet_lite0+squeezenet1_1", "top": 2, "C": 1.0, "seed": 0}
+    assert pair.fit(train) is pair and pair.backbones_ == ["efficientnet_lite0", "squeezenet1_1"]
+    proba = pair.predict_proba(ev)
+    singles = [make_strategy("headless", backbone=b).fit(train).predict_proba(ev) for b in pair.backbones_]
+    np.testing.assert_allclose(proba, (singles[0] + singles[1]) / 2, atol=1e-9)
+    assert not np.allclose(proba, singles[0])
+    model, write = Model.from_strategy(pair, "image", extra={"backbone": "+".join(pair.backbones_)})
+    model.save(tmp_path / "m", write)
+    assert sorted(p.name for p in (tmp_path / "m").iterdir() if p.is_dir()) == ["member0", "member1"]
+    loaded = Model.load(tmp_path / "m")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    proba2, ok, failures = loaded.predict_proba([*ev.paths, str(broken)])
+    assert ok == list(range(len(ev))) and list(failures) == [len(ev)]
+    np.testing.assert_allclose(proba2, proba, atol=1e-5)
+    # by default the pool is every backbone, and the two that rank scores highest on the training data are used
+    ranked = [r["backbone"] for r in rank_backbones(train)]
+    assert make_strategy("headless_ensemble").fit(train).backbones_ == ranked[:2]
+    assert make_strategy("headless_ensemble", top=3).fit(train).backbones_ == ranked[:3]
+    with pytest.raises(UserError, match="unknown backbone"):
+        make_strategy("headless_ensemble", backbone="efficientnet_lite0+resnet9000").fit(train)
+    with pytest.raises(UserError, match="top must be"):
+        make_strategy("headless_ensemble", top=0).fit(train)
+
+
 def test_same_seed_same_numbers(digits_split) -> None:
     train, ev = digits_split
     a = make_strategy("frozen_head", epochs=15, seed=3).fit(train).predict_proba(ev)

@@ -23,7 +23,7 @@ from .errors import UserError
 from .evaluation import classification_metrics, confident_mistakes, write_evaluation
 from .model import Model
 from .progress import log
-from .strategies import Strategy, make_strategy
+from .strategies import Strategy, get_strategy_class, make_strategy
 
 
 @dataclass
@@ -92,7 +92,7 @@ def evaluate_strategy(strategy: Strategy, eval_ds: ImageDataset) -> tuple[dict[s
 
 
 def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, strategy: str = "headless",
-          backbone: str = DEFAULT_BACKBONE, params: dict[str, Any] | None = None, seed: int = 0,
+          backbone: str | None = None, params: dict[str, Any] | None = None, seed: int = 0,
           val_fraction: float = 0.2, eval_split: str | None = None, resume: bool = False, task: str | None = None,
           text_column: str = "text", label_column: str = "label",
           feature_columns: str | list[str] | None = None) -> TrainResult:
@@ -108,7 +108,7 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = Non
         from .text.api import train_text
 
         return train_text(data, out, strategy, params, seed, val_fraction, eval_split, text_column, label_column,
-                          feature_columns, backbone if backbone != DEFAULT_BACKBONE else None)
+                          feature_columns, backbone)
     if feature_columns:
         raise UserError("--feature-columns is for text data (--task text)")
     t_start = time.perf_counter()
@@ -125,10 +125,13 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = Non
                 "logme": choice.scores}
         log(f"auto: {strategy} on {backbone} {choice.params or ''}. {choice.reason}")
     params.setdefault("seed", seed)
+    if backbone is None:  # the strategy's own default: one backbone, or a pool for an ensemble
+        backbone = get_strategy_class(strategy, modality="image")().backbone
     model_strategy = make_strategy(strategy, modality="image", backbone=backbone, **params)
     checkpoints = _attach_checkpoints(model_strategy, out, resume)
     if auto is None:
-        train_ds, eval_ds, report = prepare_image_data(data, backbone, val_fraction, seed, eval_split)
+        first = type(model_strategy).backbones_needed(backbone)[0]
+        train_ds, eval_ds, report = prepare_image_data(data, first, val_fraction, seed, eval_split)
     for line in report.summary_lines():
         log(line)
     t0 = time.perf_counter()
@@ -141,9 +144,10 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = Non
     if auto is not None:
         metrics["auto"] = auto
     mistakes = confident_mistakes(eval_ds.paths, eval_ds.y, proba, model_strategy.classes_)
-    spec = get_backbone(backbone)
-    model, write_weights = Model.from_strategy(model_strategy, "image", spec.preprocessing.to_dict(),
-                                               {"backbone": backbone, "data": str(data)})
+    used = list(getattr(model_strategy, "backbones_", [backbone]))  # an ensemble: the backbones it chose
+    preprocessing = get_backbone(used[0]).preprocessing.to_dict() if len(used) == 1 else {}  # else per member
+    model, write_weights = Model.from_strategy(model_strategy, "image", preprocessing,
+                                               {"backbone": "+".join(used), "data": str(data)})
     model.metrics = metrics
     saved = None
     if out is not None:

@@ -104,8 +104,9 @@ Examples:
                    help="text data: side columns joined to the text features (numeric ones standardised, categorical "
                    "ones one-hot with a 'missing' level; force a kind with COL:numeric or COL:categorical); for bow, "
                    "text_headless and text_fewshot")
-    p.add_argument("--backbone", default=DEFAULT_BACKBONE, help=f"pretrained network (default {DEFAULT_BACKBONE}; "
-                   "see `transferlab models`); for text, a folder from `transferlab pretrain-text`")
+    p.add_argument("--backbone", default=None, help=f"pretrained network (default {DEFAULT_BACKBONE}; "
+                   "see `transferlab models`); for headless_ensemble several joined by + (default: all, of which "
+                   "the two rank puts first are used); for text, a folder from `transferlab pretrain-text`")
     p.add_argument("--strategy", default="headless", help="how to adapt the network (default headless)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a strategy parameter, e.g. classifier=svm, C=0.5, hidden=0 (repeatable)")

@@ -74,20 +74,25 @@ def _parse_strategy(text: str, modality: str | None = "image") -> tuple[str, dic
 
 def candidates_for(strategies: list[str] | None = None, backbones: list[str] | None = None,
                    thorough: bool = False) -> list[Candidate]:
-    """The explicit product of ``strategies`` x ``backbones``, or the default set: headless on every backbone,
-    headless on mid-layer features and frozen_head on the default backbone; ``thorough`` adds full fine-tuning,
-    gradual unfreezing and the from-scratch baseline."""
+    """The explicit product of ``strategies`` x ``backbones``, or the default set: headless on every backbone, the
+    ensemble of the two backbones ``rank`` puts first, headless on mid-layer features and frozen_head on the default
+    backbone; ``thorough`` adds full fine-tuning, gradual unfreezing and the from-scratch baseline. An ensemble
+    strategy is one candidate drawing on all the backbones, not one per backbone."""
     names = backbones or [s.name for s in list_backbones("image")]
     for b in names:
         get_backbone(b)
+    pool = "all" if backbones is None else "+".join(names)
     if strategies:
         out = []
         for text in strategies:
             name, params = _parse_strategy(text)
-            out.extend(Candidate(name, b, tuple(sorted(params.items()))) for b in names)
+            pooled = get_strategy_class(name, modality="image").multi_backbone
+            out.extend(Candidate(name, b, tuple(sorted(params.items()))) for b in ([pool] if pooled else names))
         return out
     main = DEFAULT_BACKBONE if DEFAULT_BACKBONE in names else names[0]
     out = [Candidate("headless", b) for b in names]
+    if len(names) > 1:
+        out.append(Candidate("headless_ensemble", pool))
     out.append(Candidate("headless", main, (("layer", "mid"),)))
     out.append(Candidate("frozen_head", main))
     if thorough:
@@ -145,6 +150,8 @@ def make_splits(data: str | os.PathLike[str], seeds: int, seed: int, val_fractio
 
 
 def _size_mb(strategy: Any) -> float:
+    if hasattr(strategy, "members_"):
+        return sum(_size_mb(m) for m in strategy.members_)
     if hasattr(strategy, "net_"):
         return sum(p.numel() for p in strategy.net_.parameters()) * 4 / 1e6
     spec = get_backbone(strategy.backbone)
@@ -157,17 +164,19 @@ def _latency_ms(strategy: Any, paths: list[str], repeats: int = 9) -> float:
     from .data.images import load_image
 
     times = []
-    if hasattr(strategy, "head_"):
+    members = getattr(strategy, "members_", [strategy])
+    if all(hasattr(m, "head_") for m in members):
         from .features import FeatureExtractor
         from .strategies._features import LAYERS
 
-        ex = FeatureExtractor(strategy.backbone, cache=runtime.get_cache(), progress=False)
-        outputs = LAYERS[strategy.layer]
+        parts = [(FeatureExtractor(m.backbone, cache=runtime.get_cache(), progress=False), LAYERS[m.layer], m.head_)
+                 for m in members]
         for p in (paths * repeats)[:repeats]:
             t = time.perf_counter()
-            x = ex.prep(load_image(p, draft_size=ex.prep.resize))[None]
-            res = ex.run_arrays(x)
-            strategy.head_.predict_proba(np.concatenate([res[o] for o in outputs], axis=1))
+            for ex, outputs, head in parts:
+                x = ex.prep(load_image(p, draft_size=ex.prep.resize))[None]
+                res = ex.run_arrays(x)
+                head.predict_proba(np.concatenate([res[o] for o in outputs], axis=1))
             times.append(time.perf_counter() - t)
     else:
         for p in (paths * repeats)[:repeats]:
@@ -222,7 +231,8 @@ def _extract_once(candidates: list[Candidate], splits: list[Split]) -> None:
     from .features import OUTPUTS, FeatureExtractor
 
     paths = sorted({p for s in splits for p in s.train.paths + s.eval.paths})
-    for backbone in dict.fromkeys(c.backbone for c in candidates):
+    needed = (b for c in candidates for b in get_strategy_class(c.strategy).backbones_needed(c.backbone))
+    for backbone in dict.fromkeys(needed):
         ex = FeatureExtractor(backbone, cache=runtime.get_cache(), progress=runtime.show_progress())
         ex.extract(paths, outputs=OUTPUTS, desc=f"features ({backbone})")
 
@@ -241,6 +251,7 @@ def run_one(candidate: Candidate, split: Split, seed: int, measure_latency: bool
         "train_seconds": train_seconds, "curve": _curve(getattr(strategy, "history_", None)),
         "mistakes": confident_mistakes(split.eval.paths, split.eval.y, proba, strategy.classes_, limit=8),
         "size_mb": _size_mb(strategy),
+        "backbones_used": list(getattr(strategy, "backbones_", [candidate.backbone])),
     }
     if measure_latency:
         result["latency_ms_p50"] = _latency_ms(strategy, split.eval.paths[:9])
@@ -308,8 +319,10 @@ def _aggregate(candidate: Candidate, runs: list[dict[str, Any]]) -> dict[str, An
     accs = [r["accuracy"] for r in runs]
     aucs = [r["roc_auc"] for r in runs if r.get("roc_auc") is not None]
     latency = next((r["latency_ms_p50"] for r in runs if "latency_ms_p50" in r), None)
-    return {
-        "strategy": candidate.strategy, "backbone": candidate.backbone, "params": candidate.param_dict,
+    used = {"+".join(r.get("backbones_used", [candidate.backbone])) for r in runs}
+    return {  # an ensemble that chose the same backbones in every run is shown (and saved) with them
+        "strategy": candidate.strategy, "backbone": used.pop() if len(used) == 1 else candidate.backbone,
+        "key": f"{candidate.label}|{candidate.backbone}", "params": candidate.param_dict,
         "label": candidate.label, "layer": candidate.param_dict.get("layer", "top"),
         "accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs)),
         "macro_f1": float(np.mean([r["macro_f1"] for r in runs])),
@@ -414,11 +427,12 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 def terminal_table(rows: list[dict[str, Any]]) -> str:
     w = max([22, *(len(r["label"]) + 2 for r in rows)])
-    lines = [f"{'#':>2}  {'strategy':<{w}}{'backbone':<20}{'accuracy':>16}{'macro-F1':>10}{'train s':>9}"
+    wb = max([20, *(len(r["backbone"]) + 2 for r in rows)])
+    lines = [f"{'#':>2}  {'strategy':<{w}}{'backbone':<{wb}}{'accuracy':>16}{'macro-F1':>10}{'train s':>9}"
              f"{'ms/item':>8}{'MB':>7}"]
     for i, r in enumerate(rows, 1):
         acc = f"{r['accuracy_mean']:.3f}±{r['accuracy_std']:.3f}"
-        lines.append(f"{i:>2}  {r['label']:<{w}}{r['backbone']:<20}{acc:>16}{r['macro_f1']:>10.3f}"
+        lines.append(f"{i:>2}  {r['label']:<{w}}{r['backbone']:<{wb}}{acc:>16}{r['macro_f1']:>10.3f}"
                      f"{r['train_seconds']:>9.1f}{_fmt(r['latency_ms_p50'], 1):>8}{r['size_mb']:>7.1f}")
     return "\n".join(lines)
 

@@ -4,7 +4,8 @@ Layout::
 
     config.json        format version, task, backbone and preprocessing, strategy name and params, versions
     labels.json        class names, in output order
-    head.json / head.safetensors      the classifier (or model.safetensors for a whole fine-tuned network)
+    head.json / head.safetensors      the classifier (or model.safetensors for a whole fine-tuned network;
+                       member0/, member1/, ... with one head each for an ensemble)
     metrics.json       evaluation-split metrics (accuracy, macro_f1, train_seconds, ...)
     data_report.json   what was read and what was skipped, with reasons
     history.json       per-epoch training history, for strategies that train a network
@@ -72,6 +73,37 @@ def _load_features_head(directory: Path, config: dict[str, Any]) -> FeaturesHead
     w = config["weights"]
     return FeaturesHeadPredictor(w["backbone"], w["feature_outputs"], Head.load(directory),
                                  config.get("preprocessing", {}).get("size"))
+
+
+class EnsemblePredictor:
+    """Several predictors on the same inputs, their probabilities averaged over the inputs all of them could use."""
+
+    def __init__(self, members: list[Any]) -> None:
+        self.members = members
+
+    def predict_proba(self, paths: Sequence[str]) -> tuple[np.ndarray, list[int], dict[int, str]]:
+        results = [m.predict_proba(paths) for m in self.members]
+        failures: dict[int, str] = {}
+        for _, _, fails in results:
+            failures.update(fails)
+        usable = [set(member_ok) for _, member_ok, _ in results]
+        ok = [i for i in results[0][1] if i not in failures and all(i in u for u in usable)]
+        if not ok:
+            return np.zeros((0, 0)), [], failures
+        rows = []
+        for proba, member_ok, _ in results:
+            where = {i: r for r, i in enumerate(member_ok)}
+            rows.append(proba[[where[i] for i in ok]])
+        return np.mean(rows, axis=0), ok, failures
+
+
+@register_predictor("ensemble")
+def _load_ensemble(directory: Path, config: dict[str, Any]) -> EnsemblePredictor:
+    from .heads import Head
+
+    return EnsemblePredictor([FeaturesHeadPredictor(m["backbone"], m["feature_outputs"],
+                                                    Head.load(directory / m["folder"]))
+                              for m in config["weights"]["members"]])
 
 
 def library_versions() -> dict[str, str]:

@@ -168,7 +168,7 @@ def write_report(path: Path, result: CompareResult, split: Split | None,
 
     rows = result.rows
     best = rows[0]
-    winner_runs = result.runs[f"{best['label']}|{best['backbone']}"]
+    winner_runs = result.runs[best["key"]]
     table = ["<table id='leaderboard'><thead><tr><th>#</th><th>strategy</th><th>backbone</th><th>accuracy</th>"
              "<th>macro-F1</th><th>ROC AUC</th><th>train s</th><th>latency ms (p50)</th><th>size MB</th></tr>"
              "</thead><tbody>"]

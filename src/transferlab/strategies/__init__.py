@@ -13,6 +13,7 @@ from .base import Strategy
 # importing torch (about 2 s of a cold start) and the text stack stays out of image runs.
 _TABLE: dict[str, tuple[str, str, str]] = {
     "headless": ("headless", "Headless", "image"),
+    "headless_ensemble": ("headless_ensemble", "HeadlessEnsemble", "image"),
     "frozen_head": ("frozen_head", "FrozenHead", "image"),
     "finetune": ("finetune", "Finetune", "image"),
     "finetune_top": ("finetune_top", "FinetuneTop", "image"),

@@ -23,6 +23,7 @@ class Strategy:
     name: ClassVar[str] = ""
     modality: ClassVar[str] = "image"
     summary: ClassVar[str] = ""
+    multi_backbone: ClassVar[bool] = False  # ``backbone`` names a pool of backbones (``a+b``, ``all``), not one
 
     # --- parameters ----------------------------------------------------------------------------------------------
     @classmethod
@@ -48,6 +49,12 @@ class Strategy:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+    @classmethod
+    def backbones_needed(cls, backbone: str) -> list[str]:
+        """The backbones whose features a run with this ``backbone`` parameter reads (``compare`` extracts them
+        once, up front)."""
+        return [backbone]
 
     # --- learning --------------------------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> Strategy:  # noqa: N803

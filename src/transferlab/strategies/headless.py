@@ -78,8 +78,12 @@ class Headless(Strategy):
         features, _ = cached_features(X, self.backbone, self.layer, desc="features for prediction")
         return self.predict_proba_features(features)
 
+    def save_weights_config(self) -> dict[str, Any]:
+        """What a ``features+head`` predictor needs besides the head's own files."""
+        return {"kind": "features+head", "backbone": self.backbone, "layer": self.layer,
+                "feature_outputs": list(LAYERS[self.layer])}
+
     def save_weights(self, directory: Path) -> dict[str, Any]:
         self.check_is_fitted()
         self.head_.save(directory)
-        return {"kind": "features+head", "backbone": self.backbone, "layer": self.layer,
-                "feature_outputs": list(LAYERS[self.layer])}
+        return self.save_weights_config()
