@@ -79,6 +79,20 @@ def test_text_compare_leaderboard_report_winner_and_cache(news_dir: Path, cache_
     assert [r["accuracy_mean"] for r in again["leaderboard"]] == accs
 
 
+def test_text_compare_cross_validates_tiny_data(tmp_path: Path, cache_dir: Path, capsys) -> None:
+    rows = _sample_rows(shared_dataset("ag_news") / "train.csv", 10)  # one file, 10 texts per class
+    _write(tmp_path / "tiny.csv", rows)
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "tiny.csv"), "--strategies", "bow", "--seeds", "3", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["protocol"] == "5-fold cross-validation (tiny data)"
+    (row,) = doc["leaderboard"]
+    assert row["runs"] == 5 and row["accuracy_std"] > 0  # five different held-out folds of 8 texts
+    _write(tmp_path / "more.csv", _sample_rows(shared_dataset("ag_news") / "train.csv", 20))
+    assert main(["compare", str(tmp_path / "more.csv"), "--strategies", "bow", "--seeds", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["protocol"] == "2 random stratified splits"
+
+
 def test_text_rank_scores_encoders(news_dir: Path, cache_dir: Path, capsys) -> None:
     capsys.readouterr()
     assert main(["rank", str(news_dir), "--json"]) == 0
@@ -113,6 +127,25 @@ def test_text_advice_follows_size_and_length() -> None:
     news = read_text_file(shared_dataset("newsgroups20") / "train.csv")  # 100 long posts per class
     advice = recommend_text(news)
     assert advice.strategy == "measure" and advice.facts["smallest_class"] > FEW_SHOT_PER_CLASS
+
+
+def test_text_auto_fine_tunes_only_when_the_cheap_classifiers_leave_room() -> None:
+    from transferlab.text.compare import CHEAP_IS_ENOUGH, auto_text
+
+    def balanced(name: str, largest: int) -> object:  # every row of the small classes, ``largest`` of the others
+        ds = read_text_file(shared_dataset(name) / "train.csv")
+        keep = [i for c in ds.classes for i in np.flatnonzero(ds.y == ds.classes.index(c))[:largest]]
+        return ds.subset(sorted(keep))
+
+    spam = balanced("sms_spam", 1000)  # 1000 ham, 523 spam: short texts, enough to fine-tune on
+    assert recommend_text(spam).strategy == "text_finetune"
+    cheap = auto_text(spam)
+    assert cheap.strategy in ("bow", "text_headless", "text_hybrid")
+    assert cheap.scores[cheap.strategy] >= CHEAP_IS_ENOUGH and "seconds, not minutes" in cheap.reason
+    sst2 = balanced("sst2", 500)  # sentiment: frozen embeddings and n-grams score ~0.8
+    choice = auto_text(sst2)
+    assert choice.strategy == "text_finetune" and choice.params == {"max_length": 64, "epochs": 3}
+    assert max(choice.scores.values()) < CHEAP_IS_ENOUGH and "leave room" in choice.reason
 
 
 def test_text_compare_bad_choices_exit_2(news_dir: Path, cache_dir: Path, capsys) -> None:

@@ -115,11 +115,22 @@ class Split:
     eval: ImageDataset
 
 
+def tiny_data_folds(y: np.ndarray, n_classes: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified 5-fold cross-validation indices (fewer folds when a class is smaller) when the data has fewer
+    than :data:`TINY_PER_CLASS` items per class; none otherwise. One held-out split of such data is a few items
+    per class, too few to compare strategies on."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if len(y) / max(n_classes, 1) >= TINY_PER_CLASS:
+        return []
+    folds = StratifiedKFold(n_splits=max(2, min(5, int(np.bincount(y).min()))), shuffle=True, random_state=seed)
+    return list(folds.split(np.zeros(len(y)), y))
+
+
 def make_splits(data: str | os.PathLike[str], seeds: int, seed: int, val_fraction: float,
                 eval_split: str | None, report: DataReport | None = None) -> tuple[list[Split], DataReport, str]:
     """Fixed train/eval folders: the same split for every seed. One folder of classes: one stratified split per
     seed, or 5-fold cross-validation when the data is tiny."""
-    from sklearn.model_selection import StratifiedKFold
 
     from .api import drop_unreadable
 
@@ -133,12 +144,9 @@ def make_splits(data: str | os.PathLike[str], seeds: int, seed: int, val_fractio
         return [Split(f"seed {seed + i}", train, ev) for i in range(seeds)], rep, "fixed split, several seeds"
     everything = ImageDataset(train.paths + ev.paths, (train.labels or []) + (ev.labels or []), list(train.classes),
                               train.source)
-    per_class = len(everything) / max(len(everything.classes), 1)
-    if per_class < TINY_PER_CLASS:
-        folds = StratifiedKFold(n_splits=min(5, int(min(np.bincount(everything.y)))) or 2, shuffle=True,
-                                random_state=seed)
-        out = [Split(f"fold {i + 1}", everything.subset(tr), everything.subset(te))
-               for i, (tr, te) in enumerate(folds.split(np.zeros(len(everything)), everything.y))]
+    folds = tiny_data_folds(everything.y, len(everything.classes), seed)
+    if folds:
+        out = [Split(f"fold {i + 1}", everything.subset(tr), everything.subset(te)) for i, (tr, te) in enumerate(folds)]
         return out, rep, f"{len(out)}-fold cross-validation (tiny data)"
     from .data.images import stratified_split
 

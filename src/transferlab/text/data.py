@@ -72,6 +72,16 @@ class TextDataset:
                            None if self.sources is None else [self.sources[i] for i in idx],
                            features, self.feature_kinds)
 
+    def concat(self, other: TextDataset) -> TextDataset:
+        """This dataset's rows, then ``other``'s (same columns); classes in this dataset's order."""
+        def join(a: list | None, b: list | None) -> list | None:
+            return None if a is None or b is None else [*a, *b]
+
+        features = None if self.features is None or other.features is None else {
+            k: [*v, *other.features[k]] for k, v in self.features.items()}
+        return TextDataset([*self.texts, *other.texts], join(self.labels, other.labels), list(self.classes),
+                           join(self.sources, other.sources), features, self.feature_kinds)
+
     @classmethod
     def from_texts(cls, texts: Sequence[str], labels: Sequence[str] | None = None) -> TextDataset:
         return cls([str(t) for t in texts], None if labels is None else [str(v) for v in labels])
