@@ -7,6 +7,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,14 @@ def dataset(name: str) -> Path | None:
         print(f"skipping {name}: {path} not found", file=sys.stderr)
         return None
     return path
+
+
+def datasets_in(names: list[str], tmp: Path) -> Iterator[tuple[str, Path, Path]]:
+    """(name, data folder, a fresh feature-cache folder under ``tmp``) for each shared set that exists."""
+    for name in names:
+        data = dataset(name)
+        if data is not None:
+            yield name, data, tmp / f"cache-{name}"
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:

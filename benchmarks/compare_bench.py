@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import cli, dataset, print_table, save_results  # noqa: E402
+from _common import cli, dataset, datasets_in, print_table, save_results  # noqa: E402
 
 SETS = ["hymenoptera", "cats_vs_dogs", "chest_xray_224", "dtd_subset"]
 
@@ -82,11 +82,7 @@ def main() -> None:
     timing = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for name in names:
-            data = dataset(name)
-            if data is None:
-                continue
-            cache = tmp / f"cache-{name}"
+        for name, data, cache in datasets_in(names, tmp):
             doc, cold = cli(["compare", str(data), "--out", str(tmp / f"cmp-{name}")], cache)
             if name == "hymenoptera":
                 _, warm = cli(["compare", str(data), "--out", str(tmp / f"cmp-{name}")], cache)

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import cli, dataset, print_table, save_results  # noqa: E402
+from _common import cli, datasets_in, print_table, save_results  # noqa: E402
 
 SETS = ["sms_spam", "newsgroups20", "ag_news", "sst2"]
 EVAL_SPLIT = {"sst2": "test"}
@@ -29,11 +29,7 @@ def main() -> None:
     rows, rank_rows = [], []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for name in names:
-            data = dataset(name)
-            if data is None:
-                continue
-            cache = tmp / f"cache-{name}"
+        for name, data, cache in datasets_in(names, tmp):
             split = ["--eval-split", EVAL_SPLIT[name]] if name in EVAL_SPLIT else []
             metric = "macro_f1" if name == "sms_spam" else "accuracy_mean"
             doc, cold = cli(["compare", str(data), "--out", str(tmp / f"cmp-{name}"), "--seeds", "1", *split], cache)

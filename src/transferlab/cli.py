@@ -136,9 +136,10 @@ Examples:
 
     p = sub.add_parser("compare", help="run strategies x backbones side by side; leaderboard, report, best model",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_DATA + """
-The default set is fast: headless on every backbone, headless on mid-layer features and frozen_head on the default
-backbone; --thorough adds finetune, gradual_unfreeze and from_scratch (minutes each). Finished runs are cached, so a
-second compare on the same data is quick. A strategy may carry parameters: --strategies headless:classifier=svm
+The default set is fast: headless on every backbone, headless_ensemble (the two backbones rank puts first, their
+probabilities averaged), headless on mid-layer features and frozen_head on the default backbone; --thorough adds
+finetune, gradual_unfreeze and from_scratch (minutes each). Finished runs are cached, so a second compare on the same
+data is quick. A strategy may carry parameters: --strategies headless:classifier=svm
 Text (a CSV/TSV/JSONL, or a folder with train.csv): bow, text_headless on MiniLM and on GloVe, text_hybrid and,
 when the class names are words, text_zeroshot; --thorough adds text_finetune, text_embedding_cnn and (64 or fewer
 examples per class) text_fewshot. Pick encoders through parameters: --strategies text_headless:encoder=glove
@@ -395,30 +396,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
-    from .ranking import rank
-
-    if _is_text(args):
+    text = _is_text(args)
+    if text:
         from .text.compare import rank_text
 
         rows = rank_text(args.data, backbones=args.backbones, val_fraction=args.val_fraction, seed=args.seed,
                          eval_split=args.eval_split, text_column=args.text_column, label_column=args.label_column)
-        if args.json:
-            _print_json({"ranking": rows})
-            return 0
-        print(f"{'rank':<6}{'encoder':<22}{'logme':>8}{'h_score':>9}{'knn_loo':>9}{'rows':>7}{'seconds':>9}")
-        for r in rows:
-            print(f"{r['rank']:<6}{r['backbone']:<22}{r['logme']:>8.3f}{r['h_score']:>9.3f}{r['knn_loo']:>9.3f}"
-                  f"{r['scored_rows']:>7}{r['embed_seconds'] + r['score_seconds']:>9.2f}")
-        return 0
-    rows = rank(args.data, backbones=args.backbones, val_fraction=args.val_fraction, seed=args.seed,
-                eval_split=args.eval_split)
+    else:
+        from .ranking import rank
+
+        rows = rank(args.data, backbones=args.backbones, val_fraction=args.val_fraction, seed=args.seed,
+                    eval_split=args.eval_split)
     if args.json:
         _print_json({"ranking": rows})
         return 0
-    print(f"{'rank':<6}{'backbone':<22}{'logme':>8}{'h_score':>9}{'knn_loo':>9}{'imagenet_conf':>15}{'seconds':>9}")
+    # text: how many rows were scored (a sample of large data); images: how ImageNet-like the data is
+    name, extra, width = ("encoder", "rows", 7) if text else ("backbone", "imagenet_conf", 15)
+    print(f"{'rank':<6}{name:<22}{'logme':>8}{'h_score':>9}{'knn_loo':>9}{extra:>{width}}{'seconds':>9}")
     for r in rows:
+        value = str(r["scored_rows"]) if text else f"{r['imagenet_confidence']:.3f}"
+        seconds = r.get("embed_seconds", 0.0) + r["score_seconds"]
         print(f"{r['rank']:<6}{r['backbone']:<22}{r['logme']:>8.3f}{r['h_score']:>9.3f}{r['knn_loo']:>9.3f}"
-              f"{r['imagenet_confidence']:>15.3f}{r['score_seconds']:>9.2f}")
+              f"{value:>{width}}{seconds:>9.2f}")
     return 0
 
 

@@ -6,9 +6,9 @@ the transferability scores, the leaderboard files, the run cache and the HTML re
 
 - rank scores the frozen features of the training split (MiniLM, mean-pooled GloVe, or a MiniLM adapted by
   ``pretrain-text --method mlm``) with LogME, H-score and leave-one-out kNN accuracy, without training.
-- auto: few examples per class -> ``text_fewshot`` (SetFit); plenty of short texts -> ``text_finetune``; otherwise
-  the cheap classifiers (``bow``, ``text_headless``, ``text_hybrid``) are scored by 3-fold cross-validation on the
-  training split and the best is taken.
+- auto: few examples per class -> ``text_fewshot`` (SetFit); otherwise the cheap classifiers (``bow``,
+  ``text_headless``, ``text_hybrid``) are scored by 3-fold cross-validation on the training split and the best is
+  taken, except that plenty of short texts -> ``text_finetune`` unless a cheap one already reaches 0.97.
 - compare: the fast set is ``bow``, ``text_headless`` on MiniLM and on GloVe, ``text_hybrid`` and, when the class
   names are words, ``text_zeroshot``; ``--thorough`` adds ``text_finetune``, ``text_embedding_cnn`` and (for few
   examples per class) ``text_fewshot``.
@@ -435,7 +435,6 @@ def text_feature_map(train: TextDataset, ev: TextDataset, limit: int = 2000) -> 
     from ..report import tsne_coords
     from .encoder import SentenceEncoder
 
-    both = TextDataset(train.texts + ev.texts, (train.labels or []) + (ev.labels or []), list(train.classes))
-    both = _sample(both, limit, 0)
+    both = _sample(train.concat(ev), limit, 0)
     coords = tsne_coords(["text", "minilm", *both.texts], lambda: SentenceEncoder(256).embed(both.texts))
     return coords, both.y, list(train.classes), "t-SNE of MiniLM sentence embeddings, coloured by class"
