@@ -39,8 +39,8 @@ def resplits(names: list[str], n: int) -> None:
     from sklearn.model_selection import StratifiedShuffleSplit
 
     from transferlab.data.images import ImageDataset, resolve_image_data
-    from transferlab.ranking import rank_backbones
     from transferlab.strategies import make_strategy
+    from transferlab.workflows.rank import rank_backbones
 
     rows = []
     for name in names:

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import ROOT, print_table, save_results  # noqa: E402
 from transferlab.backbones import list_backbones  # noqa: E402
 from transferlab.cache import FeatureCache  # noqa: E402
-from transferlab.features import FeatureExtractor  # noqa: E402
+from transferlab.features.images import FeatureExtractor  # noqa: E402
 
 
 def best_of(fn, repeats: int = 3) -> float:

@@ -66,7 +66,7 @@ def throughput(bf16: bool, batch_size: int = 16, steps: int = 4) -> float:
 
 def run(data: Path, strategy: str, params: dict, out: Path, backbone: str = "efficientnet_lite0",
         seed: int = 0) -> dict:
-    from transferlab.api import train
+    from transferlab.workflows.train import train
 
     result = train(data, out=out, strategy=strategy, backbone=backbone, params=dict(params), seed=seed)
     m = result.metrics

@@ -18,9 +18,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFERLAB_QUIET", "1")
 
+from transferlab.data.texts import read_text_file  # noqa: E402
 from transferlab.evaluation import classification_metrics  # noqa: E402
-from transferlab.text.api import make_text_strategy  # noqa: E402
-from transferlab.text.data import read_text_file  # noqa: E402
+from transferlab.workflows.train_text import make_text_strategy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TRANSFERLAB_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))

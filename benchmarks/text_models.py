@@ -36,9 +36,9 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFERLAB_QUIET", "1")
 
+from transferlab.data.texts import TextDataset, read_text_file  # noqa: E402
 from transferlab.evaluation import classification_metrics  # noqa: E402
-from transferlab.text.api import make_text_strategy  # noqa: E402
-from transferlab.text.data import TextDataset, read_text_file  # noqa: E402
+from transferlab.workflows.train_text import make_text_strategy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TRANSFERLAB_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
@@ -113,7 +113,7 @@ def setfit_accuracy(sub: TextDataset, test: TextDataset, seed: int, params: dict
         from setfit import SetFitModel, Trainer, TrainingArguments
     except ImportError:
         return None
-    from transferlab.text.encoder import minilm_path
+    from transferlab.features.text import minilm_path
 
     model = SetFitModel.from_pretrained(minilm_path())
     args = TrainingArguments(batch_size=int(params["batch_size"]), num_epochs=int(params["epochs"]),

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from transferlab.backbones import get_backbone, list_backbones
-from transferlab.features import FeatureExtractor
+from transferlab.features.images import FeatureExtractor
 
 skimage_data = pytest.importorskip("skimage.data")
 CATS = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -63,7 +63,7 @@ def test_onnx_features_equal_pytorch(name: str, cache_dir) -> None:
     # "same" padding is folded into the convolutions: no Pad node is left to break ONNX Runtime's NCHWc layout
     import onnx
 
-    from transferlab.features import onnx_model_path
+    from transferlab.features.images import onnx_model_path
 
     graph = onnx.load(str(onnx_model_path(spec, spec.preprocessing, cache.directory))).graph
     assert [n.op_type for n in graph.node].count("Pad") == 0

@@ -81,7 +81,7 @@ def test_warm_cache_computes_nothing(digits_dir: Path, cache_dir: Path, tmp_path
     import shutil
 
     from transferlab.cache import FeatureCache
-    from transferlab.features import FeatureExtractor
+    from transferlab.features.images import FeatureExtractor
 
     paths = [str(p) for p in sorted((digits_dir / "5").iterdir())]
     ex = FeatureExtractor("efficientnet_lite0", cache=FeatureCache(cache_dir), progress=False)

@@ -119,7 +119,7 @@ def test_train_auto_explains_its_choice(digits_dir: Path, cache_dir: Path, tmp_p
 
 
 def test_default_candidates_include_the_ensemble_once() -> None:
-    from transferlab.compare import Candidate, candidates_for
+    from transferlab.workflows.compare import Candidate, candidates_for
 
     default = candidates_for()
     assert Candidate("headless_ensemble", "all") in default

@@ -118,7 +118,7 @@ def test_probe_head_init_starts_from_the_linear_probe(tiny_digits: Path, cache_d
     from sklearn.linear_model import LogisticRegression
 
     from transferlab import runtime
-    from transferlab.features import FeatureExtractor
+    from transferlab.features.images import FeatureExtractor
 
     ds = ImageDataset.from_folder(tiny_digits)
     still = dict(FAST, lr=1e-12, head_lr=1e-12, augment=False, dropout=0.0, val_fraction=0.0)

@@ -47,7 +47,7 @@ def test_contract_fit_predict_save_load(name, params, digits_split, tmp_path) ->
 
 
 def test_ensemble_averages_its_members_and_reloads(digits_split, tmp_path) -> None:
-    from transferlab.ranking import rank_backbones
+    from transferlab.workflows.rank import rank_backbones
 
     train, ev = digits_split
     pair = make_strategy("headless_ensemble", backbone="efficientnet_lite0+squeezenet1_1")

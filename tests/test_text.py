@@ -13,10 +13,10 @@ import pytest
 
 from conftest import SHARED
 from transferlab.cli import main
+from transferlab.data.texts import TextDataset, looks_like_text_data, read_text_file, resolve_text_data
 from transferlab.errors import DataError, UserError
 from transferlab.model import Model
 from transferlab.strategies import make_strategy, strategy_names
-from transferlab.text.data import TextDataset, looks_like_text_data, read_text_file, resolve_text_data
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -123,7 +123,7 @@ def test_text_strategies_registered_and_follow_contract():
 
 
 def test_bow_fit_save_load_round_trip(text_csv: Path, tmp_path: Path, cache_dir: Path):
-    from transferlab.text.api import train_text
+    from transferlab.workflows.train_text import train_text
 
     result = train_text(text_csv, out=tmp_path / "bow", strategy="bow", params={"char_ngrams": 4})
     assert set(result.metrics) >= {"accuracy", "macro_f1", "train_seconds"}
@@ -144,7 +144,7 @@ def test_bow_fit_save_load_round_trip(text_csv: Path, tmp_path: Path, cache_dir:
 
 
 def test_headless_and_zeroshot_round_trip(tmp_path: Path, cache_dir: Path):
-    from transferlab.text.api import train_text
+    from transferlab.workflows.train_text import train_text
 
     rows = [(t, "positive") for t in POS] + [(t, "negative") for t in NEG]
     data = _write_csv(tmp_path / "tiny.csv", rows * 2)
@@ -158,7 +158,7 @@ def test_headless_and_zeroshot_round_trip(tmp_path: Path, cache_dir: Path):
 
 
 def test_hybrid_round_trip(tmp_path: Path, cache_dir: Path):
-    from transferlab.text.api import train_text
+    from transferlab.workflows.train_text import train_text
 
     rows = [(t, "positive") for t in POS] + [(t, "negative") for t in NEG]
     data = _write_csv(tmp_path / "tiny.csv", rows * 2)

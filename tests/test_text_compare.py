@@ -13,9 +13,9 @@ import pytest
 
 from conftest import shared_dataset
 from transferlab.cli import main
+from transferlab.data.texts import read_text_file
 from transferlab.model import Model
-from transferlab.text.compare import FEW_SHOT_PER_CLASS, recommend_text
-from transferlab.text.data import read_text_file
+from transferlab.workflows.compare_text import FEW_SHOT_PER_CLASS, recommend_text
 
 
 def _sample_rows(path: Path, per_class: int, seed: int = 0) -> list[dict[str, str]]:
@@ -130,7 +130,7 @@ def test_text_advice_follows_size_and_length() -> None:
 
 
 def test_text_auto_fine_tunes_only_when_the_cheap_classifiers_leave_room() -> None:
-    from transferlab.text.compare import CHEAP_IS_ENOUGH, auto_text
+    from transferlab.workflows.compare_text import CHEAP_IS_ENOUGH, auto_text
 
     def balanced(name: str, largest: int) -> object:  # every row of the small classes, ``largest`` of the others
         ds = read_text_file(shared_dataset(name) / "train.csv")
@@ -162,7 +162,7 @@ def test_text_compare_bad_choices_exit_2(news_dir: Path, cache_dir: Path, capsys
 
 def test_side_columns_steer_auto_away_from_finetuning_and_empty_vocabularies_are_clear() -> None:
     from transferlab.errors import DataError
-    from transferlab.text.tfidf import TfidfFeaturizer
+    from transferlab.features.tfidf import TfidfFeaturizer
 
     sst2 = read_text_file(shared_dataset("sst2") / "train.csv")
     assert recommend_text(sst2).strategy == "text_finetune"

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from conftest import SHARED
+from transferlab.data.texts import TextDataset
 from transferlab.model import Model
 from transferlab.strategies import make_strategy
-from transferlab.text.data import TextDataset
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -58,7 +58,7 @@ def _round_trip(strategy, train: TextDataset, tmp_path: Path, files: set[str]) -
 
 # --- word vectors --------------------------------------------------------------------------------------------------
 def test_glove_matrix_rows_are_glove_vectors():
-    from transferlab.text.wordnets import Vocabulary, embedding_matrix, glove_std, load_glove
+    from transferlab.nn.wordnets import Vocabulary, embedding_matrix, glove_std, load_glove
 
     vocab = Vocabulary.build(["the film was good , the acting bad", "zzqxword film"])
     matrix, found = embedding_matrix(vocab, "glove", seed=0)
@@ -90,7 +90,7 @@ def test_word_networks_contract_and_round_trip(name: str, params: dict, tmp_path
 
 
 def test_word_network_freezes_then_unfreezes_embeddings():
-    from transferlab.text.wordnets import embedding_matrix
+    from transferlab.nn.wordnets import embedding_matrix
 
     s = make_strategy("text_embedding_cnn", modality="text", frozen_epochs=1, unfrozen_epochs=0, filters=4,
                       val_fraction=0).fit(_dataset(40))
@@ -123,7 +123,7 @@ def test_finetune_contract_and_round_trip(params: dict, tmp_path: Path):
     else:
         assert [h["trainable_groups"] for h in strategy.history_] == [4]
     # the word embeddings stay as pretrained; the transformer layers moved
-    from transferlab.text.transformer import load_pretrained_body
+    from transferlab.nn.transformer import load_pretrained_body
 
     body, _ = load_pretrained_body()
     import torch

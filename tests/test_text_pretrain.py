@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from transferlab.cli import main
+from transferlab.data.texts import TextDataset
 from transferlab.errors import UserError
 from transferlab.model import Model
-from transferlab.text.data import TextDataset
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -45,7 +45,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def vectors(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from transferlab.text.pretrain import pretrain_text
+    from transferlab.workflows.pretrain_text import pretrain_text
 
     out = tmp_path_factory.mktemp("w2v") / "vectors"
     pretrain_text(corpus, out, method="skipgram", dim=24, epochs=20, min_count=1, seed=0, progress=False)
@@ -59,7 +59,7 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 # --- word vectors --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("method", ["skipgram", "cbow"])
 def test_word_vectors_place_co_occurring_words_closer(method: str, corpus: Path, vectors: Path, tmp_path: Path):
-    from transferlab.text.pretrain import load_word_vectors, pretrain_text, read_manifest
+    from transferlab.workflows.pretrain_text import load_word_vectors, pretrain_text, read_manifest
 
     folder = vectors
     if method == "cbow":
@@ -88,9 +88,9 @@ def test_word_vectors_place_co_occurring_words_closer(method: str, corpus: Path,
 
 def test_word_vectors_are_a_backbone_for_embedding_cnn(vectors: Path, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]):
+    from transferlab.nn.wordnets import Vocabulary, embedding_matrix
     from transferlab.strategies import make_strategy
-    from transferlab.text.pretrain import load_word_vectors
-    from transferlab.text.wordnets import Vocabulary, embedding_matrix
+    from transferlab.workflows.pretrain_text import load_word_vectors
 
     docs = _documents(80, seed=1)
     train = TextDataset.from_texts([t for t, _ in docs], [c for _, c in docs])
@@ -164,9 +164,9 @@ def test_pretrain_text_bad_inputs_exit_2(vectors: Path, tmp_path: Path, capsys: 
 
 # --- masked language model -----------------------------------------------------------------------------------------
 def test_mlm_lowers_the_loss_and_is_a_backbone_for_finetune_and_headless(tmp_path: Path, cache_dir: Path):
+    from transferlab.features.text import SentenceEncoder
     from transferlab.strategies import make_strategy
-    from transferlab.text.encoder import SentenceEncoder
-    from transferlab.text.pretrain import mlm_loss, pretrain_text, read_manifest
+    from transferlab.workflows.pretrain_text import mlm_loss, pretrain_text, read_manifest
 
     docs = [t for t, _ in _documents(32, seed=2)]
     corpus = tmp_path / "corpus.jsonl"  # a JSONL corpus with a text column, for variety

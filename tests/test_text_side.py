@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from transferlab.cli import main
+from transferlab.data.side_features import SideFeatureEncoder, parse_feature_columns
+from transferlab.data.texts import TextDataset, read_text_file, resolve_text_data
 from transferlab.errors import DataError, UserError
 from transferlab.model import Model
-from transferlab.text.data import TextDataset, read_text_file, resolve_text_data
-from transferlab.text.side_features import SideFeatureEncoder, parse_feature_columns
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -102,7 +102,7 @@ def test_feature_columns_are_read_and_a_missing_one_is_a_clear_error(side_data: 
 @pytest.mark.parametrize("strategy", ["bow", "headless", "text_hybrid"])
 def test_side_features_beat_text_alone_and_round_trip(strategy: str, side_data: Path, tmp_path: Path,
                                                       cache_dir: Path):
-    from transferlab.text.api import train_text
+    from transferlab.workflows.train_text import train_text
 
     without = train_text(side_data, strategy=strategy)
     with_side = train_text(side_data, out=tmp_path / strategy, strategy=strategy, feature_columns="price,category")
@@ -181,7 +181,7 @@ def test_cli_feature_columns_bad_inputs_exit_2(side_data: Path, tmp_path: Path, 
 def test_fewshot_with_side_features_and_label_prompts(side_data: Path, tmp_path: Path):
     """text_fewshot with side columns: the templated class-name sentences ("high", "low") join the contrastive pairs
     but not the head, which needs the side columns of real rows; the saved model re-encodes new rows itself."""
-    from transferlab.text.api import train_text
+    from transferlab.workflows.train_text import train_text
 
     result = train_text(side_data, out=tmp_path / "fs", strategy="text_fewshot", feature_columns="price,category",
                         params={"num_iterations": 1, "max_length": 16})

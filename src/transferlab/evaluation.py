@@ -93,8 +93,8 @@ def plot_mistakes(mistakes: list[dict[str, Any]], path: str | Path, columns: int
     """A contact sheet of the most confidently wrong images; False when there is nothing to show."""
     if not mistakes:
         return False
-    from .data.images import load_image
-    from .errors import ImageDecodeError
+    from transferlab.data.images import load_image
+    from transferlab.errors import ImageDecodeError
 
     plt = _pyplot()
     rows = (len(mistakes) + columns - 1) // columns

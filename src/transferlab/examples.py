@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import UserError
+from transferlab.errors import UserError
 
 DATASETS = ("digits",)
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from .cache import FeatureCache, default_cache_dir
+from transferlab.cache import FeatureCache, default_cache_dir
 
 _cache_dir: Path | None = None
 _caches: dict[Path, FeatureCache] = {}

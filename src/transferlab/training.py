@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .errors import UserError
-from .progress import log, progress_bar
+from transferlab.errors import UserError
+from transferlab.progress import log, progress_bar
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("none", "step", "cosine", "onecycle")

@@ -6,9 +6,9 @@ in ``_FAMILIES``. Nothing here imports torch.
 
 from __future__ import annotations
 
-from ..errors import UserError
-from . import efficientnet_lite, squeezenet
-from .base import BackboneSpec
+from transferlab.backbones import efficientnet_lite, squeezenet
+from transferlab.backbones.base import BackboneSpec
+from transferlab.errors import UserError
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 _FAMILIES = [efficientnet_lite, squeezenet]

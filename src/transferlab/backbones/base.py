@@ -10,10 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..preprocessing import Preprocessing
+from transferlab.preprocessing import Preprocessing
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .net import BackboneNet
+    from transferlab.backbones.net import BackboneNet
 
 
 @dataclass(frozen=True)

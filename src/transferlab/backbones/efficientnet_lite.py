@@ -13,8 +13,8 @@ import functools
 import importlib
 import math
 
-from ..preprocessing import Preprocessing
-from .base import BackboneSpec
+from transferlab.backbones.base import BackboneSpec
+from transferlab.preprocessing import Preprocessing
 
 # name: (weights module, file getter class, input size, width mult, depth mult, params, ImageNet top-1, mid dim)
 _VARIANTS = {
@@ -44,7 +44,7 @@ def _net_class() -> type:
     import torch.nn as nn
     import torch.nn.functional as F
 
-    from .net import BackboneNet
+    from transferlab.backbones.net import BackboneNet
 
     class Conv2dSame(nn.Conv2d):
         """Convolution with TensorFlow's "same" padding (asymmetric when the stride is 2)."""

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..preprocessing import Preprocessing
-from .base import BackboneSpec
+from transferlab.backbones.base import BackboneSpec
+from transferlab.preprocessing import Preprocessing
 
 NAME = "squeezenet1_1"
 _FIRES = [("fire2", 16, 64), ("fire3", 16, 64), ("fire4", 32, 128), ("fire5", 32, 128),
@@ -42,7 +42,7 @@ def converted_weights_path() -> Path:
     """The safetensors copy of the packaged weights (PyTorch OIHW layout), made on first use."""
     from safetensors.numpy import save_file
 
-    from ..cache import default_cache_dir
+    from transferlab.cache import default_cache_dir
 
     target = default_cache_dir() / "weights" / "squeezenet1_1.safetensors"
     if target.exists():
@@ -68,7 +68,7 @@ def _net_class() -> type:
     import torch.nn as nn
     import torch.nn.functional as F
 
-    from .net import BackboneNet
+    from transferlab.backbones.net import BackboneNet
 
     class Fire(nn.Module):
         def __init__(self, cin: int, squeeze: int, expand: int) -> None:

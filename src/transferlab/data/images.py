@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from ..errors import DataError, ImageDecodeError
-from .report import DataReport
+from transferlab.data.report import DataReport
+from transferlab.errors import DataError, ImageDecodeError
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 MAX_PIXELS = 64_000_000  # larger files are refused as possible decompression bombs

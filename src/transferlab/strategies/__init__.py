@@ -6,8 +6,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..errors import UserError
-from .base import Strategy
+from transferlab.errors import UserError
+from transferlab.strategies.base import Strategy
 
 # name -> (module, class, modality). Modules are imported on first use, so a run of `headless` never pays for
 # importing torch (about 2 s of a cold start) and the text stack stays out of image runs.

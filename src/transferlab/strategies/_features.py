@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import runtime
-from ..errors import DataError
-from ..features import FeatureExtractor
+from transferlab import runtime
+from transferlab.errors import DataError
+from transferlab.features.images import FeatureExtractor
 
 LAYERS = {"top": ("features",), "mid": ("mid",), "top+mid": ("features", "mid")}
 

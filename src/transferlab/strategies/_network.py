@@ -31,12 +31,12 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from ..backbones import get_backbone
-from ..data.images import load_image, stratified_split
-from ..errors import DataError, ImageDecodeError, UserError
-from ..preprocessing import _INTERPOLATION, Preprocessing
-from ..progress import log
-from .base import Strategy
+from transferlab.backbones import get_backbone
+from transferlab.data.images import load_image, stratified_split
+from transferlab.errors import DataError, ImageDecodeError, UserError
+from transferlab.preprocessing import _INTERPOLATION, Preprocessing
+from transferlab.progress import log
+from transferlab.strategies.base import Strategy
 
 CACHE_LIMIT_BYTES = 1_500_000_000  # decoded images kept in memory below this estimate
 
@@ -230,7 +230,7 @@ class ImageBatches:
 def predict_paths(net: nn.Module, prep: Preprocessing, paths: Sequence[str], batch_size: int = 32
                   ) -> tuple[np.ndarray, list[int], dict[int, str]]:
     """Probabilities for the readable paths (evaluation transform), their indices, and why the others failed."""
-    from .._torch import set_torch_threads
+    from transferlab._torch import set_torch_threads
 
     set_torch_threads()
     failures: dict[int, str] = {}
@@ -269,9 +269,9 @@ def probe_head(net: ClassifierNet, spec_name: str, prep: Preprocessing, paths: S
     """
     from sklearn.linear_model import LogisticRegression
 
-    from .. import runtime
-    from ..features import FeatureExtractor
-    from ..heads import LinearHead
+    from transferlab import runtime
+    from transferlab.features.images import FeatureExtractor
+    from transferlab.heads import LinearHead
 
     extractor = FeatureExtractor(spec_name, cache=runtime.get_cache(), input_size=prep.size,
                                  progress=runtime.show_progress())
@@ -332,7 +332,7 @@ class NetworkStrategy(Strategy):
         augment_mode(self.augment)
         if self.sampling not in (None, "none", "over", "under"):
             raise UserError(f"sampling must be 'over', 'under' or none, got {self.sampling!r}")
-        from ..training import TrainConfig
+        from transferlab.training import TrainConfig
 
         TrainConfig(epochs=max(1, int(self.epochs)), lr=self.lr, optimizer=self.optimizer,
                     schedule=self.schedule).validate()
@@ -368,9 +368,9 @@ class NetworkStrategy(Strategy):
         return directory
 
     def fit(self, X: Any, y: Any = None) -> NetworkStrategy:  # noqa: N803
-        from .. import runtime
-        from .._torch import set_torch_threads
-        from ..training import TrainConfig, class_weight_tensor, resample_indices, seed_everything, train_loop
+        from transferlab import runtime
+        from transferlab._torch import set_torch_threads
+        from transferlab.training import TrainConfig, class_weight_tensor, resample_indices, seed_everything, train_loop
 
         self._check_params()
         labels, classes = self.labels_of(X, y)

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ..heads import LinearHead
-from .base import Strategy
+from transferlab.heads import LinearHead
+from transferlab.strategies.base import Strategy
 
 
 class SparseTextLinear(Strategy):
@@ -38,8 +38,8 @@ class SparseTextLinear(Strategy):
     def fit(self, X: Any, y: Any = None) -> SparseTextLinear:  # noqa: N803
         from sklearn.linear_model import LogisticRegression
 
-        from ..text.data import texts_of
-        from ..text.side_features import fit_side_features, join_sparse, side_matrix
+        from transferlab.data.side_features import fit_side_features, join_sparse, side_matrix
+        from transferlab.data.texts import texts_of
 
         self._validate()
         labels, classes = self.labels_of(X, y)
@@ -55,9 +55,9 @@ class SparseTextLinear(Strategy):
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
-        from ..text.data import texts_of
-        from ..text.predictors import sparse_linear_proba
-        from ..text.side_features import join_sparse, side_matrix
+        from transferlab.data.side_features import join_sparse, side_matrix
+        from transferlab.data.texts import texts_of
+        from transferlab.model.text_loaders import sparse_linear_proba
 
         self.check_is_fitted()
         side = side_matrix(self.side_encoder_, X)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import UserError
+from transferlab.errors import UserError
 
 
 class Strategy:

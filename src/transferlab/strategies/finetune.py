@@ -7,7 +7,7 @@ warm-up so the random head does not wreck the pretrained features in the first s
 
 from __future__ import annotations
 
-from ._network import COMMON_DOC, NetworkStrategy, Stage
+from transferlab.strategies._network import COMMON_DOC, NetworkStrategy, Stage
 
 
 class Finetune(NetworkStrategy):

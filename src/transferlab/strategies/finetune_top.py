@@ -6,8 +6,8 @@ layers keep their ImageNet weights. The unfrozen groups share ``lr``; the head u
 
 from __future__ import annotations
 
-from ..errors import UserError
-from ._network import COMMON_DOC, NetworkStrategy, Stage
+from transferlab.errors import UserError
+from transferlab.strategies._network import COMMON_DOC, NetworkStrategy, Stage
 
 
 class FinetuneTop(NetworkStrategy):

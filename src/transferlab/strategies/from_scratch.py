@@ -7,7 +7,7 @@ no pretrained weights (``spec.build(pretrained=False)``), so BatchNorm trains no
 
 from __future__ import annotations
 
-from ._network import COMMON_DOC, NetworkStrategy, Stage
+from transferlab.strategies._network import COMMON_DOC, NetworkStrategy, Stage
 
 
 class FromScratch(NetworkStrategy):

@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from ..data.images import stratified_split
-from ..errors import UserError
-from ..heads import MLPHead
-from ._features import LAYERS, cached_features
-from .base import Strategy
+from transferlab.data.images import stratified_split
+from transferlab.errors import UserError
+from transferlab.heads import MLPHead
+from transferlab.strategies._features import LAYERS, cached_features
+from transferlab.strategies.base import Strategy
 
 
 class FrozenHead(Strategy):
@@ -46,8 +46,8 @@ class FrozenHead(Strategy):
         import torch
         import torch.nn as nn
 
-        from .. import runtime
-        from ..training import TrainConfig, class_weight_tensor, seed_everything, train_loop
+        from transferlab import runtime
+        from transferlab.training import TrainConfig, class_weight_tensor, seed_everything, train_loop
 
         if self.hidden < 0 or not 0 <= self.dropout < 1:
             raise UserError("hidden must be >= 0 and dropout in [0, 1)")

@@ -8,8 +8,8 @@ learning rates: the top group gets ``lr`` and each earlier group the rate of the
 
 from __future__ import annotations
 
-from ..errors import UserError
-from ._network import COMMON_DOC, NetworkStrategy, Stage
+from transferlab.errors import UserError
+from transferlab.strategies._network import COMMON_DOC, NetworkStrategy, Stage
 
 
 class GradualUnfreeze(NetworkStrategy):

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
-from ..heads import Head, KNNHead, LinearHead
-from ._features import LAYERS, cached_features
-from .base import Strategy
+from transferlab.errors import UserError
+from transferlab.heads import Head, KNNHead, LinearHead
+from transferlab.strategies._features import LAYERS, cached_features
+from transferlab.strategies.base import Strategy
 
 CLASSIFIERS = ("logreg", "svm", "knn")
 

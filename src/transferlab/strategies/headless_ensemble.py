@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
-from .base import Strategy
-from .headless import Headless
+from transferlab.errors import UserError
+from transferlab.strategies.base import Strategy
+from transferlab.strategies.headless import Headless
 
 
 class HeadlessEnsemble(Strategy):
@@ -36,7 +36,7 @@ class HeadlessEnsemble(Strategy):
     @classmethod
     def backbones_needed(cls, backbone: str) -> list[str]:
         """The pool ``backbone`` names: ``all`` -> every image backbone; ``a+b`` -> ``[a, b]``."""
-        from ..backbones import get_backbone, list_backbones
+        from transferlab.backbones import get_backbone, list_backbones
 
         if backbone == "all":
             return [s.name for s in list_backbones("image")]
@@ -51,7 +51,7 @@ class HeadlessEnsemble(Strategy):
             raise UserError(f"headless_ensemble: no backbone in {self.backbone!r}")
         if len(pool) <= self.top:
             return pool
-        from ..ranking import rank_backbones
+        from transferlab.workflows.rank import rank_backbones
 
         return [r["backbone"] for r in rank_backbones(X, pool)[: self.top]]
 
@@ -70,7 +70,7 @@ class HeadlessEnsemble(Strategy):
         return np.mean([m.predict_proba(X) for m in self.members_], axis=0)
 
     def save_weights(self, directory: Path) -> dict[str, Any]:
-        from ..backbones import get_backbone
+        from transferlab.backbones import get_backbone
 
         self.check_is_fitted()
         members = []

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import UserError
-from ._sparse_text import SparseTextLinear
+from transferlab.errors import UserError
+from transferlab.strategies._sparse_text import SparseTextLinear
 
 
 class TextBow(SparseTextLinear):
@@ -36,6 +36,6 @@ class TextBow(SparseTextLinear):
             raise UserError(f"C must be > 0, got {self.C}")
 
     def _make_featurizer(self) -> Any:  # noqa: ANN401 - a TfidfFeaturizer
-        from ..text.tfidf import TfidfFeaturizer
+        from transferlab.features.tfidf import TfidfFeaturizer
 
         return TfidfFeaturizer(self.word_ngrams, self.char_ngrams, self.min_df, self.max_features)

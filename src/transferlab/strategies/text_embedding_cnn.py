@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
-from .base import Strategy
+from transferlab.errors import UserError
+from transferlab.strategies.base import Strategy
 
 
 class TextEmbeddingCNN(Strategy):
@@ -58,7 +58,7 @@ class TextEmbeddingCNN(Strategy):
 
     def _check_params(self) -> None:
         if self.embeddings not in ("glove", "random"):
-            from ..text.pretrain import word_vectors_backbone
+            from transferlab.workflows.pretrain_text import word_vectors_backbone
 
             if not Path(str(self.embeddings)).is_dir():
                 raise UserError(f"embeddings must be 'glove', 'random' or a word-vector folder from "
@@ -85,12 +85,12 @@ class TextEmbeddingCNN(Strategy):
     def fit(self, X: Any, y: Any = None) -> TextEmbeddingCNN:  # noqa: N803
         import torch
 
-        from .. import runtime
-        from .._torch import set_torch_threads
-        from ..data.images import stratified_split
-        from ..text.data import texts_of
-        from ..text.wordnets import Vocabulary, build_wordnet, embedding_matrix, pad_batch
-        from ..training import TrainConfig, seed_everything, train_loop
+        from transferlab import runtime
+        from transferlab._torch import set_torch_threads
+        from transferlab.data.images import stratified_split
+        from transferlab.data.texts import texts_of
+        from transferlab.nn.wordnets import Vocabulary, build_wordnet, embedding_matrix, pad_batch
+        from transferlab.training import TrainConfig, seed_everything, train_loop
 
         self._check_params()
         labels, classes = self.labels_of(X, y)
@@ -144,8 +144,8 @@ class TextEmbeddingCNN(Strategy):
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
-        from ..text.data import texts_of
-        from ..text.wordnets import predict_wordnet
+        from transferlab.data.texts import texts_of
+        from transferlab.nn.wordnets import predict_wordnet
 
         self.check_is_fitted()
         return predict_wordnet(self.net_, self.vocabulary_, texts_of(X), int(self.max_tokens))

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import UserError
-from .text_embedding_cnn import TextEmbeddingCNN
+from transferlab.errors import UserError
+from transferlab.strategies.text_embedding_cnn import TextEmbeddingCNN
 
 
 class TextEmbeddingRNN(TextEmbeddingCNN):

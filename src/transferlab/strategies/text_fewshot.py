@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
-from .base import Strategy
+from transferlab.errors import UserError
+from transferlab.strategies.base import Strategy
 
 
 def contrastive_pairs(y: np.ndarray, num_iterations: int, rng: np.random.Generator) -> np.ndarray:
@@ -52,7 +52,7 @@ LABEL_TEMPLATES = ("This text is about {label}.", "{label}", "This is {label}.",
 
 def label_prompt_examples(classes: list[str]) -> tuple[list[str], list[int]]:
     """Templated sentences for every class (texts, class indices), from the readable class names."""
-    from .text_zeroshot import readable_label
+    from transferlab.strategies.text_zeroshot import readable_label
 
     texts, labels = [], []
     for template in LABEL_TEMPLATES:
@@ -67,7 +67,7 @@ def _pair_module(body: Any) -> Any:
     import torch
     import torch.nn as nn
 
-    from ..text.transformer import TransformerClassifier
+    from transferlab.nn.transformer import TransformerClassifier
 
     class PairSimilarity(nn.Module):
         def __init__(self) -> None:
@@ -90,7 +90,7 @@ def embed_texts(body: Any, tokenizer: Any, texts: list[str], max_length: int, ba
     """Mean-pooled, L2-normalised embeddings of the (tuned) body, as a (n, hidden) float32 array."""
     import torch
 
-    from ..text.transformer import TransformerClassifier, eval_batches, tokenize
+    from transferlab.nn.transformer import TransformerClassifier, eval_batches, tokenize
 
     encoder = TransformerClassifier(body, 1, 0.0).eval()
     encoded = tokenize(tokenizer, texts, max_length)
@@ -122,7 +122,7 @@ class TextFewShot(Strategy):
 
     def _use_label_prompts(self, classes: list[str]) -> bool:
         if self.label_prompts == "auto":
-            from ..text.data import class_names_are_words
+            from transferlab.data.texts import class_names_are_words
 
             return class_names_are_words(classes)
         if isinstance(self.label_prompts, bool):
@@ -130,7 +130,7 @@ class TextFewShot(Strategy):
         raise UserError(f"label_prompts must be auto, true or false, got {self.label_prompts!r}")
 
     def _body_folder(self) -> str | None:
-        from ..text.pretrain import transformer_backbone
+        from transferlab.workflows.pretrain_text import transformer_backbone
 
         return transformer_backbone(self.backbone) if self.backbone else None
 
@@ -138,13 +138,13 @@ class TextFewShot(Strategy):
         import torch
         from sklearn.linear_model import LogisticRegression
 
-        from .. import runtime
-        from .._torch import set_torch_threads
-        from ..heads import LinearHead
-        from ..text.data import texts_of
-        from ..text.side_features import fit_side_features, join_dense, side_matrix
-        from ..text.transformer import collate, load_pretrained_body, tokenize
-        from ..training import TrainConfig, seed_everything, train_loop
+        from transferlab import runtime
+        from transferlab._torch import set_torch_threads
+        from transferlab.data.side_features import fit_side_features, join_dense, side_matrix
+        from transferlab.data.texts import texts_of
+        from transferlab.heads import LinearHead
+        from transferlab.nn.transformer import collate, load_pretrained_body, tokenize
+        from transferlab.training import TrainConfig, seed_everything, train_loop
 
         if int(self.num_iterations) < 1 or int(self.epochs) < 1 or int(self.batch_size) < 1:
             raise UserError("num_iterations, epochs and batch_size must be >= 1")
@@ -199,9 +199,9 @@ class TextFewShot(Strategy):
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
-        from .._torch import set_torch_threads
-        from ..text.data import texts_of
-        from ..text.side_features import join_dense, side_matrix
+        from transferlab._torch import set_torch_threads
+        from transferlab.data.side_features import join_dense, side_matrix
+        from transferlab.data.texts import texts_of
 
         self.check_is_fitted()
         set_torch_threads()
@@ -214,8 +214,8 @@ class TextFewShot(Strategy):
 
         from safetensors.torch import save_file
 
-        from ..text.encoder import minilm_path
-        from ..text.transformer import copy_tokenizer_files
+        from transferlab.features.text import minilm_path
+        from transferlab.nn.transformer import copy_tokenizer_files
 
         self.check_is_fitted()
         save_file({k: v.detach().contiguous() for k, v in self.body_.state_dict().items()},

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
-from .base import Strategy
+from transferlab.errors import UserError
+from transferlab.strategies.base import Strategy
 
 
 class TextFinetune(Strategy):
@@ -58,7 +58,7 @@ class TextFinetune(Strategy):
         self.seed = seed
 
     def _body_folder(self) -> str | None:
-        from ..text.pretrain import transformer_backbone
+        from transferlab.workflows.pretrain_text import transformer_backbone
 
         return transformer_backbone(self.backbone) if self.backbone else None
 
@@ -106,11 +106,11 @@ class TextFinetune(Strategy):
     def fit(self, X: Any, y: Any = None) -> TextFinetune:  # noqa: N803
         import torch
 
-        from .. import runtime
-        from .._torch import set_torch_threads
-        from ..data.images import stratified_split
-        from ..text.data import texts_of
-        from ..text.transformer import (
+        from transferlab import runtime
+        from transferlab._torch import set_torch_threads
+        from transferlab.data.images import stratified_split
+        from transferlab.data.texts import texts_of
+        from transferlab.nn.transformer import (
             TransformerClassifier,
             bucketed_order,
             collate,
@@ -118,7 +118,7 @@ class TextFinetune(Strategy):
             load_pretrained_body,
             tokenize,
         )
-        from ..training import TrainConfig, seed_everything, train_loop
+        from transferlab.training import TrainConfig, seed_everything, train_loop
 
         self._check_params()
         labels, classes = self.labels_of(X, y)
@@ -164,9 +164,9 @@ class TextFinetune(Strategy):
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
-        from .._torch import set_torch_threads
-        from ..text.data import texts_of
-        from ..text.transformer import predict_transformer
+        from transferlab._torch import set_torch_threads
+        from transferlab.data.texts import texts_of
+        from transferlab.nn.transformer import predict_transformer
 
         self.check_is_fitted()
         set_torch_threads()
@@ -175,8 +175,8 @@ class TextFinetune(Strategy):
     def save_weights(self, directory: Path) -> dict[str, Any]:
         from safetensors.torch import save_file
 
-        from ..text.encoder import minilm_path
-        from ..text.transformer import copy_tokenizer_files
+        from transferlab.features.text import minilm_path
+        from transferlab.nn.transformer import copy_tokenizer_files
 
         self.check_is_fitted()
         save_file({k: v.detach().contiguous() for k, v in self.net_.state_dict().items()},

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
-from ..heads import LinearHead
-from .base import Strategy
+from transferlab.errors import UserError
+from transferlab.heads import LinearHead
+from transferlab.strategies.base import Strategy
 
 C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
@@ -40,18 +40,18 @@ class TextHeadless(Strategy):
         self.seed = seed
 
     def _body_folder(self) -> str | None:
-        from ..text.pretrain import transformer_backbone
+        from transferlab.workflows.pretrain_text import transformer_backbone
 
         return transformer_backbone(self.backbone) if self.backbone else None
 
     def _embed(self, X: Any) -> np.ndarray:  # noqa: N803
-        from ..text.data import texts_of
-        from ..text.encoder import text_encoder
+        from transferlab.data.texts import texts_of
+        from transferlab.features.text import text_encoder
 
         return text_encoder(self.encoder, self.max_length, self._body_folder()).embed(texts_of(X))
 
     def _features(self, X: Any) -> np.ndarray:  # noqa: N803
-        from ..text.side_features import join_dense, side_matrix
+        from transferlab.data.side_features import join_dense, side_matrix
 
         return join_dense(self._embed(X), side_matrix(getattr(self, "side_encoder_", None), X))
 
@@ -77,7 +77,7 @@ class TextHeadless(Strategy):
         return self
 
     def fit(self, X: Any, y: Any = None) -> TextHeadless:  # noqa: N803
-        from ..text.side_features import fit_side_features
+        from transferlab.data.side_features import fit_side_features
 
         labels, classes = self.labels_of(X, y)
         self.side_encoder_ = fit_side_features(X)
@@ -90,12 +90,12 @@ class TextHeadless(Strategy):
     def save_weights(self, directory: Path) -> dict[str, Any]:
         self.check_is_fitted()
         self.head_.save(directory)
-        from ..text.encoder import GLOVE, MINILM
+        from transferlab.features.text import GLOVE, MINILM
 
         out: dict[str, Any] = {"kind": "text_embedding+head", "encoder": GLOVE if self.encoder == "glove" else MINILM,
                                "max_length": self.max_length}
         if self.backbone:
-            from ..text.pretrain import copy_transformer_backbone
+            from transferlab.workflows.pretrain_text import copy_transformer_backbone
 
             out["transformer"] = copy_transformer_backbone(self._body_folder(), directory / "transformer")
             out["encoder"] = str(self.backbone)

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
-from ._sparse_text import SparseTextLinear
+from transferlab.errors import UserError
+from transferlab.strategies._sparse_text import SparseTextLinear
 
 C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
 
@@ -68,7 +68,7 @@ class TextHybrid(SparseTextLinear):
             raise UserError(f"cv must be >= 2, got {self.cv}")
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        from ..text.encoder import SentenceEncoder
+        from transferlab.features.text import SentenceEncoder
 
         return SentenceEncoder(int(self.max_length)).embed(texts)
 
@@ -86,7 +86,7 @@ class TextHybrid(SparseTextLinear):
         return float(np.atleast_1d(clf.C_)[0])
 
     def _make_featurizer(self) -> Any:  # noqa: ANN401 - a TfidfFeaturizer
-        from ..text.tfidf import TfidfFeaturizer
+        from transferlab.features.tfidf import TfidfFeaturizer
 
         return TfidfFeaturizer(int(self.word_ngrams), 0, int(self.min_df), self.max_features,
                                max_df=float(self.max_df))

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
-from ..heads import LinearHead
-from .base import Strategy
+from transferlab.errors import UserError
+from transferlab.heads import LinearHead
+from transferlab.strategies.base import Strategy
 
 
 def readable_label(label: str) -> str:
@@ -50,7 +50,7 @@ class TextZeroShot(Strategy):
         return self.template.replace("{label}", readable_label(label))
 
     def fit(self, X: Any = None, y: Any = None) -> TextZeroShot:  # noqa: N803
-        from ..text.encoder import SentenceEncoder
+        from transferlab.features.text import SentenceEncoder
 
         classes = list(self.classes) if self.classes else list(getattr(X, "classes", None) or sorted(set(y or [])))
         if len(classes) < 2:
@@ -62,8 +62,8 @@ class TextZeroShot(Strategy):
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
-        from ..text.data import texts_of
-        from ..text.encoder import SentenceEncoder
+        from transferlab.data.texts import texts_of
+        from transferlab.features.text import SentenceEncoder
 
         self.check_is_fitted()
         return self.head_.predict_proba(SentenceEncoder(self.max_length).embed(texts_of(X)))

@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ._torch import torch_thread_count
-from .backbones import BackboneSpec, get_backbone
-from .cache import FeatureCache, bytes_digest
-from .data.images import load_image
-from .errors import ImageDecodeError
-from .preprocessing import Preprocessing
-from .progress import progress_bar
+from transferlab._torch import torch_thread_count
+from transferlab.backbones import BackboneSpec, get_backbone
+from transferlab.cache import FeatureCache, bytes_digest
+from transferlab.data.images import load_image
+from transferlab.errors import ImageDecodeError
+from transferlab.preprocessing import Preprocessing
+from transferlab.progress import progress_bar
 
 OUTPUTS = ("features", "logits", "mid")
 
@@ -53,7 +53,7 @@ def onnx_model_path(spec: BackboneSpec, prep: Preprocessing, cache_dir: Path) ->
         return path
     import torch
 
-    from .backbones.net import AllOutputs
+    from transferlab.backbones.net import AllOutputs
 
     path.parent.mkdir(parents=True, exist_ok=True)
     net = AllOutputs(spec.build(pretrained=True)).eval()
@@ -184,7 +184,7 @@ class FeatureExtractor:
             elif self.engine == "torch":
                 import torch
 
-                from ._torch import set_torch_threads
+                from transferlab._torch import set_torch_threads
 
                 set_torch_threads()
                 net = self.spec.build(pretrained=True).eval()

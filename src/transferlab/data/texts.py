@@ -9,7 +9,7 @@ empty text or a missing label are left out and listed in the report. Fewer than 
 unreadable file is a :class:`~transferlab.errors.DataError` with one clear line.
 
 ``feature_columns`` (``--feature-columns price,category``) also reads those columns, as raw strings (an empty cell
-is a missing value), into ``TextDataset.features``; see :mod:`transferlab.text.side_features`.
+is a missing value), into ``TextDataset.features``; see :mod:`transferlab.data.side_features`.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.images import stratified_split
-from ..data.report import DataReport
-from ..errors import DataError
+from transferlab.data.images import stratified_split
+from transferlab.data.report import DataReport
+from transferlab.errors import DataError
 
 TEXT_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".txt")
 EVAL_SPLIT_NAMES = ("val", "valid", "dev", "test")
@@ -319,7 +319,7 @@ def resolve_text_data(data: str | os.PathLike[str], text_column: str = "text", l
                       ) -> tuple[TextDataset, TextDataset, DataReport]:
     """(train, eval, report). Eval rows whose label the training split lacks are left out and reported.
     ``feature_columns`` (``"price,category"``, kinds optional: ``"zip:categorical"``) are read beside the text."""
-    from .side_features import parse_feature_columns
+    from transferlab.data.side_features import parse_feature_columns
 
     side_columns, side_kinds = parse_feature_columns(feature_columns)
     root = Path(data)

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import runtime
-from .backbones import DEFAULT_BACKBONE
+from transferlab import runtime
+from transferlab.backbones import DEFAULT_BACKBONE
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .compare import CompareResult, Split
+    from transferlab.workflows.compare import CompareResult, Split
 
 
 def _plt():  # noqa: ANN202
@@ -84,20 +84,20 @@ def _b64_of(draw) -> str | None:  # noqa: ANN001 - draw(file) writes a PNG, retu
 
 
 def plot_confusion(matrix: list[list[int]], classes: list[str]) -> str | None:
-    from .evaluation import plot_confusion_matrix
+    from transferlab.evaluation import plot_confusion_matrix
 
     return _b64_of(lambda f: plot_confusion_matrix(matrix, classes, f))
 
 
 def plot_mistakes(mistakes: list[dict[str, Any]]) -> str | None:
-    from .evaluation import plot_mistakes as draw_mistakes
+    from transferlab.evaluation import plot_mistakes as draw_mistakes
 
     return _b64_of(lambda f: draw_mistakes(mistakes, f, columns=min(4, max(1, len(mistakes)))))
 
 
 def feature_map(split: Split, backbone: str = DEFAULT_BACKBONE) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """2-D t-SNE coordinates of the frozen features of train + eval (cached: features and the map)."""
-    from .features import FeatureExtractor
+    from transferlab.features.images import FeatureExtractor
 
     paths = split.train.paths + split.eval.paths
     labels = np.concatenate([split.train.y, split.eval.y])
@@ -164,7 +164,7 @@ def write_report(path: Path, result: CompareResult, split: Split | None,
                  map_data: tuple[np.ndarray, np.ndarray, list[str], str] | None = None) -> None:
     """The page for an image compare (``split``: its images give the feature map and the mistake pictures) or a
     text compare (``split`` None, ``map_data`` given: 2-D coordinates, labels, classes, title)."""
-    from .compare import _fmt
+    from transferlab.workflows.compare import _fmt
 
     rows = result.rows
     best = rows[0]

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from transferlab.errors import UserError
 
 MISSING = "missing"
 KINDS = ("numeric", "categorical")

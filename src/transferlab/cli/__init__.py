@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import UserError
+from transferlab.errors import UserError
 
 EPILOG_DATA = """\
 DATA can be:
@@ -63,13 +63,13 @@ def _task_args(p: argparse.ArgumentParser) -> None:
 def _is_text(args: argparse.Namespace) -> bool:
     if args.task is not None:
         return args.task == "text"
-    from .text.data import looks_like_text_data
+    from transferlab.data.texts import looks_like_text_data
 
     return looks_like_text_data(args.data, args.text_column)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .backbones import DEFAULT_BACKBONE
+    from transferlab.backbones import DEFAULT_BACKBONE
 
     parser = _Parser(prog="transferlab", description=(
         "Transfer learning for small labelled datasets, offline, on a CPU. Bring a folder of images per class; "
@@ -236,7 +236,7 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .api import train
+    from transferlab.workflows.train import train
 
     params = dict(_parse_param(t) for t in args.param)
     result = train(args.data, out=args.out, strategy=args.strategy, backbone=args.backbone, params=params,
@@ -271,14 +271,14 @@ def _expand_inputs(inputs: Sequence[str]) -> list[str]:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .model import Model
+    from transferlab.model import Model
 
     if args.top_k < 1:
         raise UserError("--top-k must be >= 1")
     model = Model.load(args.model_dir)
     lines: list[Any] = []
     if args.file:
-        from .text.data import TEXT_SUFFIXES, read_lines, read_text_file
+        from transferlab.data.texts import TEXT_SUFFIXES, read_lines, read_text_file
 
         pre = model.config.get("preprocessing", {})
         if model.task == "text" and args.file.lower().endswith(tuple(s for s in TEXT_SUFFIXES if s != ".txt")):
@@ -307,7 +307,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .api import evaluate
+    from transferlab.workflows.train import evaluate
 
     metrics = evaluate(args.model_dir, args.data, out=args.out, eval_split=args.eval_split,
                        text_column=args.text_column, label_column=args.label_column)
@@ -321,8 +321,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .backbones import list_backbones
-    from .benchmarks_data import measured_speed
+    from transferlab.backbones import list_backbones
+    from transferlab.benchmarks_data import measured_speed
 
     rows = []
     for spec in list_backbones():
@@ -343,7 +343,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_strategies(args: argparse.Namespace) -> int:
-    from .strategies import get_strategy_class, strategy_names
+    from transferlab.strategies import get_strategy_class, strategy_names
 
     rows = []
     for name in strategy_names():
@@ -360,10 +360,10 @@ def cmd_strategies(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import compare, terminal_table
+    from transferlab.workflows.compare import compare, terminal_table
 
     if _is_text(args):
-        from .text.compare import compare_text
+        from transferlab.workflows.compare_text import compare_text
 
         if args.backbones:
             raise UserError("--backbones is for images; for text pick encoders through strategies, e.g. "
@@ -398,12 +398,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_rank(args: argparse.Namespace) -> int:
     text = _is_text(args)
     if text:
-        from .text.compare import rank_text
+        from transferlab.workflows.compare_text import rank_text
 
         rows = rank_text(args.data, backbones=args.backbones, val_fraction=args.val_fraction, seed=args.seed,
                          eval_split=args.eval_split, text_column=args.text_column, label_column=args.label_column)
     else:
-        from .ranking import rank
+        from transferlab.workflows.rank import rank
 
         rows = rank(args.data, backbones=args.backbones, val_fraction=args.val_fraction, seed=args.seed,
                     eval_split=args.eval_split)
@@ -422,7 +422,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain_text(args: argparse.Namespace) -> int:
-    from .text.pretrain import pretrain_text
+    from transferlab.workflows.pretrain_text import pretrain_text
 
     if args.mlm and args.method not in (None, "mlm"):
         raise UserError(f"--mlm and --method {args.method} contradict each other")
@@ -447,7 +447,7 @@ def cmd_pretrain_text(args: argparse.Namespace) -> int:
 
 
 def cmd_example_data(args: argparse.Namespace) -> int:
-    from .examples import write_example
+    from transferlab.examples import write_example
 
     root = write_example(args.name, args.out)
     print(f"wrote {args.name} to {root}/ (one folder per class)")
@@ -468,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        from . import runtime
+        from transferlab import runtime
 
         runtime.configure(cache_directory=args.cache_dir, progress=not args.quiet)
         if args.quiet:

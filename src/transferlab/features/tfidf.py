@@ -31,7 +31,7 @@ def _vectorizer(kind: str, max_n: int, vocabulary: dict[str, int] | None = None,
 
 def _fit(vectorizer: Any, texts: Sequence[str], what: str) -> None:
     """Fit, turning scikit-learn's "no terms remain" into a clear error about the data."""
-    from ..errors import DataError
+    from transferlab.errors import DataError
 
     try:
         vectorizer.fit(texts)

@@ -1,5 +1,5 @@
 """The text verbs: ``train_text`` (data -> validated splits -> strategy.fit -> evaluation -> saved model) and
-``evaluate_text`` (saved model + labelled data -> metrics). ``transferlab.api`` and the CLI call these for
+``evaluate_text`` (saved model + labelled data -> metrics). ``transferlab.workflows.train`` and the CLI call these for
 ``--task text``.
 
 ``feature_columns`` (``--feature-columns price,category``) adds side columns to the strategies that put a classifier
@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..data.report import DataReport
-from ..errors import DataError, UserError
-from ..evaluation import classification_metrics, confident_mistakes, write_evaluation
-from ..model import Model
-from ..progress import log
-from ..strategies import Strategy, get_strategy_class, make_strategy, strategy_names
-from .data import TextDataset, find_eval_file, read_text_file, resolve_text_data
+from transferlab.data.report import DataReport
+from transferlab.data.texts import TextDataset, find_eval_file, read_text_file, resolve_text_data
+from transferlab.errors import DataError, UserError
+from transferlab.evaluation import classification_metrics, confident_mistakes, write_evaluation
+from transferlab.model import Model
+from transferlab.progress import log
+from transferlab.strategies import Strategy, get_strategy_class, make_strategy, strategy_names
 
 DEFAULT_TEXT_STRATEGY = "text_headless"
 
@@ -48,8 +48,8 @@ def backbone_params(strategy: str, backbone: str | os.PathLike[str] | None) -> d
     """The strategy parameter a ``--backbone DIR`` from ``pretrain-text`` sets: ``embeddings`` (word vectors, for
     the word networks) or ``backbone`` (an adapted transformer). Registered image backbone names (the CLI's
     default) mean nothing for text and are ignored."""
-    from ..backbones import list_backbones
-    from .pretrain import read_manifest
+    from transferlab.backbones import list_backbones
+    from transferlab.workflows.pretrain_text import read_manifest
 
     if backbone is None or str(backbone) in {b.name for b in list_backbones()}:
         return {}
@@ -74,13 +74,13 @@ def train_text(data: str | os.PathLike[str], out: str | os.PathLike[str] | None 
                label_column: str = "label", feature_columns: str | Sequence[str] | None = None,
                backbone: str | os.PathLike[str] | None = None) -> Any:
     """Train one text strategy on DATA, evaluate it on the evaluation split and save it to ``out``."""
-    from ..api import TrainResult
-    from .side_features import parse_feature_columns
+    from transferlab.data.side_features import parse_feature_columns
+    from transferlab.workflows.train import TrainResult
 
     t_start = time.perf_counter()
     auto = None
     if strategy == "auto":  # measure the data first, then choose (text.compare.auto_text)
-        from .compare import auto_text
+        from transferlab.workflows.compare_text import auto_text
 
         train_ds, eval_ds, report = resolve_text_data(data, text_column, label_column, val_fraction, seed,
                                                       eval_split, feature_columns)

@@ -24,7 +24,7 @@ def _transformers():  # noqa: ANN202
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from .encoder import _make_torchvision_importable
+    from transferlab.features.text import _make_torchvision_importable
 
     _make_torchvision_importable()
     import transformers
@@ -63,7 +63,7 @@ class TransformerClassifier(nn.Module):
 
 def load_pretrained_body(folder: str | None = None) -> tuple[nn.Module, object]:
     """(body, tokenizer) from the packaged MiniLM folder (or another local folder)."""
-    from .encoder import minilm_path
+    from transferlab.features.text import minilm_path
 
     tf = _transformers()
     folder = folder or minilm_path()

@@ -1,8 +1,8 @@
 """The bake-off verbs for text: ``rank`` (which frozen sentence encoder will transfer best), ``--strategy auto``
 (measure the data, pick a strategy, say why) and ``compare`` (strategies side by side: leaderboard, report, winner).
 
-They mirror the image verbs in :mod:`transferlab.ranking` and :mod:`transferlab.compare` and share their pieces:
-the transferability scores, the leaderboard files, the run cache and the HTML report.
+They mirror the image verbs in :mod:`transferlab.workflows.rank` and :mod:`transferlab.workflows.compare` and share
+their pieces: the transferability scores, the leaderboard files, the run cache and the HTML report.
 
 - rank scores the frozen features of the training split (MiniLM, mean-pooled GloVe, or a MiniLM adapted by
   ``pretrain-text --method mlm``) with LogME, H-score and leave-one-out kNN accuracy, without training.
@@ -24,9 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from .. import runtime
-from ..analysis.advice import Advice
-from ..compare import (
+from transferlab import runtime
+from transferlab.analysis.advice import Advice
+from transferlab.data.report import DataReport
+from transferlab.data.texts import TextDataset, class_names_are_words, find_eval_file, resolve_text_data
+from transferlab.errors import DataError, UserError
+from transferlab.evaluation import classification_metrics, confident_mistakes
+from transferlab.progress import log, progress_bar
+from transferlab.workflows.compare import (
     Candidate,
     CompareResult,
     ResultCache,
@@ -39,11 +44,6 @@ from ..compare import (
     tiny_data_folds,
     write_leaderboard,
 )
-from ..data.report import DataReport
-from ..errors import DataError, UserError
-from ..evaluation import classification_metrics, confident_mistakes
-from ..progress import log, progress_bar
-from .data import TextDataset, class_names_are_words, find_eval_file, resolve_text_data
 
 FEW_SHOT_PER_CLASS = 64  # at most this many examples in the smallest class: few-shot
 FINETUNE_PER_CLASS = 500  # at least this many in the smallest class, and short texts: fine-tune MiniLM
@@ -54,8 +54,8 @@ ENCODER_MB = {"minilm": 90.9, "glove": 80.0}  # what a saved model needs beside 
 
 def _encoders(backbones: list[str] | None) -> list[tuple[str, dict[str, Any]]]:
     """(display name, text_headless parameters) per encoder: ``minilm``, ``glove`` or a pretrain-text folder."""
-    from .encoder import TEXT_ENCODERS
-    from .pretrain import transformer_backbone
+    from transferlab.features.text import TEXT_ENCODERS
+    from transferlab.workflows.pretrain_text import transformer_backbone
 
     out = []
     for name in backbones or list(TEXT_ENCODERS):
@@ -73,7 +73,7 @@ def _sample(train: TextDataset, limit: int, seed: int) -> TextDataset:
     """At most ``limit`` rows, stratified, in a fixed order (all of them when there are fewer)."""
     if len(train) <= limit:
         return train
-    from ..data.images import stratified_split
+    from transferlab.data.images import stratified_split
 
     keep, _ = stratified_split(train.labels or [], 1 - limit / len(train), seed)
     sub = train.subset(sorted(keep))
@@ -84,8 +84,8 @@ def _sample(train: TextDataset, limit: int, seed: int) -> TextDataset:
 def rank_text_encoders(train: TextDataset, backbones: list[str] | None = None, seed: int = 0) -> list[dict[str, Any]]:
     """One row per frozen text encoder with its transferability scores on (a sample of) the training split;
     sorted best first by LogME."""
-    from ..ranking import score_features
-    from .encoder import text_encoder
+    from transferlab.features.text import text_encoder
+    from transferlab.workflows.rank import score_features
 
     data = _sample(train, SCORE_SAMPLE, seed)
     rows = []
@@ -153,7 +153,7 @@ def _cross_validate_cheap(train: TextDataset, seed: int, folds: int) -> tuple[di
     from sklearn.metrics import f1_score
     from sklearn.model_selection import StratifiedKFold
 
-    from .api import make_text_strategy
+    from transferlab.workflows.train_text import make_text_strategy
 
     data = _sample(train, SCORE_SAMPLE, seed)
     y = data.y
@@ -194,7 +194,7 @@ def auto_text(train: TextDataset, seed: int = 0, folds: int = 3) -> Any:
     points are left for minutes of fine-tuning to win, and the cheap classifier (seconds) is chosen instead. On
     sms_spam the cheap classifiers reach test macro-F1 0.97-0.99 in seconds; fine-tuning took 210 s for 0.983.
     """
-    from ..ranking import AutoChoice
+    from transferlab.workflows.rank import AutoChoice
 
     advice = recommend_text(train)
     if advice.strategy not in ("measure", "text_finetune"):
@@ -221,8 +221,8 @@ def auto_text(train: TextDataset, seed: int = 0, folds: int = 3) -> Any:
 
 def text_candidates(strategies: list[str] | None, thorough: bool, train: TextDataset) -> list[Candidate]:
     """Explicit ``strategies`` (``name`` or ``name:key=value,...``), or the fast default set (+ ``thorough``)."""
-    from .api import text_strategy_name
-    from .encoder import text_encoder
+    from transferlab.features.text import text_encoder
+    from transferlab.workflows.train_text import text_strategy_name
 
     if strategies:
         out = []
@@ -247,7 +247,7 @@ def text_candidates(strategies: list[str] | None, thorough: bool, train: TextDat
 
 
 def _parse_text_strategy(text: str) -> tuple[str, dict[str, Any]]:
-    from .api import text_strategy_name
+    from transferlab.workflows.train_text import text_strategy_name
 
     name, params = _parse_strategy(text, modality=None)
     return text_strategy_name(name), params
@@ -266,8 +266,8 @@ def _backbone_label(strategy: str, params: dict[str, Any]) -> str:
 def _size_mb(strategy: Any) -> float:
     """The saved model folder, plus the packaged encoder weights it loads at prediction time: the ``encoder`` its
     saved weights name (MiniLM or GloVe), unless it carries its own ``transformer`` body."""
-    from ..model import Model
-    from .encoder import GLOVE, MINILM
+    from transferlab.features.text import GLOVE, MINILM
+    from transferlab.model import Model
 
     model, write_weights = Model.from_strategy(strategy, "text", {"text_column": "text"}, {})
     with tempfile.TemporaryDirectory() as tmp:
@@ -315,7 +315,7 @@ def _text_splits(data: str | os.PathLike[str], seeds: int, seed: int, val_fracti
 
 def _run_one(candidate: Candidate, train: TextDataset, ev: TextDataset, seed: int,
              measure_latency: bool) -> dict[str, Any]:
-    from .api import make_text_strategy
+    from transferlab.workflows.train_text import make_text_strategy
 
     strategy = make_text_strategy(candidate.strategy, **{**candidate.param_dict, "seed": seed})
     t0 = time.perf_counter()
@@ -336,14 +336,14 @@ def _run_one(candidate: Candidate, train: TextDataset, ev: TextDataset, seed: in
 
 
 def _uses_side(strategy: str) -> bool:
-    from ..strategies import get_strategy_class
+    from transferlab.strategies import get_strategy_class
 
     return bool(getattr(get_strategy_class(strategy, "text"), "uses_side_features", False))
 
 
 def _files_fingerprint(data: str | os.PathLike[str]) -> str:
     """The data files themselves (a folder's own .csv/.tsv/.jsonl files, not whatever else lives beside them)."""
-    from .data import TEXT_SUFFIXES
+    from transferlab.data.texts import TEXT_SUFFIXES
 
     root = Path(data)
     files = (sorted(str(p) for p in root.iterdir() if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
@@ -383,7 +383,9 @@ def compare_text(data: str | os.PathLike[str], out: str | os.PathLike[str] | Non
                 "val_fraction": val_fraction, "eval_split": eval_split, "feature_columns": feature_columns}
     log(f"compare: {len(candidates)} text candidates x {len(splits)} runs ({protocol})")
     if any(c.backbone.endswith("minilm") and "backbone" not in c.param_dict for c in candidates):
-        from .encoder import SentenceEncoder  # embedded once, before any timing: train seconds are the strategy's
+        from transferlab.features.text import (
+            SentenceEncoder,  # embedded once, before any timing: train seconds are the strategy's
+        )
 
         SentenceEncoder(256).embed(sorted({t for _, tr, e in splits for t in tr.texts + e.texts}))
     runs, cached = run_candidates(
@@ -404,7 +406,7 @@ def compare_text(data: str | os.PathLike[str], out: str | os.PathLike[str] | Non
                                          text_column, label_column, feature_columns)
         write_leaderboard(out_dir, rows)
         result.seconds = time.perf_counter() - t_start
-        from ..report import write_report
+        from transferlab.workflows.report import write_report
 
         train, ev = splits[0][1], splits[0][2]
         write_report(out_dir / "report.html", result, None, map_data=text_feature_map(train, ev))
@@ -416,7 +418,7 @@ def _save_winner(data: str | os.PathLike[str], target: Path, row: dict[str, Any]
                  eval_split: str | None, text_column: str, label_column: str,
                  feature_columns: str | None = None) -> dict[str, Any]:
     """Train the winner on the first split and save it (a copy kept in the cache makes the next compare quick)."""
-    from .api import train_text
+    from transferlab.workflows.train_text import train_text
 
     stored = runtime.cache_dir() / "compare-models" / ResultCache.key(
         {"task": "text", "row": row["label"], "seed": seed, "files": _files_fingerprint(data),
@@ -432,8 +434,8 @@ def _save_winner(data: str | os.PathLike[str], target: Path, row: dict[str, Any]
 def text_feature_map(train: TextDataset, ev: TextDataset, limit: int = 2000) -> tuple[np.ndarray, np.ndarray,
                                                                                      list[str], str]:
     """2-D t-SNE of the MiniLM embeddings of (a sample of) train + eval, for the report."""
-    from ..report import tsne_coords
-    from .encoder import SentenceEncoder
+    from transferlab.features.text import SentenceEncoder
+    from transferlab.workflows.report import tsne_coords
 
     both = _sample(train.concat(ev), limit, 0)
     coords = tsne_coords(["text", "minilm", *both.texts], lambda: SentenceEncoder(256).embed(both.texts))

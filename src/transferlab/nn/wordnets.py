@@ -83,7 +83,7 @@ def embedding_matrix(vocab: Vocabulary, source: str, seed: int = 0) -> tuple[np.
         vectors, index = load_glove()
         std = glove_std()
     else:
-        from .pretrain import load_word_vectors
+        from transferlab.workflows.pretrain_text import load_word_vectors
 
         vectors, index = load_word_vectors(source)
         std = float(vectors.std())

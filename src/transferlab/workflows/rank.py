@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from . import runtime
-from .analysis.advice import Advice, recommend
-from .analysis.transferability import h_score, imagenet_confidence, knn_loo_accuracy, logme
-from .backbones import DEFAULT_BACKBONE, get_backbone, list_backbones
-from .data.images import ImageDataset
-from .features import FeatureExtractor
-from .progress import log
+from transferlab import runtime
+from transferlab.analysis.advice import Advice, recommend
+from transferlab.analysis.transferability import h_score, imagenet_confidence, knn_loo_accuracy, logme
+from transferlab.backbones import DEFAULT_BACKBONE, get_backbone, list_backbones
+from transferlab.data.images import ImageDataset
+from transferlab.features.images import FeatureExtractor
+from transferlab.progress import log
 
 
 def standardize(x: np.ndarray) -> np.ndarray:
@@ -100,7 +100,7 @@ def auto_select(train: ImageDataset) -> AutoChoice:
 def rank(data: str | os.PathLike[str], backbones: list[str] | None = None, val_fraction: float = 0.2, seed: int = 0,
          eval_split: str | None = None) -> list[dict[str, Any]]:
     """Rank backbones on DATA's training split."""
-    from .api import prepare_image_data
+    from transferlab.workflows.train import prepare_image_data
 
     train, _, report = prepare_image_data(data, DEFAULT_BACKBONE, val_fraction, seed, eval_split)
     for line in report.summary_lines():

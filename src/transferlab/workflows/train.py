@@ -15,15 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from . import runtime
-from .backbones import DEFAULT_BACKBONE, get_backbone
-from .data.images import ImageDataset, check_classes, resolve_image_data
-from .data.report import DataReport
-from .errors import UserError
-from .evaluation import classification_metrics, confident_mistakes, write_evaluation
-from .model import Model
-from .progress import log
-from .strategies import Strategy, get_strategy_class, make_strategy
+from transferlab import runtime
+from transferlab.backbones import DEFAULT_BACKBONE, get_backbone
+from transferlab.data.images import ImageDataset, check_classes, resolve_image_data
+from transferlab.data.report import DataReport
+from transferlab.errors import UserError
+from transferlab.evaluation import classification_metrics, confident_mistakes, write_evaluation
+from transferlab.model import Model
+from transferlab.progress import log
+from transferlab.strategies import Strategy, get_strategy_class, make_strategy
 
 
 @dataclass
@@ -37,7 +37,7 @@ class TrainResult:
 def drop_unreadable(splits: dict[str, ImageDataset], report: DataReport, backbone: str) -> dict[str, ImageDataset]:
     """Decode every image once, in one pass over all splits, through the feature cache (so every strategy and
     later run reuses the work); leave out and report the files that cannot be used."""
-    from .features import FeatureExtractor
+    from transferlab.features.images import FeatureExtractor
 
     extractor = FeatureExtractor(backbone, cache=runtime.get_cache(), progress=runtime.show_progress())
     owners = [(name, path) for name, ds in splits.items() for path in ds.paths]
@@ -101,11 +101,11 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = Non
     Strategies that train a network checkpoint every epoch into :func:`checkpoint_dir_for` ``(out)``; with
     ``resume=True`` a killed run continues from its last complete epoch (same seed, same final numbers)."""
     if task is None:  # text when DATA is a CSV/JSONL with a text column or a folder with train.csv
-        from .text.data import looks_like_text_data
+        from transferlab.data.texts import looks_like_text_data
 
         task = "text" if looks_like_text_data(data, text_column) else "image"
     if task == "text":
-        from .text.api import train_text
+        from transferlab.workflows.train_text import train_text
 
         return train_text(data, out, strategy, params, seed, val_fraction, eval_split, text_column, label_column,
                           feature_columns, backbone)
@@ -115,7 +115,7 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = Non
     params = dict(params or {})
     auto = None
     if strategy == "auto":
-        from .ranking import auto_select
+        from transferlab.workflows.rank import auto_select
 
         train_ds, eval_ds, report = prepare_image_data(data, DEFAULT_BACKBONE, val_fraction, seed, eval_split)
         choice = auto_select(train_ds)
@@ -169,12 +169,12 @@ def evaluate(model_dir: str | os.PathLike[str], data: str | os.PathLike[str], ou
              label_column: str | None = None) -> dict[str, Any]:
     """Metrics of a saved model on labelled DATA (a folder of class folders, a train/val folder's eval split, or
     a CSV). Classes unknown to the model are an error."""
-    from .data.images import _find_eval_dir, has_fixed_split
-    from .errors import DataError
+    from transferlab.data.images import _find_eval_dir, has_fixed_split
+    from transferlab.errors import DataError
 
     model = Model.load(model_dir)
     if model.task == "text":
-        from .text.api import evaluate_text
+        from transferlab.workflows.train_text import evaluate_text
 
         return evaluate_text(model, data, out, eval_split, text_column, label_column)
     root = Path(data)

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
-from ..heads import Head, softmax
-from ..model import register_predictor
-from .side_features import SideFeatureEncoder, cell_text, join_dense, join_sparse
+from transferlab.data.side_features import SideFeatureEncoder, cell_text, join_dense, join_sparse
+from transferlab.errors import UserError
+from transferlab.heads import Head, softmax
+from transferlab.model import register_predictor
 
 
 def usable_texts(inputs: Sequence[object], text_column: str = "text") -> tuple[list[str], list[int], dict[int, str]]:
@@ -74,7 +74,7 @@ def _load_embedding_head(directory: Path, config: dict[str, Any]) -> TextPredict
     """MiniLM sentence embeddings (through the feature cache) or mean-pooled GloVe, [side features], then a saved
     head. A model trained on another body (``--backbone DIR`` from ``pretrain-text --method mlm``) carries it in
     ``transformer/``."""
-    from .encoder import GLOVE, text_encoder
+    from transferlab.features.text import GLOVE, text_encoder
 
     w = config["weights"]
     head, max_length = Head.load(directory), int(w.get("max_length", 256))
@@ -90,7 +90,7 @@ def _load_embedding_head(directory: Path, config: dict[str, Any]) -> TextPredict
 @register_predictor("text_tfidf+head")
 def _load_tfidf_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
     """Saved TF-IDF vocabulary and IDF, then a linear head applied to the sparse features."""
-    from .tfidf import TfidfFeaturizer
+    from transferlab.features.tfidf import TfidfFeaturizer
 
     featurizer, head = TfidfFeaturizer.load(directory), Head.load(directory)
 
@@ -103,9 +103,9 @@ def _load_tfidf_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
 @register_predictor("text_tfidf+embedding+head")
 def _load_tfidf_embedding_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
     """Saved TF-IDF vocabulary and IDF beside cached MiniLM sentence embeddings, then one linear head."""
-    from ..strategies.text_hybrid import stack_features
-    from .encoder import SentenceEncoder
-    from .tfidf import TfidfFeaturizer
+    from transferlab.features.text import SentenceEncoder
+    from transferlab.features.tfidf import TfidfFeaturizer
+    from transferlab.strategies.text_hybrid import stack_features
 
     w = config["weights"]
     featurizer, head = TfidfFeaturizer.load(directory), Head.load(directory)
@@ -123,7 +123,7 @@ def _load_wordnet(directory: Path, config: dict[str, Any]) -> TextPredictor:
     """A saved word-level network (CNN or RNN over word vectors) and its vocabulary."""
     from safetensors.torch import load_file
 
-    from .wordnets import Vocabulary, build_wordnet, predict_wordnet
+    from transferlab.nn.wordnets import Vocabulary, build_wordnet, predict_wordnet
 
     w = config["weights"]
     net = build_wordnet(w["arch"], int(w["vocab_size"]), int(w["n_classes"]), **w.get("net", {}))
@@ -139,7 +139,7 @@ def _load_transformer(directory: Path, config: dict[str, Any]) -> TextPredictor:
     """A saved fine-tuned transformer classifier (body + pooling + head) and its tokenizer."""
     from safetensors.torch import load_file
 
-    from .transformer import TransformerClassifier, body_from_config, predict_transformer
+    from transferlab.nn.transformer import TransformerClassifier, body_from_config, predict_transformer
 
     w = config["weights"]
     body, tokenizer = body_from_config(directory / w["transformer"])
@@ -156,8 +156,8 @@ def _load_tuned_embedding_head(directory: Path, config: dict[str, Any]) -> TextP
     """A saved tuned transformer body (mean pooling, L2 normalisation) and a linear head on its embeddings."""
     from safetensors.torch import load_file
 
-    from ..strategies.text_fewshot import embed_texts
-    from .transformer import body_from_config
+    from transferlab.nn.transformer import body_from_config
+    from transferlab.strategies.text_fewshot import embed_texts
 
     w = config["weights"]
     body, tokenizer = body_from_config(directory / w["transformer"])

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .model import register_predictor
-from .preprocessing import Preprocessing
+from transferlab.model import register_predictor
+from transferlab.preprocessing import Preprocessing
 
 
 class NetworkPredictor:
@@ -23,7 +23,7 @@ class NetworkPredictor:
         self.batch_size = batch_size
 
     def predict_proba(self, paths: Sequence[str]) -> tuple[np.ndarray, list[int], dict[int, str]]:
-        from .strategies._network import predict_paths
+        from transferlab.strategies._network import predict_paths
 
         return predict_paths(self.net, self.preprocessing, list(paths), self.batch_size)
 
@@ -32,7 +32,7 @@ class NetworkPredictor:
 def load_network(directory: Path, config: dict[str, Any]) -> NetworkPredictor:
     from safetensors.torch import load_file
 
-    from .strategies._network import build_net
+    from transferlab.strategies._network import build_net
 
     w = config["weights"]
     net = build_net(w["backbone"], int(w["n_classes"]), float(w["dropout"]), pretrained=False)

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, UserError
-from ..progress import log, progress_bar
+from transferlab.errors import DataError, UserError
+from transferlab.progress import log, progress_bar
 
 MANIFEST = "transferlab_backbone.json"
 METHODS = ("skipgram", "cbow", "mlm")
@@ -95,7 +95,7 @@ def load_word_vectors(folder: str | os.PathLike[str]) -> tuple[np.ndarray, dict[
 
 def copy_transformer_backbone(source: str | os.PathLike[str] | None, target: Path) -> str:
     """Copy a transformer body folder (weights, config, tokenizer) into ``target``; returns ``target.name``."""
-    from .transformer import TOKENIZER_FILES
+    from transferlab.nn.transformer import TOKENIZER_FILES
 
     if source is None:
         raise ValueError("no transformer folder to copy")
@@ -109,8 +109,8 @@ def copy_transformer_backbone(source: str | os.PathLike[str] | None, target: Pat
 # --- the corpus ----------------------------------------------------------------------------------------------------
 def read_corpus(path: str | os.PathLike[str], text_column: str = "text") -> list[str]:
     """The documents of a corpus: non-empty lines of a text file, or the texts of a CSV/TSV/JSONL column."""
-    from ..data.report import DataReport
-    from .data import decode_bytes, read_text_file
+    from transferlab.data.report import DataReport
+    from transferlab.data.texts import decode_bytes, read_text_file
 
     p = Path(path)
     if not p.is_file():
@@ -143,7 +143,7 @@ def train_word_vectors(docs: Sequence[str], out: Path, method: str = "skipgram",
     from gensim.models.callbacks import CallbackAny2Vec
     from safetensors.numpy import save_file
 
-    from .wordnets import tokenize
+    from transferlab.nn.wordnets import tokenize
 
     if method not in ("skipgram", "cbow"):
         raise UserError(f"word vectors: method must be skipgram or cbow, got {method!r}")
@@ -249,7 +249,7 @@ def evaluate_mlm(body: Any, head: Any, tokenizer: Any, encoded: Sequence[Sequenc
     """Mean MLM loss over ``encoded`` with masks drawn from ``seed`` (the same masks on every call)."""
     import torch
 
-    from .transformer import eval_batches
+    from transferlab.nn.transformer import eval_batches
 
     generator = torch.Generator().manual_seed(int(seed))
     body.eval()
@@ -268,7 +268,7 @@ def load_mlm(folder: str | os.PathLike[str] | None = None, seed: int = 0) -> tup
     import torch
     from safetensors.torch import load_file
 
-    from .transformer import load_pretrained_body
+    from transferlab.nn.transformer import load_pretrained_body
 
     source = transformer_backbone(folder) if folder is not None else None
     body, tokenizer = load_pretrained_body(source)
@@ -284,7 +284,7 @@ def load_mlm(folder: str | os.PathLike[str] | None = None, seed: int = 0) -> tup
 def mlm_loss(folder: str | os.PathLike[str] | None, docs: Sequence[str], max_length: int = 128, seed: int = 0,
              prob: float = 0.15) -> float:
     """MLM loss of a saved ``mlm`` folder (or MiniLM with a new head drawn from ``seed``) on ``docs``."""
-    from .transformer import tokenize
+    from transferlab.nn.transformer import tokenize
 
     body, head, tokenizer, _ = load_mlm(folder, seed)
     return evaluate_mlm(body, head, tokenizer, tokenize(tokenizer, list(docs), int(max_length)), prob, seed)
@@ -302,10 +302,10 @@ def train_mlm(docs: Sequence[str], out: Path, base: str | None = None, max_steps
     import torch.nn as nn
     from safetensors.torch import save_file
 
-    from .._torch import set_torch_threads
-    from ..training import seed_everything
-    from .encoder import MINILM, minilm_path
-    from .transformer import bucketed_order, collate, copy_tokenizer_files, tokenize
+    from transferlab._torch import set_torch_threads
+    from transferlab.features.text import MINILM, minilm_path
+    from transferlab.nn.transformer import bucketed_order, collate, copy_tokenizer_files, tokenize
+    from transferlab.training import seed_everything
 
     if max_steps < 1 or batch_size < 1:
         raise UserError("--max-steps and --batch-size must be >= 1")
@@ -408,7 +408,7 @@ def pretrain_text(corpus: str | os.PathLike[str], out: str | os.PathLike[str], m
                   sample: float = 1e-3) -> dict[str, Any]:
     """Read CORPUS, train word vectors or continue MLM training, and write the backbone folder ``out`` atomically
     (a temporary sibling, then renamed over any earlier backbone there). Returns the manifest."""
-    from .. import runtime
+    from transferlab import runtime
 
     if method not in METHODS:
         raise UserError(f"unknown --method {method!r}; choose one of {', '.join(METHODS)}")
@@ -418,7 +418,7 @@ def pretrain_text(corpus: str | os.PathLike[str], out: str | os.PathLike[str], m
     docs = read_corpus(corpus, text_column)
     log(f"corpus: {len(docs)} documents from {corpus}")
     show = runtime.show_progress() if progress is None else progress
-    from ..model import atomic_dir
+    from transferlab.model import atomic_dir
 
     with atomic_dir(target) as tmp:
         t0 = time.perf_counter()

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import runtime
-from ..progress import progress_bar
+from transferlab import runtime
+from transferlab.progress import progress_bar
 
 MINILM = "all-MiniLM-L6-v2"
 EMBEDDING_DIM = 384
@@ -32,7 +32,7 @@ def minilm_path() -> str:
 
 def _make_torchvision_importable() -> None:
     """transformers imports torchvision when it is installed; the PyPI build needs the op-schema fix first."""
-    from .._torch import import_torchvision
+    from transferlab._torch import import_torchvision
 
     try:
         import_torchvision()
@@ -43,7 +43,7 @@ def _make_torchvision_importable() -> None:
 @lru_cache(maxsize=2)
 def load_minilm(path: str | None = None) -> tuple[Any, Any]:
     """(tokenizer, model) from a local folder; never touches the network (``_transformers`` sets offline mode)."""
-    from .transformer import _transformers
+    from transferlab.nn.transformer import _transformers
 
     tf = _transformers()
     AutoModel, AutoTokenizer = tf.AutoModel, tf.AutoTokenizer  # noqa: N806
@@ -142,7 +142,7 @@ class GloveEncoder:
         self.progress = runtime.show_progress() if progress is None else progress
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        from .wordnets import load_glove, tokenize
+        from transferlab.nn.wordnets import load_glove, tokenize
 
         vectors, index = load_glove()
         out = np.zeros((len(texts), vectors.shape[1]), np.float32)
@@ -164,7 +164,7 @@ TEXT_ENCODERS = ("minilm", "glove")
 def text_encoder(name: str = "minilm", max_length: int = 256, model_path: str | None = None) -> Any:
     """The frozen sentence encoder called ``name``: ``minilm`` (all-MiniLM-L6-v2, or the body in ``model_path``)
     or ``glove`` (mean-pooled GloVe)."""
-    from ..errors import UserError
+    from transferlab.errors import UserError
 
     if name == "minilm":
         return SentenceEncoder(max_length, model_path=model_path)

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, runtime
-from .errors import UserError
+from transferlab import __version__, runtime
+from transferlab.errors import UserError
 
 FORMAT_VERSION = 1
 _PREDICTORS: dict[str, Callable[[Path, dict[str, Any]], Any]] = {}
@@ -55,7 +55,7 @@ class FeaturesHeadPredictor:
         self.input_size = input_size
 
     def predict_proba(self, paths: Sequence[str]) -> tuple[np.ndarray, list[int], dict[int, str]]:
-        from .features import FeatureExtractor
+        from transferlab.features.images import FeatureExtractor
 
         extractor = FeatureExtractor(self.backbone, cache=runtime.get_cache(), input_size=self.input_size,
                                      progress=runtime.show_progress())
@@ -68,7 +68,7 @@ class FeaturesHeadPredictor:
 
 @register_predictor("features+head")
 def _load_features_head(directory: Path, config: dict[str, Any]) -> FeaturesHeadPredictor:
-    from .heads import Head
+    from transferlab.heads import Head
 
     w = config["weights"]
     return FeaturesHeadPredictor(w["backbone"], w["feature_outputs"], Head.load(directory),
@@ -99,7 +99,7 @@ class EnsemblePredictor:
 
 @register_predictor("ensemble")
 def _load_ensemble(directory: Path, config: dict[str, Any]) -> EnsemblePredictor:
-    from .heads import Head
+    from transferlab.heads import Head
 
     return EnsemblePredictor([FeaturesHeadPredictor(m["backbone"], m["feature_outputs"],
                                                     Head.load(directory / m["folder"]))
@@ -245,7 +245,7 @@ def _import_predictors() -> None:
     """Import modules that register further predictors (fine-tuned networks, text models)."""
     import importlib
 
-    for module in ("transferlab.predictors", "transferlab.text.predictors"):
+    for module in ("transferlab.model.network_loaders", "transferlab.model.text_loaders"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError:

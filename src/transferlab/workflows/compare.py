@@ -4,8 +4,8 @@ Runs a set of strategies x backbones over several seeds (or cross-validation fol
 feature cache, and ranks them. Each finished run is also cached (keyed by strategy, parameters, seed and the exact
 files of both splits), so running compare again on the same data only re-reads results: it is many times faster.
 
-Writes ``leaderboard.json`` / ``.csv`` / ``.md``, ``report.html`` (see :mod:`transferlab.report`) and the winner's
-model in ``DIR/best/``.
+Writes ``leaderboard.json`` / ``.csv`` / ``.md``, ``report.html`` (see :mod:`transferlab.workflows.report`) and the
+winner's model in ``DIR/best/``.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from . import runtime
-from .backbones import DEFAULT_BACKBONE, get_backbone, list_backbones
-from .data.images import ImageDataset, has_fixed_split, resolve_image_data
-from .data.report import DataReport
-from .errors import UserError
-from .evaluation import classification_metrics, confident_mistakes
-from .progress import log, progress_bar
-from .strategies import get_strategy_class, make_strategy
+from transferlab import runtime
+from transferlab.backbones import DEFAULT_BACKBONE, get_backbone, list_backbones
+from transferlab.data.images import ImageDataset, has_fixed_split, resolve_image_data
+from transferlab.data.report import DataReport
+from transferlab.errors import UserError
+from transferlab.evaluation import classification_metrics, confident_mistakes
+from transferlab.progress import log, progress_bar
+from transferlab.strategies import get_strategy_class, make_strategy
 
 RESULTS_VERSION = 1
 TINY_PER_CLASS = 15  # below this many images per class (and no fixed split), use 5-fold cross-validation
@@ -132,7 +132,7 @@ def make_splits(data: str | os.PathLike[str], seeds: int, seed: int, val_fractio
     """Fixed train/eval folders: the same split for every seed. One folder of classes: one stratified split per
     seed, or 5-fold cross-validation when the data is tiny."""
 
-    from .api import drop_unreadable
+    from transferlab.workflows.train import drop_unreadable
 
     train, ev, rep = resolve_image_data(data, val_fraction=val_fraction, seed=seed, eval_split=eval_split)
     fixed = has_fixed_split(data, eval_split)
@@ -148,7 +148,7 @@ def make_splits(data: str | os.PathLike[str], seeds: int, seed: int, val_fractio
     if folds:
         out = [Split(f"fold {i + 1}", everything.subset(tr), everything.subset(te)) for i, (tr, te) in enumerate(folds)]
         return out, rep, f"{len(out)}-fold cross-validation (tiny data)"
-    from .data.images import stratified_split
+    from transferlab.data.images import stratified_split
 
     out = []
     for i in range(seeds):
@@ -169,13 +169,13 @@ def _size_mb(strategy: Any) -> float:
 
 def _latency_ms(strategy: Any, paths: list[str], repeats: int = 9) -> float:
     """Median time to predict one image from its file, as a service would (decode, preprocess, network, head)."""
-    from .data.images import load_image
+    from transferlab.data.images import load_image
 
     times = []
     members = getattr(strategy, "members_", [strategy])
     if all(hasattr(m, "head_") for m in members):
-        from .features import FeatureExtractor
-        from .strategies._features import LAYERS
+        from transferlab.features.images import FeatureExtractor
+        from transferlab.strategies._features import LAYERS
 
         parts = [(FeatureExtractor(m.backbone, cache=runtime.get_cache(), progress=False), LAYERS[m.layer], m.head_)
                  for m in members]
@@ -236,7 +236,7 @@ class ResultCache:
 def _extract_once(candidates: list[Candidate], splits: list[Split]) -> None:
     """Frozen features of every image for every backbone a candidate uses, in one pass each, before any timing:
     the training time in the leaderboard is then the strategy's own, not the one-off extraction."""
-    from .features import OUTPUTS, FeatureExtractor
+    from transferlab.features.images import OUTPUTS, FeatureExtractor
 
     paths = sorted({p for s in splits for p in s.train.paths + s.eval.paths})
     needed = (b for c in candidates for b in get_strategy_class(c.strategy).backbones_needed(c.backbone))
@@ -359,7 +359,7 @@ def compare(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
         lambda cand, i: run_one(cand, splits[i], seed + i, measure_latency=(i == 0)))
     rows = [_aggregate(c, runs[f"{c.label}|{c.backbone}"]) for c in candidates]
     rows.sort(key=lambda r: (-r["accuracy_mean"], r["train_seconds"]))
-    from .analysis.advice import negative_transfer_warning
+    from transferlab.analysis.advice import negative_transfer_warning
 
     result = CompareResult(rows=rows, runs=runs, protocol=protocol, report=report, cached_runs=cached,
                            warning=negative_transfer_warning(rows))
@@ -371,7 +371,7 @@ def compare(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
             result.winner = save_winner(data, out_dir / "best", rows[0], seed, val_fraction, eval_split)
         write_leaderboard(out_dir, rows)
         result.seconds = time.perf_counter() - t_start
-        from .report import write_report
+        from transferlab.workflows.report import write_report
 
         write_report(out_dir / "report.html", result, splits[0])
     result.seconds = time.perf_counter() - t_start
@@ -380,9 +380,9 @@ def compare(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
 
 def advise_from_data(train: ImageDataset):  # noqa: ANN201 - Advice
     """Measure size, classes and closeness to ImageNet (the default backbone's own head) and recommend."""
-    from .analysis.advice import recommend
-    from .analysis.transferability import imagenet_confidence
-    from .features import FeatureExtractor
+    from transferlab.analysis.advice import recommend
+    from transferlab.analysis.transferability import imagenet_confidence
+    from transferlab.features.images import FeatureExtractor
 
     ex = FeatureExtractor(DEFAULT_BACKBONE, cache=runtime.get_cache(), progress=runtime.show_progress())
     logits = ex.extract(train.paths, outputs=("logits",), desc="measuring domain").arrays["logits"]
@@ -392,7 +392,7 @@ def advise_from_data(train: ImageDataset):  # noqa: ANN201 - Advice
 def save_winner(data: str | os.PathLike[str], target: Path, row: dict[str, Any], seed: int, val_fraction: float,
                 eval_split: str | None) -> dict[str, Any]:
     """Train the winner on the first split and save it (a copy kept in the cache makes the next compare instant)."""
-    from .api import train
+    from transferlab.workflows.train import train
 
     stored = runtime.cache_dir() / "compare-models" / ResultCache.key(
         {"row": row["label"], "backbone": row["backbone"], "seed": seed, "data": str(Path(data).resolve()),

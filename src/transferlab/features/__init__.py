@@ -1,0 +1,2 @@
+"""Frozen features of any modality: image backbones through ONNX Runtime, text encoders, TF-IDF;
+all through the content-keyed cache."""

@@ -1,0 +1,1 @@
+"""The trainable networks (PyTorch): image classifiers on a backbone, the text transformer classifier, word CNN/RNN."""
