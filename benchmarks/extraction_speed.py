@@ -49,8 +49,10 @@ def main() -> None:
     print(f"\nLite0 224 px, ONNX Runtime, batch 32, best of 3: {lite0:.1f} img/s (target >= 120)")
     save_results("extraction_speed", {"batch_size": batch_size, "rows": rows, "target_lite0_img_per_s": 120,
                                       "lite0_img_per_s": lite0, "meets_target": lite0 >= 120})
-    speeds = {r["backbone"]: {"images_per_second": round(r["onnx_img_per_s"], 1)} for r in rows}
-    (ROOT / "src" / "transferlab" / "resources" / "backbone_speed.json").write_text(json.dumps(speeds, indent=2))
+    speed_file = ROOT / "src" / "transferlab" / "resources" / "backbone_speed.json"
+    speeds = json.loads(speed_file.read_text()) if speed_file.exists() else {}  # keeps the text encoders' speeds
+    speeds.update({r["backbone"]: {"images_per_second": round(r["onnx_img_per_s"], 1)} for r in rows})
+    speed_file.write_text(json.dumps(speeds, indent=2))
 
 
 if __name__ == "__main__":

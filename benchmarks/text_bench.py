@@ -20,7 +20,12 @@ os.environ.setdefault("TRANSFERLAB_QUIET", "1")
 
 from transferlab.data.texts import read_text_file  # noqa: E402
 from transferlab.evaluation import classification_metrics  # noqa: E402
-from transferlab.workflows.train_text import make_text_strategy  # noqa: E402
+from transferlab.workflows.common import build_strategy  # noqa: E402
+
+
+def make_text_strategy(name, **params):
+    return build_strategy(name, "text", params=params)
+
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TRANSFERLAB_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))

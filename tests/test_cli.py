@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from transferlab.cli import main
+from transferlab.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +92,135 @@ def test_warm_cache_computes_nothing(digits_dir: Path, cache_dir: Path, tmp_path
     second = ex.extract([*paths, str(copy)])
     assert second.computed == 0 and second.cache_hits == len(paths) + 1
     assert (second.arrays["features"][:-1] == first.arrays["features"]).all()
+
+
+# --- the command table: one module per command, built lazily -------------------------------------------------------
+
+
+def test_every_command_module_has_the_contract() -> None:
+    import argparse
+
+    from transferlab.cli import COMMANDS, command_module
+
+    for name in COMMANDS:
+        module = command_module(name)
+        assert callable(module.add_parser) and callable(module.run), name
+        assert isinstance(module.HELP, str) and module.HELP, name
+        sub = argparse.ArgumentParser().add_subparsers(dest="command")
+        module.add_parser(sub)
+        assert list(sub.choices) == [name], f"{module.__name__} registers {list(sub.choices)}, not {name!r}"
+
+
+@pytest.mark.parametrize("name", ["train", "predict", "evaluate", "compare", "rank", "pretrain-text", "example-data",
+                                  "models", "strategies"])
+def test_help_exits_0_for_each_command(name: str, capsys) -> None:
+    from transferlab.cli import COMMANDS, command_module
+
+    assert name in COMMANDS
+    assert main([name, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: transferlab {name} ")
+    assert "COMMAND" not in out and command_module(name).__name__ == COMMANDS[name]  # its own page, not the listing
+
+
+def test_top_level_help_lists_every_command_without_heavy_imports() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from transferlab.cli import COMMANDS
+
+    code = ("import sys; from transferlab.cli import main; rc = main(['--help']); "
+            "print('HEAVY' if {'numpy', 'torch', 'transferlab.backbones'} & set(sys.modules) else 'LIGHT'); "
+            "sys.exit(rc)")
+    env = {**os.environ, "COLUMNS": "200"}  # one line per command
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("LIGHT")
+    listed = [line.split()[0] for line in done.stdout.splitlines() if line[:4] == "    " and line[4:5].strip()]
+    assert listed == list(COMMANDS)
+
+
+def test_command_word_skips_global_options_like_argparse() -> None:
+    from transferlab.cli import _command_word
+
+    assert _command_word(["--cache-dir", "train", "rank", "x"]) == "rank"  # "train" is the option's value
+    assert _command_word(["--cache-dir=/tmp/c", "--quiet", "models"]) == "models"
+    assert _command_word(["--cache", "/tmp/c", "--q", "predict", "m", "x.jpg"]) == "predict"
+    assert _command_word(["-h", "train"]) is None and _command_word(["--he"]) is None
+    assert _command_word(["--quiet", "--", "strategies"]) == "strategies" and _command_word([]) is None
+
+
+def test_global_options_reach_the_command(tmp_path: Path, capsys) -> None:
+    assert main(["--cache", str(tmp_path / "c"), "--qui", "strategies", "--json"]) == 0
+    names = {r["name"] for r in json.loads(capsys.readouterr().out)["strategies"]}
+    assert {"headless", "frozen_head", "finetune"} <= names
+
+
+def test_bad_input_exits_2_with_one_line_on_stderr(tmp_path: Path, capsys) -> None:
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path), "x.jpg"]) == 2  # not a model folder
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("transferlab: error: ") and "config.json" in lines[0]
+    assert captured.out == ""
+    assert main(["predict", str(tmp_path), "x.jpg", "--top-k", "0"]) == 2  # a usage error: usage, then the reason
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("usage: transferlab predict") and "--top-k" in err[-1] and ">= 1" in err[-1]
+    assert main(["frobnicate"]) == 2
+    assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
+
+
+def test_unexpected_errors_exit_1_with_one_line(monkeypatch, capsys) -> None:
+    import transferlab.cli.strategies as strategies_cli
+
+    def boom(args) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.delenv("TRANSFERLAB_DEBUG", raising=False)
+    monkeypatch.setattr(strategies_cli, "run", boom)
+    assert main(["strategies"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "RuntimeError: a bug" in lines[0]
+    monkeypatch.setenv("TRANSFERLAB_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        main(["strategies"])
+
+
+def test_models_table_prints_image_and_text_rows(capsys) -> None:
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:5] == ["name", "modality", "params", "features", "input"] and "items/s" in out[0]
+    rows = {line.split()[0]: line.split() for line in out[1:] if line and not line.startswith((" ", "items/s"))}
+    assert rows["efficientnet_lite0"][1] == "image" and rows["efficientnet_lite0"][4] == "224px"
+    text = [r for r in rows.values() if r[1] == "text"]
+    assert text and all(r[4] == "-" and r[5] == "-" for r in text)  # no input size, no ImageNet accuracy
+    assert any(line.startswith("items/s") for line in out)
+
+
+def test_ranking_table_follows_the_rows() -> None:
+    from transferlab.cli.rank import ranking_table
+
+    image = ranking_table([{"rank": 1, "backbone": "squeezenet1_1", "logme": 1.5, "h_score": 0.25, "knn_loo": 0.5,
+                            "imagenet_confidence": 0.75, "score_seconds": 0.5}])
+    assert image.splitlines()[0].split()[1] == "backbone" and "imagenet_conf" in image and "0.750" in image
+    text = ranking_table([{"rank": 1, "backbone": "minilm", "logme": 1.5, "h_score": 0.25, "knn_loo": 0.5,
+                           "scored_rows": 200, "embed_seconds": 2.0, "score_seconds": 0.5}])
+    assert text.splitlines()[0].split()[1] == "encoder" and " 200" in text and "2.50" in text
+
+
+def test_predict_workflow_expands_folders_and_reads_file(trained: Path, digits_dir: Path, tmp_path: Path) -> None:
+    from transferlab.workflows.predict import predict
+
+    folder = digits_dir / "7"
+    files = sorted(str(p) for p in folder.iterdir())
+    listing = tmp_path / "inputs.txt"
+    listing.write_text(files[0] + "\n\n" + files[1] + "\n")
+    preds = predict(trained, [folder], file=listing, top_k=2)
+    assert [p["input"] for p in preds] == files + files[:2]
+    assert all(len(p["probabilities"]) == 2 for p in preds)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no input files"):
+        predict(trained, [tmp_path / "empty"])
+    with pytest.raises(UserError, match="top_k"):
+        predict(trained, files, top_k=0)

@@ -123,9 +123,9 @@ def test_text_strategies_registered_and_follow_contract():
 
 
 def test_bow_fit_save_load_round_trip(text_csv: Path, tmp_path: Path, cache_dir: Path):
-    from transferlab.workflows.train_text import train_text
+    from transferlab.workflows.train import train
 
-    result = train_text(text_csv, out=tmp_path / "bow", strategy="bow", params={"char_ngrams": 4})
+    result = train(text_csv, task="text", out=tmp_path / "bow", strategy="bow", params={"char_ngrams": 4})
     assert set(result.metrics) >= {"accuracy", "macro_f1", "train_seconds"}
     files = {p.name for p in (tmp_path / "bow").iterdir()}
     assert {"config.json", "labels.json", "tfidf.json", "tfidf.safetensors", "head.json", "metrics.json",
@@ -144,12 +144,12 @@ def test_bow_fit_save_load_round_trip(text_csv: Path, tmp_path: Path, cache_dir:
 
 
 def test_headless_and_zeroshot_round_trip(tmp_path: Path, cache_dir: Path):
-    from transferlab.workflows.train_text import train_text
+    from transferlab.workflows.train import train
 
     rows = [(t, "positive") for t in POS] + [(t, "negative") for t in NEG]
     data = _write_csv(tmp_path / "tiny.csv", rows * 2)
     for strategy in ("headless", "zeroshot"):
-        result = train_text(data, out=tmp_path / strategy, strategy=strategy, val_fraction=0.25)
+        result = train(data, task="text", out=tmp_path / strategy, strategy=strategy, val_fraction=0.25)
         assert result.metrics["accuracy"] >= 0.75, (strategy, result.metrics["accuracy"])
         model = Model.load(tmp_path / strategy)
         assert model.config["strategy"]["name"] == f"text_{strategy}"
@@ -158,11 +158,11 @@ def test_headless_and_zeroshot_round_trip(tmp_path: Path, cache_dir: Path):
 
 
 def test_hybrid_round_trip(tmp_path: Path, cache_dir: Path):
-    from transferlab.workflows.train_text import train_text
+    from transferlab.workflows.train import train
 
     rows = [(t, "positive") for t in POS] + [(t, "negative") for t in NEG]
     data = _write_csv(tmp_path / "tiny.csv", rows * 2)
-    result = train_text(data, out=tmp_path / "hybrid", strategy="hybrid", val_fraction=0.25,
+    result = train(data, task="text", out=tmp_path / "hybrid", strategy="hybrid", val_fraction=0.25,
                         params={"min_df": 1, "max_df": 1.0})
     assert result.model.config["strategy"]["name"] == "text_hybrid"
     assert result.metrics["accuracy"] >= 0.75

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from conftest import shared_dataset
+from transferlab.analysis.advice import FEW_SHOT_PER_CLASS
 from transferlab.cli import main
 from transferlab.data.texts import read_text_file
 from transferlab.model import Model
-from transferlab.workflows.compare_text import FEW_SHOT_PER_CLASS, recommend_text
+from transferlab.workflows.auto import advise
 
 
 def _sample_rows(path: Path, per_class: int, seed: int = 0) -> list[dict[str, str]]:
@@ -121,16 +122,16 @@ def test_text_advice_follows_size_and_length() -> None:
     few = sst2.subset([i for c in sorted(set(sst2.labels or [])) for i in
                        np.flatnonzero(np.asarray(sst2.labels) == c)[:8]])
     few.classes = sorted(set(few.labels or []))
-    assert recommend_text(few).strategy == "text_fewshot"
-    plenty = recommend_text(sst2)  # 6920 short sentences
+    assert advise(few, "text").strategy == "text_fewshot"
+    plenty = advise(sst2, "text")  # 6920 short sentences
     assert plenty.strategy == "text_finetune" and plenty.params["max_length"] == 64
     news = read_text_file(shared_dataset("newsgroups20") / "train.csv")  # 100 long posts per class
-    advice = recommend_text(news)
+    advice = advise(news, "text")
     assert advice.strategy == "measure" and advice.facts["smallest_class"] > FEW_SHOT_PER_CLASS
 
 
 def test_text_auto_fine_tunes_only_when_the_cheap_classifiers_leave_room() -> None:
-    from transferlab.workflows.compare_text import CHEAP_IS_ENOUGH, auto_text
+    from transferlab.workflows.auto import CHEAP_IS_ENOUGH, auto_select
 
     def balanced(name: str, largest: int) -> object:  # every row of the small classes, ``largest`` of the others
         ds = read_text_file(shared_dataset(name) / "train.csv")
@@ -138,26 +139,26 @@ def test_text_auto_fine_tunes_only_when_the_cheap_classifiers_leave_room() -> No
         return ds.subset(sorted(keep))
 
     spam = balanced("sms_spam", 1000)  # 1000 ham, 523 spam: short texts, enough to fine-tune on
-    assert recommend_text(spam).strategy == "text_finetune"
-    cheap = auto_text(spam)
+    assert advise(spam, "text").strategy == "text_finetune"
+    cheap = auto_select(spam, "text")
     assert cheap.strategy in ("bow", "text_headless", "text_hybrid")
     assert cheap.scores[cheap.strategy] >= CHEAP_IS_ENOUGH and "seconds, not minutes" in cheap.reason
     sst2 = balanced("sst2", 500)  # sentiment: frozen embeddings and n-grams score ~0.8
-    choice = auto_text(sst2)
+    choice = auto_select(sst2, "text")
     assert choice.strategy == "text_finetune" and choice.params == {"max_length": 64, "epochs": 3}
     assert max(choice.scores.values()) < CHEAP_IS_ENOUGH and "leave room" in choice.reason
 
 
 def test_text_compare_bad_choices_exit_2(news_dir: Path, cache_dir: Path, capsys) -> None:
     for args, message in ((["--strategies", "nope"], "unknown text strategy 'nope'"),
-                          (["--backbones", "glove"], "--backbones is for images"),
+                          (["--backbones", "efficientnet_lite0"], "an image backbone, but the data is text"),
                           (["--strategies", "text_headless:encoder=bert"], "unknown text encoder 'bert'")):
         capsys.readouterr()
         assert main(["compare", str(news_dir), "--seeds", "1", *args]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
     assert main(["rank", str(news_dir), "--backbones", "fasttext"]) == 2
-    assert "not a text encoder" in capsys.readouterr().err
+    assert "unknown backbone 'fasttext'" in capsys.readouterr().err
 
 
 def test_side_columns_steer_auto_away_from_finetuning_and_empty_vocabularies_are_clear() -> None:
@@ -165,9 +166,9 @@ def test_side_columns_steer_auto_away_from_finetuning_and_empty_vocabularies_are
     from transferlab.features.tfidf import TfidfFeaturizer
 
     sst2 = read_text_file(shared_dataset("sst2") / "train.csv")
-    assert recommend_text(sst2).strategy == "text_finetune"
+    assert advise(sst2, "text").strategy == "text_finetune"
     sst2.features = {"price": [str(i % 7) for i in range(len(sst2))]}
-    advice = recommend_text(sst2)  # fine-tuning has no classifier head for the side columns
+    advice = advise(sst2, "text")  # fine-tuning has no classifier head for the side columns
     assert advice.strategy == "measure" and "side columns" in advice.reason
     with pytest.raises(DataError, match="no words to count"):
         TfidfFeaturizer(max_df=0.5).fit(["order box"] * 10)  # every term is in every text: all pruned

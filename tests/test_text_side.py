@@ -102,10 +102,11 @@ def test_feature_columns_are_read_and_a_missing_one_is_a_clear_error(side_data: 
 @pytest.mark.parametrize("strategy", ["bow", "headless", "text_hybrid"])
 def test_side_features_beat_text_alone_and_round_trip(strategy: str, side_data: Path, tmp_path: Path,
                                                       cache_dir: Path):
-    from transferlab.workflows.train_text import train_text
+    from transferlab.workflows.train import train
 
-    without = train_text(side_data, strategy=strategy)
-    with_side = train_text(side_data, out=tmp_path / strategy, strategy=strategy, feature_columns="price,category")
+    without = train(side_data, task="text", strategy=strategy)
+    with_side = train(side_data, task="text", out=tmp_path / strategy, strategy=strategy,
+                      feature_columns="price,category")
     acc0, acc1 = without.metrics["accuracy"], with_side.metrics["accuracy"]
     assert acc0 < 0.7, acc0  # the texts alone say nothing about the label
     # measured: bow 0.54 -> 0.97, headless 0.56 -> 0.86 (384 embedding columns of noise beside the side block),
@@ -181,10 +182,10 @@ def test_cli_feature_columns_bad_inputs_exit_2(side_data: Path, tmp_path: Path, 
 def test_fewshot_with_side_features_and_label_prompts(side_data: Path, tmp_path: Path):
     """text_fewshot with side columns: the templated class-name sentences ("high", "low") join the contrastive pairs
     but not the head, which needs the side columns of real rows; the saved model re-encodes new rows itself."""
-    from transferlab.workflows.train_text import train_text
+    from transferlab.workflows.train import train
 
-    result = train_text(side_data, out=tmp_path / "fs", strategy="text_fewshot", feature_columns="price,category",
-                        params={"num_iterations": 1, "max_length": 16})
+    result = train(side_data, task="text", out=tmp_path / "fs", strategy="text_fewshot",
+                   feature_columns="price,category", params={"num_iterations": 1, "max_length": 16})
     assert result.metrics["accuracy"] >= 0.8, result.metrics["accuracy"]  # the text alone: ~0.55
     history = json.loads((tmp_path / "fs" / "history.json").read_text())["stages"][0]
     assert history["label_prompts"] == 12

@@ -1,4 +1,6 @@
-"""Speeds measured by ``benchmarks/extraction_speed.py`` on the project's 2-core machines, shown by `models`."""
+"""Speeds measured on the project's 2-core machines, shown by `models`: images per second of the image backbones
+(``benchmarks/extraction_speed.py``) and sentences per second of the text encoders
+(``benchmarks/text_encoder_speed.py``), both in ``resources/backbone_speed.json``."""
 
 from __future__ import annotations
 
@@ -6,10 +8,13 @@ import json
 from pathlib import Path
 
 _MEASURED = Path(__file__).parent / "resources" / "backbone_speed.json"
+SPEED_FIELDS = ("images_per_second", "sentences_per_second")
 
 
 def measured_speed(name: str) -> float | None:
+    """Items per second of backbone ``name`` (images or sentences, whichever was measured), None if not measured."""
     try:
-        return float(json.loads(_MEASURED.read_text())[name]["images_per_second"])
-    except (OSError, KeyError, ValueError, TypeError):
+        entry = json.loads(_MEASURED.read_text())[name]
+        return next(float(entry[f]) for f in SPEED_FIELDS if f in entry)
+    except (OSError, KeyError, ValueError, TypeError, StopIteration):
         return None

@@ -21,3 +21,9 @@ class ImageDecodeError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class ParameterError(UserError, ValueError):
+    """A parameter an estimator does not take. A :class:`UserError`, so the CLI prints it on one line and exits 2;
+    and a ``ValueError``, because that is what scikit-learn's ``set_params`` contract promises (``GridSearchCV``
+    and scikit-learn's estimator checks rely on it)."""

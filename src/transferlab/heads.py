@@ -153,3 +153,19 @@ class KNNHead(Head):
     @classmethod
     def from_saved(cls, t: dict[str, np.ndarray], cfg: dict[str, Any]) -> KNNHead:
         return cls(t["train_features"], t["train_labels"], cfg["n_classes"], cfg["k"])
+
+
+# --- head-side math on features, shared by the text strategies and the loaders of their saved models ---------------
+def sparse_linear_proba(head: LinearHead, x: Any) -> np.ndarray:
+    """Softmax of a linear head over (possibly sparse, scipy) features: ``x @ W.T`` keeps a CSR matrix sparse, where
+    :meth:`LinearHead.predict_proba` would densify the whole TF-IDF block."""
+    logits = np.asarray(x @ head.weight.T, np.float64) + head.bias
+    return softmax(logits)
+
+
+def stack_features(tfidf: Any, embeddings: np.ndarray, weight: float) -> Any:
+    """The sparse TF-IDF block and the weighted dense embedding block, side by side (CSR, float32)."""
+    from scipy import sparse
+
+    return sparse.hstack([tfidf, sparse.csr_matrix(np.asarray(embeddings, np.float32) * np.float32(weight))],
+                         format="csr", dtype=np.float32)

@@ -8,6 +8,12 @@ optimizer, schedule, RNG, history) so a killed run resumes where it stopped and 
 
 The data side is two callables: ``train_batches(epoch)`` yields ``(inputs, targets)`` and must depend only on the
 seed and the epoch (so a resumed run sees the same batches), and ``val_batches()`` yields the validation batches.
+
+What is learned is the objective's business, not the loop's: an :class:`Objective` turns a batch into its loss and
+its metrics (sums over the batch). :class:`Classification` (cross-entropy, accuracy) is one case;
+:class:`PairSimilarity` (SetFit's cosine regression on pairs) is another; a span head or several label columns add
+their own. The history records ``train_<metric>`` and ``val_<metric>`` for every metric the objective reports, and
+early stopping watches ``cfg.monitor`` (``val_loss`` by default; a ``*loss`` is minimised, anything else maximised).
 """
 
 from __future__ import annotations
@@ -58,8 +64,8 @@ class TrainConfig:
             raise UserError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.epochs < 1:
             raise UserError(f"epochs must be >= 1, got {self.epochs}")
-        if self.monitor not in ("val_loss", "val_accuracy"):
-            raise UserError(f"monitor must be val_loss or val_accuracy, got {self.monitor!r}")
+        if not self.monitor.startswith("val_"):
+            raise UserError(f"monitor must be a validation metric (val_loss, val_accuracy, ...), got {self.monitor!r}")
 
 
 @dataclass
@@ -121,19 +127,70 @@ def _autocast(enabled: bool):  # noqa: ANN202
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
 
 
-def evaluate_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-                     loss_fn: nn.Module, bf16: bool = False) -> tuple[float, float, np.ndarray]:
-    """Mean loss, accuracy and the probabilities over all batches (model in eval mode)."""
+class Objective:
+    """What a network learns: the loss to minimise and the metrics to report, from the model's output on a batch.
+
+    ``batch_loss`` runs the model (inside the loop's autocast) and returns the loss to back-propagate, the metric
+    *sums* over the batch (``{"loss": loss * n, "accuracy": correct}``) and the batch size; the loop averages the sums
+    over the epoch. ``predict`` turns outputs into what evaluation returns beside the metrics (probabilities)."""
+
+    def batch_loss(self, model: nn.Module, inputs: Any, targets: torch.Tensor,  # noqa: ANN401
+                   training: bool) -> tuple[torch.Tensor, dict[str, float], int]:
+        raise NotImplementedError
+
+    def predict(self, outputs: torch.Tensor) -> np.ndarray:
+        return outputs.float().numpy()
+
+
+class Classification(Objective):
+    """One label out of ``n`` classes: cross-entropy (class weights and label smoothing while training, plain on
+    validation) and accuracy; predictions are softmax probabilities."""
+
+    def __init__(self, class_weights: torch.Tensor | None = None, label_smoothing: float = 0.0) -> None:
+        self.train_loss = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
+        self.eval_loss = nn.CrossEntropyLoss()
+
+    def batch_loss(self, model: nn.Module, inputs: Any, targets: torch.Tensor,  # noqa: ANN401
+                   training: bool) -> tuple[torch.Tensor, dict[str, float], int]:
+        logits = model(inputs)
+        loss = (self.train_loss if training else self.eval_loss)(logits.float(), targets)
+        n = len(targets)
+        self.last_outputs = logits.detach()
+        return loss, {"loss": float(loss.detach()) * n,
+                      "accuracy": int((logits.detach().argmax(1) == targets).sum())}, n
+
+    def predict(self, outputs: torch.Tensor) -> np.ndarray:
+        return torch.softmax(outputs.float(), 1).numpy()
+
+
+class PairSimilarity(Objective):
+    """Pairs of inputs whose embeddings should be alike (target 1) or not (0): the model returns the cosine
+    similarity of each pair, the loss is its squared error against the target (SetFit's CosineSimilarityLoss)."""
+
+    def batch_loss(self, model: nn.Module, inputs: Any, targets: torch.Tensor,  # noqa: ANN401
+                   training: bool) -> tuple[torch.Tensor, dict[str, float], int]:
+        cos = model(inputs).float()
+        loss = ((cos - targets.to(cos.dtype)) ** 2).mean()
+        n = len(targets)
+        self.last_outputs = cos.detach()
+        return loss, {"loss": float(loss.detach()) * n}, n
+
+
+def evaluate_batches(model: nn.Module, batches: Iterable[tuple[Any, torch.Tensor]], objective: Objective,
+                     bf16: bool = False) -> tuple[dict[str, float], np.ndarray]:
+    """Mean metrics over all batches (model in eval mode) and the objective's predictions, in order."""
     model.eval()
-    total, n, correct, probs = 0.0, 0, 0, []
+    sums: dict[str, float] = {}
+    n, outputs = 0, []
     with torch.inference_mode(), _autocast(bf16):
         for inputs, targets in batches:
-            logits = model(inputs).float()
-            total += float(loss_fn(logits, targets)) * len(targets)
-            correct += int((logits.argmax(1) == targets).sum())
-            n += len(targets)
-            probs.append(torch.softmax(logits, 1).numpy())
-    return total / max(n, 1), correct / max(n, 1), np.concatenate(probs) if probs else np.zeros((0, 0))
+            _, metrics, size = objective.batch_loss(model, inputs, targets, training=False)
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + v
+            n += size
+            outputs.append(objective.predict(objective.last_outputs))  # type: ignore[attr-defined]
+    means = {k: v / max(n, 1) for k, v in sums.items()}
+    return means, np.concatenate(outputs) if outputs else np.zeros((0, 0))
 
 
 class Checkpointer:
@@ -167,19 +224,18 @@ def train_loop(model: nn.Module, param_groups: list[dict[str, Any]],
                checkpoint_dir: str | os.PathLike[str] | None = None, resume: bool = False,
                progress: bool = True, desc: str = "training",
                on_epoch_start: Callable[[int], None] | None = None,
-               loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> History:
+               objective: Objective | None = None) -> History:
     """Train ``model`` in place; return the history. The best weights (by ``cfg.monitor``) are restored at the end.
 
-    ``loss_fn(outputs, targets)`` replaces the cross-entropy for training (e.g. a contrastive loss on pairs); the
-    outputs must still be (batch, classes) scores, since training accuracy is their argmax."""
+    ``objective`` says what is learned (default: :class:`Classification` with ``class_weights`` and the config's
+    label smoothing)."""
     cfg.validate()
     seed_everything(cfg.seed)
     optimizer = make_optimizer(param_groups, cfg)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     total_steps = cfg.epochs * steps_per_epoch
-    if loss_fn is None:
-        loss_fn = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=cfg.label_smoothing)
-    eval_loss_fn = nn.CrossEntropyLoss()
+    if objective is None:
+        objective = Classification(class_weights, cfg.label_smoothing)
     history = History()
     best_score, best_state, bad_epochs, start_epoch, step = -math.inf, None, 0, 0, 0
     ckpt = Checkpointer(checkpoint_dir) if checkpoint_dir is not None else None
@@ -202,28 +258,30 @@ def train_loop(model: nn.Module, param_groups: list[dict[str, Any]],
             on_epoch_start(epoch)
         model.train()
         t0 = time.perf_counter()
-        total, n, correct = 0.0, 0, 0
+        sums: dict[str, float] = {}
+        n = 0
         for inputs, targets in train_batches(epoch):
             for g, base in zip(optimizer.param_groups, base_lrs, strict=True):
                 g["lr"] = base * lr_factor(step, total_steps, steps_per_epoch, cfg)
             with _autocast(cfg.bf16):
-                logits = model(inputs)
-                loss = loss_fn(logits.float(), targets)
+                loss, metrics, size = objective.batch_loss(model, inputs, targets, training=True)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_grad_norm:
                 nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.clip_grad_norm)
             optimizer.step()
             step += 1
-            total += float(loss.detach()) * len(targets)
-            correct += int((logits.detach().argmax(1) == targets).sum())
-            n += len(targets)
-        row = {"epoch": epoch + 1, "train_loss": total / max(n, 1), "train_accuracy": correct / max(n, 1),
-               "seconds": time.perf_counter() - t0}
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + v
+            n += size
+        row: dict[str, float] = {"epoch": epoch + 1, **{f"train_{k}": v / max(n, 1) for k, v in sums.items()},
+                                 "seconds": time.perf_counter() - t0}
         if val_batches is not None:
-            val_loss, val_acc, _ = evaluate_batches(model, val_batches(), eval_loss_fn, cfg.bf16)
-            row.update(val_loss=val_loss, val_accuracy=val_acc)
-            score = -val_loss if cfg.monitor == "val_loss" else val_acc
+            val, _ = evaluate_batches(model, val_batches(), objective, cfg.bf16)
+            row.update({f"val_{k}": v for k, v in val.items()})
+            if cfg.monitor not in row:
+                raise UserError(f"monitor {cfg.monitor!r}: the objective reports {', '.join(sorted(row))}")
+            score = -row[cfg.monitor] if cfg.monitor.endswith("loss") else row[cfg.monitor]
             if score > best_score + 1e-6:
                 best_score, bad_epochs, history.best_epoch = score, 0, epoch + 1
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -1,21 +1,47 @@
-"""The backbone registry: every pretrained network transferlab can use, by name.
+"""The backbone registry: every pretrained network transferlab can use, by name, for images and for text.
 
-A new family is one new module with a ``specs()`` function returning :class:`BackboneSpec` objects, plus one line
-in ``_FAMILIES``. Nothing here imports torch.
+Adding a backbone is one new module and one line here:
+
+- an image network: a module with a ``specs()`` function returning :class:`BackboneSpec` objects (a preprocessing
+  and a factory of a :class:`~transferlab.backbones.net.BackboneNet`), e.g. ``squeezenet.py``;
+- a text encoder: a module with a ``specs()`` function returning :class:`TextEncoderSpec` objects (a factory of a
+  frozen encoder with ``embed(texts)``), e.g. ``glove.py``;
+
+then its module in ``_FAMILIES``. A folder written by ``transferlab pretrain-text`` (it carries a manifest) is a
+backbone too: :func:`get_backbone` answers for its path. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
-from transferlab.backbones import efficientnet_lite, squeezenet
-from transferlab.backbones.base import BackboneSpec
+import os
+from pathlib import Path
+from typing import Any
+
+from transferlab.backbones import efficientnet_lite, glove, minilm, squeezenet
+from transferlab.backbones.base import Backbone, BackboneSpec, TextEncoderSpec
+from transferlab.backbones.folder import (
+    MANIFEST,
+    copy_transformer_backbone,
+    folder_spec,
+    is_backbone_folder,
+    load_word_vectors,
+    read_manifest,
+    transformer_backbone,
+    word_vectors_backbone,
+)
 from transferlab.errors import UserError
 
-DEFAULT_BACKBONE = "efficientnet_lite0"
-_FAMILIES = [efficientnet_lite, squeezenet]
-_REGISTRY: dict[str, BackboneSpec] = {}
+DEFAULT_BACKBONE = "efficientnet_lite0"  # images
+DEFAULT_TEXT_ENCODER = minilm.NAME
+MODALITIES = ("image", "text")
+_FAMILIES = [efficientnet_lite, squeezenet, minilm, glove]
+_REGISTRY: dict[str, Any] = {}
 
 
-def register(spec: BackboneSpec) -> None:
+def register(spec: Backbone) -> None:
+    """Add (or replace) a backbone under ``spec.name``; the families above are registered at import."""
+    if spec.modality not in MODALITIES:
+        raise ValueError(f"backbone {spec.name!r}: modality must be one of {MODALITIES}, got {spec.modality!r}")
     _REGISTRY[spec.name] = spec
 
 
@@ -24,15 +50,50 @@ for _family in _FAMILIES:
         register(_spec)
 
 
-def get_backbone(name: str) -> BackboneSpec:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UserError(f"unknown backbone {name!r}; available: {', '.join(sorted(_REGISTRY))}") from None
+def get_backbone(name: str | os.PathLike[str]) -> Any:
+    """The spec registered as ``name`` (a :class:`BackboneSpec` for images, a :class:`TextEncoderSpec` for text),
+    or the spec of a ``pretrain-text`` folder at that path."""
+    key = str(name)
+    if key in _REGISTRY:
+        return _REGISTRY[key]
+    if Path(key).is_dir():
+        return folder_spec(key)  # a clear error when the folder has no manifest
+    raise UserError(f"unknown backbone {key!r}; available: {', '.join(sorted(_REGISTRY))}, or a folder written by "
+                    "`transferlab pretrain-text`")
 
 
-def list_backbones(modality: str | None = None) -> list[BackboneSpec]:
+def list_backbones(modality: str | None = None) -> list[Any]:
+    """Registered specs in registration order; ``modality`` ("image" or "text") keeps one kind. Callers that
+    build or extract image networks must ask for "image"."""
     return [s for s in _REGISTRY.values() if modality is None or s.modality == modality]
 
 
-__all__ = ["DEFAULT_BACKBONE", "BackboneSpec", "get_backbone", "list_backbones", "register"]
+def backbone_rows(modality: str | None = None) -> list[dict[str, Any]]:
+    """One row per registered backbone for the ``models`` command: what it is, how big, how fast, what for.
+
+    ``items_per_second`` is images/s (frozen extraction, ONNX Runtime, batch 32) or sentences/s (cold cache),
+    measured on the project's 2-core machines by ``benchmarks/extraction_speed.py`` and
+    ``benchmarks/text_encoder_speed.py``; None when not measured."""
+    from transferlab.benchmarks_data import measured_speed
+
+    rows = []
+    for spec in list_backbones(modality):
+        image = isinstance(spec, BackboneSpec)
+        rows.append({
+            "name": spec.name,
+            "modality": spec.modality,
+            "params_millions": round(spec.num_params / 1e6, 2),
+            "size_mb": spec.size_mb(),
+            "feature_dim": spec.feature_dim,
+            "input_size": spec.preprocessing.size if image else None,
+            "imagenet_top1": spec.imagenet_top1 if image else None,
+            "items_per_second": measured_speed(spec.name),
+            "description": spec.description,
+        })
+    return rows
+
+
+__all__ = ["DEFAULT_BACKBONE", "DEFAULT_TEXT_ENCODER", "MANIFEST", "Backbone", "BackboneSpec", "TextEncoderSpec",
+           "backbone_rows", "copy_transformer_backbone", "folder_spec", "get_backbone", "is_backbone_folder",
+           "list_backbones", "load_word_vectors", "read_manifest", "register", "transformer_backbone",
+           "word_vectors_backbone"]

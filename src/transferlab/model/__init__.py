@@ -22,88 +22,19 @@ import os
 import platform
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from transferlab import __version__, runtime
+from transferlab import runtime
+from transferlab._version import __version__
 from transferlab.errors import UserError
+from transferlab.model.loaders import LOADERS, load_predictor
 
 FORMAT_VERSION = 1
-_PREDICTORS: dict[str, Callable[[Path, dict[str, Any]], Any]] = {}
-
-
-def register_predictor(kind: str) -> Callable:
-    """Register a loader for a ``weights.kind`` (a predictor maps inputs to probabilities)."""
-
-    def wrap(fn: Callable[[Path, dict[str, Any]], Any]) -> Callable[[Path, dict[str, Any]], Any]:
-        _PREDICTORS[kind] = fn
-        return fn
-
-    return wrap
-
-
-class FeaturesHeadPredictor:
-    """Frozen backbone features (through the feature cache) followed by a saved head."""
-
-    def __init__(self, backbone: str, feature_outputs: list[str], head: Any, input_size: int | None = None) -> None:
-        self.backbone = backbone
-        self.feature_outputs = feature_outputs
-        self.head = head
-        self.input_size = input_size
-
-    def predict_proba(self, paths: Sequence[str]) -> tuple[np.ndarray, list[int], dict[int, str]]:
-        from transferlab.features.images import FeatureExtractor
-
-        extractor = FeatureExtractor(self.backbone, cache=runtime.get_cache(), input_size=self.input_size,
-                                     progress=runtime.show_progress())
-        result = extractor.extract(list(paths), outputs=self.feature_outputs, desc="predicting")
-        if not result.ok:
-            return np.zeros((0, 0)), [], result.failures
-        x = np.concatenate([result.arrays[o] for o in self.feature_outputs], axis=1)
-        return self.head.predict_proba(x), result.ok, result.failures
-
-
-@register_predictor("features+head")
-def _load_features_head(directory: Path, config: dict[str, Any]) -> FeaturesHeadPredictor:
-    from transferlab.heads import Head
-
-    w = config["weights"]
-    return FeaturesHeadPredictor(w["backbone"], w["feature_outputs"], Head.load(directory),
-                                 config.get("preprocessing", {}).get("size"))
-
-
-class EnsemblePredictor:
-    """Several predictors on the same inputs, their probabilities averaged over the inputs all of them could use."""
-
-    def __init__(self, members: list[Any]) -> None:
-        self.members = members
-
-    def predict_proba(self, paths: Sequence[str]) -> tuple[np.ndarray, list[int], dict[int, str]]:
-        results = [m.predict_proba(paths) for m in self.members]
-        failures: dict[int, str] = {}
-        for _, _, fails in results:
-            failures.update(fails)
-        usable = [set(member_ok) for _, member_ok, _ in results]
-        ok = [i for i in results[0][1] if i not in failures and all(i in u for u in usable)]
-        if not ok:
-            return np.zeros((0, 0)), [], failures
-        rows = []
-        for proba, member_ok, _ in results:
-            where = {i: r for r, i in enumerate(member_ok)}
-            rows.append(proba[[where[i] for i in ok]])
-        return np.mean(rows, axis=0), ok, failures
-
-
-@register_predictor("ensemble")
-def _load_ensemble(directory: Path, config: dict[str, Any]) -> EnsemblePredictor:
-    from transferlab.heads import Head
-
-    return EnsemblePredictor([FeaturesHeadPredictor(m["backbone"], m["feature_outputs"],
-                                                    Head.load(directory / m["folder"]))
-                              for m in config["weights"]["members"]])
 
 
 def library_versions() -> dict[str, str]:
@@ -142,8 +73,29 @@ def atomic_dir(target: Path) -> Iterator[Path]:
         raise
 
 
+Inputs = Sequence[object] | object
+"""What prediction takes: a list of inputs (or one input). For an image model each is a file path (str or Path), the
+bytes of an image file, a PIL image or a uint8 H x W x 3 array, mixed freely (a 4-D uint8 array is a batch of
+images); for a text model each is a string or a dict-like row with the text (and side columns)."""
+
+
+def as_input_list(inputs: Inputs) -> list[object]:
+    """``inputs`` as a list of single inputs: one path, text, bytes, image or row becomes a list of one (a string
+    must never be taken for a sequence of characters)."""
+    if isinstance(inputs, list | tuple):
+        return list(inputs)
+    if isinstance(inputs, str | bytes | bytearray | memoryview | os.PathLike | Mapping):
+        return [inputs]
+    if isinstance(inputs, np.ndarray):
+        return list(inputs) if inputs.ndim == 4 else [inputs]
+    from transferlab.data.images import is_in_memory
+
+    return [inputs] if is_in_memory(inputs) else list(inputs)  # type: ignore[call-overload]
+
+
 class Model:
-    """A trained classifier: predict from file paths (images) or texts; save and load as a directory."""
+    """A trained classifier: predict from images (paths, bytes, PIL images, arrays) or texts; save and load as a
+    directory."""
 
     def __init__(self, config: dict[str, Any], classes: list[str], predictor: Any,
                  metrics: dict[str, Any] | None = None) -> None:
@@ -157,23 +109,33 @@ class Model:
         return self.config.get("task", "image")
 
     # --- prediction --------------------------------------------------------------------------------------------
-    def predict_proba(self, inputs: Sequence[str]) -> tuple[np.ndarray, list[int], dict[int, str]]:
-        """Probabilities for the usable inputs, their indices, and reasons for the unusable ones."""
-        return self.predictor.predict_proba(list(inputs))
+    def predict_proba(self, inputs: Inputs, write_cache: bool = False) -> tuple[np.ndarray, list[int], dict[int, str]]:
+        """Probabilities for the usable inputs, their indices, and reasons for the unusable ones.
 
-    def predict(self, inputs: Sequence[str], top_k: int = 1) -> list[dict[str, Any]]:
-        """One entry per input, in order: label and top-k probabilities, or the error that stopped it."""
-        proba, ok, failures = self.predict_proba(inputs)
+        The feature cache is read (vectors of images and texts seen before are not recomputed) but not written: a
+        model serving requests must not grow the cache with every new input. ``write_cache=True`` stores the new
+        vectors as training does, for a labelled set that will be evaluated again."""
+        with runtime.read_only_cache(not write_cache):
+            return self.predictor.predict_proba(as_input_list(inputs))
+
+    def predict(self, inputs: Inputs, top_k: int = 1, write_cache: bool = False) -> list[dict[str, Any]]:
+        """One JSON-serialisable entry per input, in order: the input (a path or text as given, a short description
+        of bytes, images and arrays), label and top-k probabilities, or the error that stopped that input."""
+        from transferlab.data.images import describe_input
+
+        items = as_input_list(inputs)
+        proba, ok, failures = self.predict_proba(items, write_cache)
         k = max(1, min(top_k, len(self.classes)))
         out: list[dict[str, Any]] = []
         row_of = {i: r for r, i in enumerate(ok)}
-        for i, item in enumerate(inputs):
+        for i, item in enumerate(items):
+            shown = describe_input(item)
             if i in failures:
-                out.append({"input": item, "error": failures[i]})
+                out.append({"input": shown, "error": failures[i]})
                 continue
             p = proba[row_of[i]]
             top = np.argsort(-p)[:k]
-            out.append({"input": item, "label": self.classes[int(top[0])],
+            out.append({"input": shown, "label": self.classes[int(top[0])],
                         "probabilities": {self.classes[int(j)]: float(p[j]) for j in top}})
         return out
 
@@ -214,9 +176,7 @@ class Model:
                 (tmp / "metrics.json").write_text(json.dumps(self.metrics, indent=2))
             if extra_files is not None:
                 extra_files(tmp)
-        if self.config["weights"]["kind"] not in _PREDICTORS:
-            _import_predictors()
-        self.predictor = self.predictor or _PREDICTORS[self.config["weights"]["kind"]](target, self.config)
+        self.predictor = self.predictor or load_predictor(target, self.config)
         return target
 
     @classmethod
@@ -233,20 +193,30 @@ class Model:
         if config.get("format_version", 0) > FORMAT_VERSION:
             raise UserError(f"{d}: saved by a newer transferlab (format {config['format_version']}); upgrade")
         kind = config.get("weights", {}).get("kind")
-        if kind not in _PREDICTORS:
-            _import_predictors()
-        if kind not in _PREDICTORS:
-            raise UserError(f"{d}: unknown weights kind {kind!r}")
+        if kind not in LOADERS:
+            raise UserError(f"{d}: unknown weights kind {kind!r}; saved by a newer transferlab, or damaged")
         metrics = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").exists() else {}
-        return cls(config, classes, _PREDICTORS[kind](d, config), metrics)
+        return cls(config, classes, load_predictor(d, config), metrics)
 
 
-def _import_predictors() -> None:
-    """Import modules that register further predictors (fine-tuned networks, text models)."""
-    import importlib
+def load_model(directory: str | os.PathLike[str]) -> Model:
+    """The model saved in ``directory`` (by ``transferlab train --out`` or :func:`transferlab.train`)."""
+    return Model.load(directory)
 
-    for module in ("transferlab.model.network_loaders", "transferlab.model.text_loaders"):
+
+@lru_cache(maxsize=4)
+def _loaded(directory: str, stamp: int) -> Model:  # the stamp (config.json mtime) only keys the cache
+    return Model.load(directory)
+
+
+def predict(model: Model | str | os.PathLike[str], inputs: Inputs, top_k: int = 1) -> list[dict[str, Any]]:
+    """:meth:`Model.predict` of a model or of the model saved in a folder. A folder's model is loaded once and kept
+    (a few of them) while its ``config.json`` is unchanged, so a server may call this per request."""
+    if not isinstance(model, Model):
+        d = Path(model).resolve()
         try:
-            importlib.import_module(module)
-        except ModuleNotFoundError:
-            pass
+            stamp = (d / "config.json").stat().st_mtime_ns
+        except OSError:
+            stamp = -1  # Model.load says what is wrong
+        model = Model.load(d) if stamp < 0 else _loaded(str(d), stamp)
+    return model.predict(inputs, top_k=top_k)

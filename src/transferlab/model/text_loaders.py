@@ -1,4 +1,5 @@
-"""Loaders for saved text models (registered by ``weights.kind``); each maps texts to probabilities.
+"""Loaders for saved text models, one per ``weights.kind`` (the table is :data:`transferlab.model.loaders.LOADERS`);
+each maps texts to probabilities, with no training code (the shared math sits in ``heads`` and ``nn``).
 
 Empty texts cannot be classified: they are reported as failures, like unreadable images. An input is a text, or a
 dict-like row holding the text under the model's text column and, for a model trained with ``--feature-columns``,
@@ -15,14 +16,21 @@ import numpy as np
 
 from transferlab.data.side_features import SideFeatureEncoder, cell_text, join_dense, join_sparse
 from transferlab.errors import UserError
-from transferlab.heads import Head, softmax
-from transferlab.model import register_predictor
+from transferlab.heads import Head, sparse_linear_proba, stack_features
 
 
 def usable_texts(inputs: Sequence[object], text_column: str = "text") -> tuple[list[str], list[int], dict[int, str]]:
+    """The non-empty texts of the inputs (texts, or rows holding one under ``text_column``), their indices, and why
+    the others cannot be classified (empty, or not a text at all: bytes or an image given to a text model)."""
     texts, ok, failures = [], [], {}
     for i, item in enumerate(inputs):
-        text = cell_text(item.get(text_column)) if isinstance(item, Mapping) else str(item).strip()
+        if isinstance(item, Mapping):
+            text = cell_text(item.get(text_column))
+        elif isinstance(item, str):
+            text = item.strip()
+        else:
+            failures[i] = f"not a text ({type(item).__name__}): this model classifies texts"
+            continue
         if text:
             texts.append(text)
             ok.append(i)
@@ -64,13 +72,7 @@ def text_column_of(config: dict[str, Any]) -> str:
     return str(config.get("preprocessing", {}).get("text_column", "text"))
 
 
-def sparse_linear_proba(head: Any, x: Any) -> np.ndarray:
-    logits = np.asarray(x @ head.weight.T, np.float64) + head.bias
-    return softmax(logits)
-
-
-@register_predictor("text_embedding+head")
-def _load_embedding_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
+def load_embedding_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
     """MiniLM sentence embeddings (through the feature cache) or mean-pooled GloVe, [side features], then a saved
     head. A model trained on another body (``--backbone DIR`` from ``pretrain-text --method mlm``) carries it in
     ``transformer/``."""
@@ -87,8 +89,7 @@ def _load_embedding_head(directory: Path, config: dict[str, Any]) -> TextPredict
     return TextPredictor(classify, load_side_features(directory, config), text_column_of(config))
 
 
-@register_predictor("text_tfidf+head")
-def _load_tfidf_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
+def load_tfidf_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
     """Saved TF-IDF vocabulary and IDF, then a linear head applied to the sparse features."""
     from transferlab.features.tfidf import TfidfFeaturizer
 
@@ -100,12 +101,10 @@ def _load_tfidf_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
     return TextPredictor(classify, load_side_features(directory, config), text_column_of(config))
 
 
-@register_predictor("text_tfidf+embedding+head")
-def _load_tfidf_embedding_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
+def load_tfidf_embedding_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
     """Saved TF-IDF vocabulary and IDF beside cached MiniLM sentence embeddings, then one linear head."""
     from transferlab.features.text import SentenceEncoder
     from transferlab.features.tfidf import TfidfFeaturizer
-    from transferlab.strategies.text_hybrid import stack_features
 
     w = config["weights"]
     featurizer, head = TfidfFeaturizer.load(directory), Head.load(directory)
@@ -118,8 +117,7 @@ def _load_tfidf_embedding_head(directory: Path, config: dict[str, Any]) -> TextP
     return TextPredictor(classify, load_side_features(directory, config), text_column_of(config))
 
 
-@register_predictor("text_wordnet")
-def _load_wordnet(directory: Path, config: dict[str, Any]) -> TextPredictor:
+def load_wordnet(directory: Path, config: dict[str, Any]) -> TextPredictor:
     """A saved word-level network (CNN or RNN over word vectors) and its vocabulary."""
     from safetensors.torch import load_file
 
@@ -134,8 +132,7 @@ def _load_wordnet(directory: Path, config: dict[str, Any]) -> TextPredictor:
                          text_column=text_column_of(config))
 
 
-@register_predictor("text_transformer")
-def _load_transformer(directory: Path, config: dict[str, Any]) -> TextPredictor:
+def load_transformer(directory: Path, config: dict[str, Any]) -> TextPredictor:
     """A saved fine-tuned transformer classifier (body + pooling + head) and its tokenizer."""
     from safetensors.torch import load_file
 
@@ -151,13 +148,11 @@ def _load_transformer(directory: Path, config: dict[str, Any]) -> TextPredictor:
                          text_column=text_column_of(config))
 
 
-@register_predictor("text_tuned_embedding+head")
-def _load_tuned_embedding_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
+def load_tuned_embedding_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
     """A saved tuned transformer body (mean pooling, L2 normalisation) and a linear head on its embeddings."""
     from safetensors.torch import load_file
 
-    from transferlab.nn.transformer import body_from_config
-    from transferlab.strategies.text_fewshot import embed_texts
+    from transferlab.nn.transformer import body_from_config, embed_texts
 
     w = config["weights"]
     body, tokenizer = body_from_config(directory / w["transformer"])

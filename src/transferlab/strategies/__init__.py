@@ -54,12 +54,10 @@ def get_strategy_class(name: str, modality: str | None = None) -> type[Strategy]
 
 
 def make_strategy(name: str, modality: str | None = None, **params: Any) -> Strategy:
+    """A new, unfitted strategy; an unknown parameter raises :class:`~transferlab.errors.ParameterError`, a
+    ``UserError`` whose message lists the parameters the strategy takes (the CLI prints it as is)."""
     cls = get_strategy_class(name, modality)
-    valid = set(cls._param_names())
-    unknown = sorted(set(params) - valid)
-    if unknown:
-        raise UserError(f"strategy {name!r} has no parameter(s) {', '.join(unknown)}; "
-                        f"it takes: {', '.join(sorted(valid))}")
+    cls.check_param_names(params)
     return cls(**params)
 
 

@@ -1,9 +1,8 @@
 """What every strategy that trains a whole image network shares: the network, the image batches, the stages.
 
-* :class:`ClassifierNet`: a backbone plus a new linear head (with dropout). While a pretrained backbone is
-  fine-tuned its BatchNorm layers stay in inference mode (frozen running statistics, as Keras does for a frozen
-  base): batches of 16 images give statistics too noisy to replace the ImageNet ones. A network trained from
-  scratch has no statistics worth keeping, so there BatchNorm trains normally.
+* :class:`~transferlab.nn.image.ClassifierNet` (in :mod:`transferlab.nn.image`, with ``build_net`` and
+  ``predict_paths``, so that a saved network loads without this training code; imported back here): a backbone
+  plus a new linear head (with dropout), BatchNorm frozen while a pretrained backbone is fine-tuned.
 * :class:`ImageBatches`: decodes with Pillow (``load_image``), keeps decoded images resized to the crop's
   pre-size in memory as uint8 when the dataset is small, augments on the fly (random resized crop, horizontal
   flip, colour jitter, all Pillow/NumPy) and builds the next batch in a thread while the network trains on the
@@ -28,65 +27,20 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
 from PIL import Image
 
 from transferlab.backbones import get_backbone
 from transferlab.data.images import load_image, stratified_split
-from transferlab.errors import DataError, ImageDecodeError, UserError
-from transferlab.preprocessing import _INTERPOLATION, Preprocessing
+from transferlab.errors import DataError, UserError
+from transferlab.nn.image import ClassifierNet, build_net, center_crop, predict_paths, resize_shorter
+from transferlab.preprocessing import Preprocessing
 from transferlab.progress import log
 from transferlab.strategies.base import Strategy
 
 CACHE_LIMIT_BYTES = 1_500_000_000  # decoded images kept in memory below this estimate
 
 
-# --- the network -----------------------------------------------------------------------------------------------
-class ClassifierNet(nn.Module):
-    """Backbone -> pooled features -> dropout -> new linear head."""
-
-    def __init__(self, backbone: nn.Module, n_classes: int, dropout: float = 0.2, freeze_bn: bool = True) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(backbone.feature_dim, n_classes)
-        self.freeze_bn = freeze_bn
-
-    def backbone_groups(self) -> list[list[nn.Module]]:
-        return self.backbone.layer_groups()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # channels-last runs the depthwise convolutions of these mobile networks about twice as fast on CPU
-        x = x.contiguous(memory_format=torch.channels_last)
-        return self.head(self.dropout(self.backbone(x)))
-
-    def train(self, mode: bool = True) -> ClassifierNet:
-        super().train(mode)
-        if mode and self.freeze_bn:
-            for m in self.backbone.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.eval()
-        return self
-
-    def set_trainable(self, n_top_groups: int) -> None:
-        """Train the head and the last ``n_top_groups`` backbone groups; freeze everything else."""
-        for p in self.backbone.parameters():
-            p.requires_grad_(False)
-        groups = self.backbone_groups()
-        for group in groups[len(groups) - n_top_groups:] if n_top_groups else []:
-            for module in group:
-                for p in module.parameters():
-                    p.requires_grad_(True)
-        for p in self.head.parameters():
-            p.requires_grad_(True)
-
-
-def build_net(backbone: str, n_classes: int, dropout: float, pretrained: bool = True) -> ClassifierNet:
-    spec = get_backbone(backbone)
-    net = ClassifierNet(spec.build(pretrained=pretrained), n_classes, dropout, freeze_bn=pretrained)
-    return net.to(memory_format=torch.channels_last)
-
-
+# --- the network (ClassifierNet and build_net live in transferlab.nn.image) -----------------------------------
 def discriminative_param_groups(net: ClassifierNet, n_top_groups: int, lr: float, lr_ratio: float,
                                 head_lr: float) -> list[dict[str, Any]]:
     """One optimizer group per trainable layer group: the top backbone group gets ``lr``, each earlier group the
@@ -103,20 +57,6 @@ def discriminative_param_groups(net: ClassifierNet, n_top_groups: int, lr: float
 
 
 # --- images ----------------------------------------------------------------------------------------------------
-def resize_shorter(img: Image.Image, prep: Preprocessing) -> np.ndarray:
-    """The image resized as :meth:`Preprocessing.resize_and_crop` does before its centre crop, as uint8."""
-    w, h = img.size
-    scale = prep.resize / min(w, h)
-    nw, nh = max(prep.size, round(w * scale)), max(prep.size, round(h * scale))
-    return np.asarray(img.resize((nw, nh), _INTERPOLATION[prep.interpolation]), dtype=np.uint8)
-
-
-def center_crop(pixels: np.ndarray, size: int) -> np.ndarray:
-    h, w = pixels.shape[:2]
-    top, left = (h - size) // 2, (w - size) // 2
-    return pixels[top : top + size, left : left + size]
-
-
 def random_resized_crop(pixels: np.ndarray, size: int, rng: np.random.Generator,
                         scale: tuple[float, float] = (0.3, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3)
                         ) -> np.ndarray:
@@ -225,33 +165,6 @@ class ImageBatches:
     def eval_batches(self, indices: np.ndarray) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         bs = max(self.batch_size, 32)
         return self._prefetched([(indices[s : s + bs], None) for s in range(0, len(indices), bs)])
-
-
-def predict_paths(net: nn.Module, prep: Preprocessing, paths: Sequence[str], batch_size: int = 32
-                  ) -> tuple[np.ndarray, list[int], dict[int, str]]:
-    """Probabilities for the readable paths (evaluation transform), their indices, and why the others failed."""
-    from transferlab._torch import set_torch_threads
-
-    set_torch_threads()
-    failures: dict[int, str] = {}
-    ok: list[int] = []
-    for i, p in enumerate(paths):
-        try:
-            load_image(p, draft_size=prep.resize)
-            ok.append(i)
-        except ImageDecodeError as exc:
-            failures[i] = exc.reason
-        except OSError as exc:
-            failures[i] = f"cannot read file ({exc.strerror or exc})"
-    data = ImageBatches([paths[i] for i in ok], np.zeros(len(ok), np.int64), prep, batch_size, augment=False,
-                        cache=False)
-    net.eval()
-    out = []
-    with torch.inference_mode():
-        for x, _ in data.eval_batches(np.arange(len(ok))):
-            out.append(torch.softmax(net(x).float(), 1).numpy())
-    proba = np.concatenate(out) if out else np.zeros((0, 0))
-    return proba, ok, failures
 
 
 # --- the estimator ---------------------------------------------------------------------------------------------
@@ -373,6 +286,7 @@ class NetworkStrategy(Strategy):
         from transferlab.training import TrainConfig, class_weight_tensor, resample_indices, seed_everything, train_loop
 
         self._check_params()
+        X, y = self._as_dataset(X, y)  # noqa: N806
         labels, classes = self.labels_of(X, y)
         prep = self.preprocessing()
         set_torch_threads()
@@ -417,6 +331,7 @@ class NetworkStrategy(Strategy):
 
     def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
         self.check_is_fitted()
+        X, _ = self._as_dataset(X)  # noqa: N806
         proba, ok, failures = predict_paths(self.net_, self.preprocessing_, list(X.paths))
         if failures:
             i, reason = next(iter(failures.items()))

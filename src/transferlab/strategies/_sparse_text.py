@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from transferlab.heads import LinearHead
+from transferlab.heads import LinearHead, sparse_linear_proba
 from transferlab.strategies.base import Strategy
 
 
@@ -42,6 +42,7 @@ class SparseTextLinear(Strategy):
         from transferlab.data.texts import texts_of
 
         self._validate()
+        X, y = self._as_dataset(X, y)  # noqa: N806
         labels, classes = self.labels_of(X, y)
         texts = texts_of(X)
         self.featurizer_ = self._make_featurizer().fit(texts)
@@ -57,9 +58,9 @@ class SparseTextLinear(Strategy):
     def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
         from transferlab.data.side_features import join_sparse, side_matrix
         from transferlab.data.texts import texts_of
-        from transferlab.model.text_loaders import sparse_linear_proba
 
         self.check_is_fitted()
+        X, _ = self._as_dataset(X)  # noqa: N806
         side = side_matrix(self.side_encoder_, X)
         return sparse_linear_proba(self.head_, join_sparse(self._text_features(texts_of(X)), side))
 

@@ -1,25 +1,33 @@
-"""The strategy contract, after scikit-learn's estimators.
+"""The strategy contract: every strategy is a scikit-learn classifier.
 
 ``__init__`` only stores its keyword arguments; ``fit(X, y=None)`` returns ``self``; learned state ends in ``_``
-(``classes_``, ``head_``, ``history_``) and exists only after ``fit``. That is what lets ``compare`` clone any
-strategy and lets one conformance test run over all of them.
+(``classes_``, ``head_``, ``history_``) and exists only after ``fit``. Deriving from scikit-learn's
+``BaseEstimator`` and ``ClassifierMixin`` (not merely looking like them) is what lets ``compare`` clone any
+strategy, lets ``cross_val_score`` and ``GridSearchCV`` use one as they use any classifier, and lets one conformance
+test (tests/test_estimators.py) run scikit-learn's own checks over all of them.
 
-``X`` is a dataset (an :class:`~transferlab.data.ImageDataset`, or a text dataset); ``y`` defaults to its labels.
+``X`` is a dataset (an :class:`~transferlab.data.images.ImageDataset`, or a
+:class:`~transferlab.data.texts.TextDataset`; ``y`` then defaults to its labels), or a plain sequence (list or
+NumPy array): image file paths for image strategies, texts for text strategies, with ``y`` the labels (strings or
+ints). :meth:`Strategy._as_dataset` turns a plain sequence into the dataset of the strategy's modality, so the
+strategies themselves only ever see datasets.
 """
 
 from __future__ import annotations
 
-import copy
 import inspect
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 
-from transferlab.errors import UserError
+from transferlab.errors import DataError, ParameterError, UserError
 
 
-class Strategy:
+class Strategy(ClassifierMixin, BaseEstimator):
     name: ClassVar[str] = ""
     modality: ClassVar[str] = "image"
     summary: ClassVar[str] = ""
@@ -28,27 +36,48 @@ class Strategy:
     # --- parameters ----------------------------------------------------------------------------------------------
     @classmethod
     def _param_names(cls) -> list[str]:
+        """The ``__init__`` keywords in signature order (scikit-learn's own list is sorted; this order is the one
+        ``transferlab strategies`` shows and saved models record)."""
         sig = inspect.signature(cls.__init__)
         return [p for p in sig.parameters if p != "self"]
 
-    def get_params(self, deep: bool = False) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self._param_names()}
+    @classmethod
+    def check_param_names(cls, names: Iterable[str]) -> None:
+        """Raise :class:`~transferlab.errors.ParameterError` (a ``UserError`` for the CLI, a ``ValueError`` for
+        scikit-learn) naming every parameter in ``names`` this strategy does not take, and the ones it does."""
+        valid = set(cls._param_names())
+        unknown = sorted(set(names) - valid)
+        if unknown:
+            raise ParameterError(f"strategy {cls.name!r} has no parameter(s) {', '.join(unknown)}; "
+                                 f"it takes: {', '.join(sorted(valid))}")
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """scikit-learn's ``get_params``, keyed in signature order."""
+        params = super().get_params(deep=deep)
+        ordered = {name: params[name] for name in self._param_names()}
+        ordered.update(params)  # nested ``a__b`` entries (none today) after the own ones
+        return ordered
 
     def set_params(self, **params: Any) -> Strategy:
-        valid = set(self._param_names())
-        for key, value in params.items():
-            if key not in valid:
-                raise UserError(
-                    f"strategy {self.name!r} has no parameter {key!r}; it takes: {', '.join(sorted(valid))}")
-            setattr(self, key, value)
-        return self
+        """scikit-learn's ``set_params``; an unknown name raises :class:`~transferlab.errors.ParameterError` (a
+        ``ValueError``, as scikit-learn promises, with the message the CLI shows) before anything is changed."""
+        self.check_param_names(key.partition("__")[0] for key in params)  # ``a__b``: a nested parameter of a
+        return super().set_params(**params)
 
     def clone(self) -> Strategy:
-        return type(self)(**copy.deepcopy(self.get_params()))
+        """An unfitted copy with the same parameters: ``sklearn.base.clone``, kept as a method because the tests
+        (test_strategies, test_finetune, test_text, test_text_models) call ``strategy.clone()``."""
+        from sklearn.base import clone
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
+        return clone(self)
+
+    def __sklearn_tags__(self) -> Any:  # noqa: ANN401 - sklearn.utils.Tags
+        """A classifier (from ``ClassifierMixin``) whose ``X`` is a 1-d sequence of strings (file paths or
+        texts), not a 2-d numeric array, so scikit-learn does not feed it one."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        return tags
 
     @classmethod
     def backbones_needed(cls, backbone: str) -> list[str]:
@@ -64,21 +93,54 @@ class Strategy:
         raise NotImplementedError
 
     def predict(self, X: Any) -> np.ndarray:  # noqa: N803
+        """The most probable class name of each item."""
+        self.check_is_fitted()
         proba = self.predict_proba(X)
         return np.asarray(self.classes_)[proba.argmax(axis=1)]
 
     def score(self, X: Any, y: Any = None) -> float:  # noqa: N803
-        truth = np.asarray(X.labels if y is None else y)
-        return float((self.predict(X) == truth).mean())
+        """Accuracy against ``y``, or against the dataset's own labels."""
+        self.check_is_fitted()
+        X, y = self._as_dataset(X, y)  # noqa: N806
+        truth = X.labels if y is None else y
+        if truth is None:
+            raise UserError("score needs labels: a labelled dataset, or y")
+        return float((self.predict(X) == np.asarray(truth)).mean())
 
     # --- saving ----------------------------------------------------------------------------------------------------
     def save_weights(self, directory: Path) -> dict[str, Any]:
         """Write learned weights into ``directory``; return what the loader needs to know (JSON-able)."""
         raise NotImplementedError
 
+    def __sklearn_is_fitted__(self) -> bool:
+        """Fitted means ``fit`` has run: every strategy sets ``classes_`` last."""
+        return hasattr(self, "classes_")
+
     def check_is_fitted(self) -> None:
-        if not hasattr(self, "classes_"):
-            raise RuntimeError(f"{type(self).__name__} is not fitted yet; call fit first")
+        """Raise scikit-learn's ``NotFittedError`` (what its tools and users expect) unless ``fit`` has run."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
+
+    # --- data ------------------------------------------------------------------------------------------------------
+    def _as_dataset(self, X: Any, y: Any = None) -> tuple[Any, Any]:  # noqa: N803
+        """``(X, y)`` with ``X`` a dataset. A dataset (or ``None``) passes through untouched, so runs on datasets
+        are exactly what they were. A plain sequence (list, tuple, NumPy array; one string is one item) becomes an
+        :class:`ImageDataset` of file paths or a :class:`TextDataset` of texts, by the strategy's ``modality``;
+        its labels are ``y`` as strings, its classes their sorted unique values, and ``y`` comes back as None."""
+        if X is None or (hasattr(X, "labels") and hasattr(X, "classes")):
+            return X, y
+        items = [X] if isinstance(X, (str, os.PathLike)) else list(X)
+        labels = None if y is None else [str(v) for v in y]
+        if labels is not None and len(labels) != len(items):
+            raise DataError(f"X has {len(items)} items but y has {len(labels)} labels")
+        if self.modality == "text":
+            from transferlab.data.texts import TextDataset
+
+            return TextDataset.from_texts(items, labels), None
+        from transferlab.data.images import ImageDataset
+
+        return ImageDataset(paths=[str(p) for p in items], labels=labels, source="paths"), None
 
     @staticmethod
     def labels_of(X: Any, y: Any) -> tuple[np.ndarray, list[str]]:  # noqa: N803
@@ -86,7 +148,7 @@ class Strategy:
         classes = list(X.classes)
         labels = X.labels if y is None else list(y)
         if labels is None:
-            raise UserError("fit needs labels")
+            raise UserError("fit needs labels: a labelled dataset, or y with a plain list")
         if len(labels) and not isinstance(labels[0], str) and np.issubdtype(np.asarray(labels).dtype, np.integer):
             return np.asarray(labels, np.int64), classes
         index = {c: i for i, c in enumerate(classes)}

@@ -66,6 +66,7 @@ class Headless(Strategy):
 
     def fit(self, X: Any, y: Any = None) -> Headless:  # noqa: N803
         self._validate()
+        X, y = self._as_dataset(X, y)  # noqa: N806
         labels, classes = self.labels_of(X, y)
         features, ok = cached_features(X, self.backbone, self.layer, strict=False)
         return self.fit_features(features, labels[ok], classes)
@@ -75,6 +76,8 @@ class Headless(Strategy):
         return self.head_.predict_proba(features)
 
     def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
+        self.check_is_fitted()
+        X, _ = self._as_dataset(X)  # noqa: N806
         features, _ = cached_features(X, self.backbone, self.layer, desc="features for prediction")
         return self.predict_proba_features(features)
 

@@ -51,13 +51,14 @@ class HeadlessEnsemble(Strategy):
             raise UserError(f"headless_ensemble: no backbone in {self.backbone!r}")
         if len(pool) <= self.top:
             return pool
-        from transferlab.workflows.rank import rank_backbones
+        from transferlab.features.ranking import rank_backbones
 
         return [r["backbone"] for r in rank_backbones(X, pool)[: self.top]]
 
     def fit(self, X: Any, y: Any = None) -> HeadlessEnsemble:  # noqa: N803
         if not isinstance(self.top, int) or self.top < 1:
             raise UserError(f"top must be a whole number >= 1, got {self.top!r}")
+        X, y = self._as_dataset(X, y)  # noqa: N806
         chosen = self._choose(X)
         members = [Headless(backbone=b, C=self.C, seed=self.seed).fit(X, y) for b in chosen]
         self.backbones_ = chosen
@@ -67,6 +68,7 @@ class HeadlessEnsemble(Strategy):
 
     def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
         self.check_is_fitted()
+        X, _ = self._as_dataset(X)  # noqa: N806
         return np.mean([m.predict_proba(X) for m in self.members_], axis=0)
 
     def save_weights(self, directory: Path) -> dict[str, Any]:

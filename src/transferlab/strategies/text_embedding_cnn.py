@@ -58,7 +58,7 @@ class TextEmbeddingCNN(Strategy):
 
     def _check_params(self) -> None:
         if self.embeddings not in ("glove", "random"):
-            from transferlab.workflows.pretrain_text import word_vectors_backbone
+            from transferlab.backbones.folder import word_vectors_backbone
 
             if not Path(str(self.embeddings)).is_dir():
                 raise UserError(f"embeddings must be 'glove', 'random' or a word-vector folder from "
@@ -93,6 +93,7 @@ class TextEmbeddingCNN(Strategy):
         from transferlab.training import TrainConfig, seed_everything, train_loop
 
         self._check_params()
+        X, y = self._as_dataset(X, y)  # noqa: N806
         labels, classes = self.labels_of(X, y)
         texts = texts_of(X)
         set_torch_threads()
@@ -148,6 +149,7 @@ class TextEmbeddingCNN(Strategy):
         from transferlab.nn.wordnets import predict_wordnet
 
         self.check_is_fitted()
+        X, _ = self._as_dataset(X)  # noqa: N806
         return predict_wordnet(self.net_, self.vocabulary_, texts_of(X), int(self.max_tokens))
 
     def save_weights(self, directory: Path) -> dict[str, Any]:

@@ -63,7 +63,9 @@ def label_prompt_examples(classes: list[str]) -> tuple[list[str], list[int]]:
 
 
 def _pair_module(body: Any) -> Any:
-    """The body wrapped so that ``net((a, b))`` gives (batch, 2) scores ``[1 - cos, cos]`` for the training loop."""
+    """The body wrapped so that ``net((a, b))`` gives the cosine similarity of each pair's mean-pooled embeddings
+    (the training loop's :class:`~transferlab.training.PairSimilarity` objective regresses it on the pair's
+    target)."""
     import torch
     import torch.nn as nn
 
@@ -76,29 +78,9 @@ def _pair_module(body: Any) -> Any:
 
         def forward(self, inputs: tuple[Any, Any]) -> torch.Tensor:
             a, b = inputs
-            cos = nn.functional.cosine_similarity(self.encoder.embed(a), self.encoder.embed(b), dim=1)
-            return torch.stack([1 - cos, cos], 1)
+            return nn.functional.cosine_similarity(self.encoder.embed(a), self.encoder.embed(b), dim=1)
 
     return PairSimilarity()
-
-
-def cosine_similarity_loss(outputs: Any, targets: Any) -> Any:
-    return ((outputs[:, 1] - targets.to(outputs.dtype)) ** 2).mean()
-
-
-def embed_texts(body: Any, tokenizer: Any, texts: list[str], max_length: int, batch_size: int = 64) -> np.ndarray:
-    """Mean-pooled, L2-normalised embeddings of the (tuned) body, as a (n, hidden) float32 array."""
-    import torch
-
-    from transferlab.nn.transformer import TransformerClassifier, eval_batches, tokenize
-
-    encoder = TransformerClassifier(body, 1, 0.0).eval()
-    encoded = tokenize(tokenizer, texts, max_length)
-    out = np.zeros((len(texts), body.config.hidden_size), np.float32)
-    with torch.inference_mode():
-        for chunk, inputs in eval_batches(encoded, np.arange(len(texts)), batch_size):
-            out[chunk] = torch.nn.functional.normalize(encoder.embed(inputs), dim=1).numpy()
-    return out
 
 
 class TextFewShot(Strategy):
@@ -130,7 +112,7 @@ class TextFewShot(Strategy):
         raise UserError(f"label_prompts must be auto, true or false, got {self.label_prompts!r}")
 
     def _body_folder(self) -> str | None:
-        from transferlab.workflows.pretrain_text import transformer_backbone
+        from transferlab.backbones.folder import transformer_backbone
 
         return transformer_backbone(self.backbone) if self.backbone else None
 
@@ -143,13 +125,14 @@ class TextFewShot(Strategy):
         from transferlab.data.side_features import fit_side_features, join_dense, side_matrix
         from transferlab.data.texts import texts_of
         from transferlab.heads import LinearHead
-        from transferlab.nn.transformer import collate, load_pretrained_body, tokenize
-        from transferlab.training import TrainConfig, seed_everything, train_loop
+        from transferlab.nn.transformer import collate, embed_texts, load_pretrained_body, tokenize
+        from transferlab.training import PairSimilarity, TrainConfig, seed_everything, train_loop
 
         if int(self.num_iterations) < 1 or int(self.epochs) < 1 or int(self.batch_size) < 1:
             raise UserError("num_iterations, epochs and batch_size must be >= 1")
         if not self.lr > 0 or not self.C > 0:
             raise UserError(f"lr and C must be > 0, got {self.lr} and {self.C}")
+        X, y = self._as_dataset(X, y)  # noqa: N806
         labels, classes = self.labels_of(X, y)
         if len(np.unique(labels)) < 2:
             raise UserError("text_fewshot needs examples of at least two classes")
@@ -180,7 +163,7 @@ class TextFewShot(Strategy):
                           schedule="cosine", warmup_epochs=0.1 * int(self.epochs), patience=None, seed=self.seed)
         history = train_loop(net, [{"params": list(net.parameters()), "lr": self.lr, "name": "body"}],
                              train_batches, None, -(-len(pairs) // bs), cfg, progress=runtime.show_progress(),
-                             desc=f"{self.name}: contrastive pairs", loss_fn=cosine_similarity_loss)
+                             desc=f"{self.name}: contrastive pairs", objective=PairSimilarity())
         for p in body.parameters():
             p.requires_grad_(False)
         body.eval()
@@ -202,8 +185,10 @@ class TextFewShot(Strategy):
         from transferlab._torch import set_torch_threads
         from transferlab.data.side_features import join_dense, side_matrix
         from transferlab.data.texts import texts_of
+        from transferlab.nn.transformer import embed_texts
 
         self.check_is_fitted()
+        X, _ = self._as_dataset(X)  # noqa: N806
         set_torch_threads()
         side = side_matrix(self.side_encoder_, X)
         return self.head_.predict_proba(join_dense(embed_texts(self.body_, self.tokenizer_, texts_of(X),
@@ -214,7 +199,7 @@ class TextFewShot(Strategy):
 
         from safetensors.torch import save_file
 
-        from transferlab.features.text import minilm_path
+        from transferlab.backbones.minilm import MINILM, minilm_path
         from transferlab.nn.transformer import copy_tokenizer_files
 
         self.check_is_fitted()
@@ -225,7 +210,7 @@ class TextFewShot(Strategy):
         (directory / "history.json").write_text(json.dumps({"stages": self.history_}, indent=2))
         out: dict[str, Any] = {"kind": "text_tuned_embedding+head", "file": "body.safetensors",
                                "transformer": "transformer",
-                               "base": str(self.backbone) if self.backbone else "all-MiniLM-L6-v2",
+                               "base": str(self.backbone) if self.backbone else MINILM,
                                "pooling": "mean", "normalize": True, "max_length": int(self.max_length)}
         if self.side_encoder_ is not None:
             out["side_features"] = self.side_encoder_.save(directory)

@@ -58,7 +58,7 @@ class TextFinetune(Strategy):
         self.seed = seed
 
     def _body_folder(self) -> str | None:
-        from transferlab.workflows.pretrain_text import transformer_backbone
+        from transferlab.backbones.folder import transformer_backbone
 
         return transformer_backbone(self.backbone) if self.backbone else None
 
@@ -121,6 +121,7 @@ class TextFinetune(Strategy):
         from transferlab.training import TrainConfig, seed_everything, train_loop
 
         self._check_params()
+        X, y = self._as_dataset(X, y)  # noqa: N806
         labels, classes = self.labels_of(X, y)
         set_torch_threads()
         seed_everything(self.seed)
@@ -169,13 +170,14 @@ class TextFinetune(Strategy):
         from transferlab.nn.transformer import predict_transformer
 
         self.check_is_fitted()
+        X, _ = self._as_dataset(X)  # noqa: N806
         set_torch_threads()
         return predict_transformer(self.net_, self.tokenizer_, texts_of(X), int(self.max_length))
 
     def save_weights(self, directory: Path) -> dict[str, Any]:
         from safetensors.torch import save_file
 
-        from transferlab.features.text import minilm_path
+        from transferlab.backbones.minilm import MINILM, minilm_path
         from transferlab.nn.transformer import copy_tokenizer_files
 
         self.check_is_fitted()
@@ -184,6 +186,6 @@ class TextFinetune(Strategy):
         copy_tokenizer_files(self._body_folder() or minilm_path(), directory / "transformer")
         (directory / "history.json").write_text(json.dumps({"stages": self.history_}, indent=2))
         return {"kind": "text_transformer", "file": "model.safetensors", "transformer": "transformer",
-                "base": str(self.backbone) if self.backbone else "all-MiniLM-L6-v2", "pooling": "mean",
+                "base": str(self.backbone) if self.backbone else MINILM, "pooling": "mean",
                 "n_classes": len(self.classes_),
                 "max_length": int(self.max_length), "dropout": float(self.dropout)}

@@ -40,7 +40,7 @@ class TextHeadless(Strategy):
         self.seed = seed
 
     def _body_folder(self) -> str | None:
-        from transferlab.workflows.pretrain_text import transformer_backbone
+        from transferlab.backbones.folder import transformer_backbone
 
         return transformer_backbone(self.backbone) if self.backbone else None
 
@@ -79,23 +79,26 @@ class TextHeadless(Strategy):
     def fit(self, X: Any, y: Any = None) -> TextHeadless:  # noqa: N803
         from transferlab.data.side_features import fit_side_features
 
+        X, y = self._as_dataset(X, y)  # noqa: N806
         labels, classes = self.labels_of(X, y)
         self.side_encoder_ = fit_side_features(X)
         return self.fit_features(self._features(X), labels, classes)
 
     def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
         self.check_is_fitted()
+        X, _ = self._as_dataset(X)  # noqa: N806
         return self.head_.predict_proba(self._features(X))
 
     def save_weights(self, directory: Path) -> dict[str, Any]:
         self.check_is_fitted()
         self.head_.save(directory)
-        from transferlab.features.text import GLOVE, MINILM
+        from transferlab.backbones.glove import GLOVE
+        from transferlab.backbones.minilm import MINILM
 
         out: dict[str, Any] = {"kind": "text_embedding+head", "encoder": GLOVE if self.encoder == "glove" else MINILM,
                                "max_length": self.max_length}
         if self.backbone:
-            from transferlab.workflows.pretrain_text import copy_transformer_backbone
+            from transferlab.backbones.folder import copy_transformer_backbone
 
             out["transformer"] = copy_transformer_backbone(self._body_folder(), directory / "transformer")
             out["encoder"] = str(self.backbone)

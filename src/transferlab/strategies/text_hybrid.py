@@ -24,17 +24,10 @@ from typing import Any
 import numpy as np
 
 from transferlab.errors import UserError
+from transferlab.heads import stack_features
 from transferlab.strategies._sparse_text import SparseTextLinear
 
 C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
-
-
-def stack_features(tfidf: Any, embeddings: np.ndarray, weight: float) -> Any:
-    """The sparse TF-IDF block and the weighted dense embedding block, side by side (CSR, float32)."""
-    from scipy import sparse
-
-    return sparse.hstack([tfidf, sparse.csr_matrix(np.asarray(embeddings, np.float32) * np.float32(weight))],
-                         format="csr", dtype=np.float32)
 
 
 class TextHybrid(SparseTextLinear):
@@ -95,5 +88,7 @@ class TextHybrid(SparseTextLinear):
         return stack_features(self.featurizer_.transform(texts), self._embed(texts), float(self.embedding_weight))
 
     def _weights_info(self) -> dict[str, Any]:
-        return {"encoder": "all-MiniLM-L6-v2", "max_length": int(self.max_length),
+        from transferlab.backbones.minilm import MINILM
+
+        return {"encoder": MINILM, "max_length": int(self.max_length),
                 "embedding_weight": float(self.embedding_weight)}

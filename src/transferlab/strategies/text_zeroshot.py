@@ -52,6 +52,7 @@ class TextZeroShot(Strategy):
     def fit(self, X: Any = None, y: Any = None) -> TextZeroShot:  # noqa: N803
         from transferlab.features.text import SentenceEncoder
 
+        X, y = self._as_dataset(X, y)  # noqa: N806
         classes = list(self.classes) if self.classes else list(getattr(X, "classes", None) or sorted(set(y or [])))
         if len(classes) < 2:
             raise UserError("zero-shot classification needs at least two class names")
@@ -66,10 +67,13 @@ class TextZeroShot(Strategy):
         from transferlab.features.text import SentenceEncoder
 
         self.check_is_fitted()
+        X, _ = self._as_dataset(X)  # noqa: N806
         return self.head_.predict_proba(SentenceEncoder(self.max_length).embed(texts_of(X)))
 
     def save_weights(self, directory: Path) -> dict[str, Any]:
         self.check_is_fitted()
         self.head_.save(directory)
-        return {"kind": "text_embedding+head", "encoder": "all-MiniLM-L6-v2", "max_length": self.max_length,
+        from transferlab.backbones.minilm import MINILM
+
+        return {"kind": "text_embedding+head", "encoder": MINILM, "max_length": self.max_length,
                 "descriptions": self.descriptions_}

@@ -3,7 +3,7 @@
 A CORPUS is a ``.txt`` file (one document per line) or a CSV/TSV/JSONL file with a text column. Two methods:
 
 - ``skipgram`` / ``cbow``: word2vec word vectors (gensim), trained on the corpus tokenised exactly as the word
-  networks tokenise (:func:`transferlab.text.wordnets.tokenize`). DIR holds ``vectors.safetensors`` (one row per
+  networks tokenise (:func:`transferlab.backbones.glove.tokenize`). DIR holds ``vectors.safetensors`` (one row per
   word), ``vocabulary.json`` (the words in row order, with counts) and the manifest. Use it with
   ``text_embedding_cnn`` / ``text_embedding_rnn`` as ``--backbone DIR`` (or ``--param embeddings=DIR``) in place of
   GloVe.
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -32,78 +31,23 @@ from typing import Any
 
 import numpy as np
 
+# the folders this verb writes are backbones: reading them is the registry's business (backbones/folder.py); the
+# names stay importable from here
+from transferlab.backbones.folder import (
+    MANIFEST,
+    copy_transformer_backbone,
+    is_backbone_folder,
+    load_word_vectors,
+    read_manifest,
+    transformer_backbone,
+    word_vectors_backbone,
+)
+from transferlab.backbones.minilm import MINILM, minilm_path
 from transferlab.errors import DataError, UserError
 from transferlab.progress import log, progress_bar
 
-MANIFEST = "transferlab_backbone.json"
 METHODS = ("skipgram", "cbow", "mlm")
 CORPUS_TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json")
-
-
-# --- the manifest ------------------------------------------------------------------------------------------------
-def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    """The manifest of a folder written by ``pretrain-text``; a clear error for anything else."""
-    d = Path(folder)
-    if not d.is_dir():
-        raise UserError(f"{d}: no such backbone folder")
-    path = d / MANIFEST
-    if not path.is_file():
-        raise UserError(f"{d}: not a backbone folder written by `transferlab pretrain-text` (no {MANIFEST})")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: damaged backbone manifest ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("kind") not in ("word_vectors", "transformer"):
-        raise UserError(f"{path}: unknown backbone kind {doc.get('kind') if isinstance(doc, dict) else None!r}")
-    return doc
-
-
-def is_backbone_folder(path: str | os.PathLike[str]) -> bool:
-    return (Path(path) / MANIFEST).is_file()
-
-
-def word_vectors_backbone(folder: str | os.PathLike[str]) -> str:
-    """``folder`` as a string, after checking that it holds word vectors."""
-    doc = read_manifest(folder)
-    if doc["kind"] != "word_vectors":
-        raise UserError(f"{folder}: holds a {doc['kind']} backbone, not word vectors; word networks "
-                        "(text_embedding_cnn/rnn) need `pretrain-text --method skipgram` or `cbow`")
-    return str(folder)
-
-
-def transformer_backbone(folder: str | os.PathLike[str]) -> str:
-    """``folder`` as a string, after checking that it holds a transformer body."""
-    doc = read_manifest(folder)
-    if doc["kind"] != "transformer":
-        raise UserError(f"{folder}: holds {doc['kind']}, not a transformer; text_finetune/text_headless/"
-                        "text_fewshot need `pretrain-text --method mlm`")
-    return str(folder)
-
-
-def load_word_vectors(folder: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, int]]:
-    """(vocabulary x dim float32 matrix, word -> row) of a word-vector folder."""
-    from safetensors.numpy import load_file
-
-    d = Path(word_vectors_backbone(folder))
-    doc = read_manifest(d)
-    vectors = load_file(str(d / doc["files"]["vectors"]))["vectors"]
-    words = json.loads((d / doc["files"]["vocabulary"]).read_text(encoding="utf-8"))["tokens"]
-    if len(words) != vectors.shape[0]:
-        raise UserError(f"{d}: {len(words)} words but {vectors.shape[0]} vectors; the folder is damaged")
-    return np.asarray(vectors, np.float32), {w: i for i, w in enumerate(words)}
-
-
-def copy_transformer_backbone(source: str | os.PathLike[str] | None, target: Path) -> str:
-    """Copy a transformer body folder (weights, config, tokenizer) into ``target``; returns ``target.name``."""
-    from transferlab.nn.transformer import TOKENIZER_FILES
-
-    if source is None:
-        raise ValueError("no transformer folder to copy")
-    target.mkdir(parents=True, exist_ok=True)
-    for name in (*TOKENIZER_FILES, "model.safetensors", MANIFEST):
-        if (Path(source) / name).exists():
-            shutil.copyfile(Path(source) / name, target / name)
-    return target.name
 
 
 # --- the corpus ----------------------------------------------------------------------------------------------------
@@ -143,7 +87,7 @@ def train_word_vectors(docs: Sequence[str], out: Path, method: str = "skipgram",
     from gensim.models.callbacks import CallbackAny2Vec
     from safetensors.numpy import save_file
 
-    from transferlab.nn.wordnets import tokenize
+    from transferlab.backbones.glove import tokenize
 
     if method not in ("skipgram", "cbow"):
         raise UserError(f"word vectors: method must be skipgram or cbow, got {method!r}")
@@ -303,7 +247,6 @@ def train_mlm(docs: Sequence[str], out: Path, base: str | None = None, max_steps
     from safetensors.torch import save_file
 
     from transferlab._torch import set_torch_threads
-    from transferlab.features.text import MINILM, minilm_path
     from transferlab.nn.transformer import bucketed_order, collate, copy_tokenizer_files, tokenize
     from transferlab.training import seed_everything
 
@@ -432,3 +375,8 @@ def pretrain_text(corpus: str | os.PathLike[str], out: str | os.PathLike[str], m
                     "seconds": time.perf_counter() - t0, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
     return manifest
+
+
+__all__ = ["MANIFEST", "METHODS", "copy_transformer_backbone", "is_backbone_folder", "load_mlm", "load_word_vectors",
+           "mlm_loss", "pretrain_text", "read_corpus", "read_manifest", "train_mlm", "train_word_vectors",
+           "transformer_backbone", "word_vectors_backbone"]

@@ -18,9 +18,10 @@ import numpy as np
 
 from transferlab import runtime
 from transferlab.backbones import DEFAULT_BACKBONE
+from transferlab.workflows.leaderboard import fmt
 
 if TYPE_CHECKING:  # pragma: no cover
-    from transferlab.workflows.compare import CompareResult, Split
+    from transferlab.workflows.leaderboard import CompareResult
 
 
 def _plt():  # noqa: ANN202
@@ -95,18 +96,21 @@ def plot_mistakes(mistakes: list[dict[str, Any]]) -> str | None:
     return _b64_of(lambda f: draw_mistakes(mistakes, f, columns=min(4, max(1, len(mistakes)))))
 
 
-def feature_map(split: Split, backbone: str = DEFAULT_BACKBONE) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """2-D t-SNE coordinates of the frozen features of train + eval (cached: features and the map)."""
-    from transferlab.features.images import FeatureExtractor
+def feature_map(train: Any, ev: Any, task: str, limit: int = 2000
+                ) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+    """2-D t-SNE coordinates of the frozen features (the modality's default backbone) of (a sample of) train + eval,
+    their labels, the classes and a title; the map is cached by the backbone and the items."""
+    from transferlab.backbones import DEFAULT_TEXT_ENCODER
+    from transferlab.data.labelled import concat
+    from transferlab.features import extract_features
+    from transferlab.features.ranking import sample
 
-    paths = split.train.paths + split.eval.paths
-    labels = np.concatenate([split.train.y, split.eval.y])
-
-    def features() -> np.ndarray:
-        ex = FeatureExtractor(backbone, cache=runtime.get_cache(), progress=False)
-        return ex.extract(paths, outputs=("features",)).arrays["features"]
-
-    return tsne_coords([backbone, *paths], features), labels, list(split.train.classes)
+    both = sample(concat(train, ev), limit, 0)
+    backbone = DEFAULT_BACKBONE if task == "image" else DEFAULT_TEXT_ENCODER
+    items = list(both.paths) if task == "image" else list(both.texts)
+    coords = tsne_coords([task, backbone, *items],
+                         lambda: extract_features(backbone, items, outputs=("features",)).arrays["features"])
+    return coords, both.y, list(train.classes), f"t-SNE of {backbone} features, coloured by class"
 
 
 def tsne_coords(key_parts: list[str], features: Callable[[], np.ndarray]) -> np.ndarray:
@@ -160,12 +164,10 @@ def mistakes_table(mistakes: list[dict[str, Any]]) -> str:
             f"</thead><tbody>{rows}</tbody></table>")
 
 
-def write_report(path: Path, result: CompareResult, split: Split | None,
-                 map_data: tuple[np.ndarray, np.ndarray, list[str], str] | None = None) -> None:
-    """The page for an image compare (``split``: its images give the feature map and the mistake pictures) or a
-    text compare (``split`` None, ``map_data`` given: 2-D coordinates, labels, classes, title)."""
-    from transferlab.workflows.compare import _fmt
-
+def write_report(path: Path, result: CompareResult,
+                 map_data: tuple[np.ndarray, np.ndarray, list[str], str]) -> None:
+    """The page for a compare run; ``map_data``: 2-D coordinates, labels, classes and title of the feature map
+    (:func:`feature_map`). Mistakes are pictures for images, a table for texts."""
     rows = result.rows
     best = rows[0]
     winner_runs = result.runs[best["key"]]
@@ -176,18 +178,13 @@ def write_report(path: Path, result: CompareResult, split: Split | None,
         cls = " class='best'" if i == 1 else ""
         table.append(
             f"<tr{cls}><td>{i}</td><td>{html.escape(r['label'])}</td><td>{html.escape(r['backbone'])}</td>"
-            f"<td>{r['accuracy_mean']:.3f} &plusmn; {r['accuracy_std']:.3f}</td><td>{_fmt(r['macro_f1'])}</td>"
-            f"<td>{_fmt(r['roc_auc'])}</td><td>{_fmt(r['train_seconds'], 1)}</td>"
-            f"<td>{_fmt(r['latency_ms_p50'], 1)}</td><td>{_fmt(r['size_mb'], 1)}</td></tr>")
+            f"<td>{r['accuracy_mean']:.3f} &plusmn; {r['accuracy_std']:.3f}</td><td>{fmt(r['macro_f1'])}</td>"
+            f"<td>{fmt(r['roc_auc'])}</td><td>{fmt(r['train_seconds'], 1)}</td>"
+            f"<td>{fmt(r['latency_ms_p50'], 1)}</td><td>{fmt(r['size_mb'], 1)}</td></tr>")
     table.append("</tbody></table>")
-    if map_data is None:
-        assert split is not None
-        coords, labels, classes = feature_map(split)
-        map_title = f"t-SNE of {DEFAULT_BACKBONE} features, coloured by class"
-    else:
-        coords, labels, classes, map_title = map_data
+    coords, labels, classes, map_title = map_data
     mistakes = winner_runs[0]["mistakes"]
-    mistakes_html = (_img(plot_mistakes(mistakes), "most confident mistakes") if split is not None
+    mistakes_html = (_img(plot_mistakes(mistakes), "most confident mistakes") if result.task == "image"
                      else mistakes_table(mistakes))
     advice = result.advice or {}
     warning = (f"<p class='warn'>&#9888; {html.escape(result.warning)}</p>" if result.warning else "")

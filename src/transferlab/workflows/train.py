@@ -1,7 +1,7 @@
-"""The high-level verbs, each a short composition of the public lower-level calls.
+"""``train`` and ``evaluate``: one version each for every modality.
 
-``train``: data -> validated datasets -> strategy.fit -> evaluation -> saved model.
-``evaluate``: saved model + labelled data -> metrics.
+``train``: DATA -> :class:`~transferlab.data.labelled.LabelledData` -> strategy.fit -> evaluation -> saved model.
+``evaluate``: saved model + labelled DATA -> metrics.
 """
 
 from __future__ import annotations
@@ -13,17 +13,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from transferlab import runtime
-from transferlab.backbones import DEFAULT_BACKBONE, get_backbone
-from transferlab.data.images import ImageDataset, check_classes, resolve_image_data
+from transferlab.backbones import DEFAULT_BACKBONE
+from transferlab.data.labelled import Columns, LabelledData, load_eval_set, model_inputs
 from transferlab.data.report import DataReport
-from transferlab.errors import UserError
+from transferlab.errors import DataError, UserError
 from transferlab.evaluation import classification_metrics, confident_mistakes, write_evaluation
 from transferlab.model import Model
 from transferlab.progress import log
-from transferlab.strategies import Strategy, get_strategy_class, make_strategy
+from transferlab.strategies import Strategy
+from transferlab.workflows.common import (
+    backbone_label,
+    build_strategy,
+    first_backbone,
+    fit_and_score,
+    prepare,
+    report_lines,
+    saved_preprocessing,
+)
 
 
 @dataclass
@@ -32,35 +38,6 @@ class TrainResult:
     metrics: dict[str, Any]
     report: DataReport
     out: Path | None
-
-
-def drop_unreadable(splits: dict[str, ImageDataset], report: DataReport, backbone: str) -> dict[str, ImageDataset]:
-    """Decode every image once, in one pass over all splits, through the feature cache (so every strategy and
-    later run reuses the work); leave out and report the files that cannot be used."""
-    from transferlab.features.images import FeatureExtractor
-
-    extractor = FeatureExtractor(backbone, cache=runtime.get_cache(), progress=runtime.show_progress())
-    owners = [(name, path) for name, ds in splits.items() for path in ds.paths]
-    result = extractor.extract([p for _, p in owners], outputs=("features",), desc="reading images")
-    bad: dict[str, set[str]] = {name: set() for name in splits}
-    for i, reason in result.failures.items():
-        name, path = owners[i]
-        report.skip(path, reason, name)
-        bad[name].add(path)
-    return {name: ds.without(bad[name]) if bad[name] else ds for name, ds in splits.items()}
-
-
-def prepare_image_data(data: str | os.PathLike[str], backbone: str = DEFAULT_BACKBONE, val_fraction: float = 0.2,
-                       seed: int = 0, eval_split: str | None = None
-                       ) -> tuple[ImageDataset, ImageDataset, DataReport]:
-    train_ds, eval_ds, report = resolve_image_data(data, val_fraction=val_fraction, seed=seed, eval_split=eval_split)
-    get_backbone(backbone)
-    usable = drop_unreadable({"train": train_ds, "eval": eval_ds}, report, backbone)
-    train_ds, eval_ds = usable["train"], usable["eval"]
-    check_classes(train_ds, f"{data} (train split, after leaving out unreadable files)")
-    report.set_counts("train", train_ds.labels or [])
-    report.set_counts("eval", eval_ds.labels or [])
-    return train_ds, eval_ds, report
 
 
 def checkpoint_dir_for(out: str | os.PathLike[str]) -> Path:
@@ -86,121 +63,100 @@ def _attach_checkpoints(strategy: Strategy, out: str | os.PathLike[str] | None, 
     return Path(strategy.checkpoint_dir)
 
 
-def evaluate_strategy(strategy: Strategy, eval_ds: ImageDataset) -> tuple[dict[str, Any], np.ndarray]:
-    proba = strategy.predict_proba(eval_ds)
-    return classification_metrics(eval_ds.y, proba, strategy.classes_), proba
-
-
 def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, strategy: str = "headless",
           backbone: str | None = None, params: dict[str, Any] | None = None, seed: int = 0,
           val_fraction: float = 0.2, eval_split: str | None = None, resume: bool = False, task: str | None = None,
           text_column: str = "text", label_column: str = "label",
           feature_columns: str | list[str] | None = None) -> TrainResult:
-    """Train one strategy on DATA, evaluate it on the evaluation split and save it to ``out``.
+    """Train one strategy on DATA (images or text: ``task`` or detected), evaluate it on the evaluation split and
+    save it to ``out``. ``strategy="auto"`` measures the data first and says why it chose what it chose.
 
     Strategies that train a network checkpoint every epoch into :func:`checkpoint_dir_for` ``(out)``; with
     ``resume=True`` a killed run continues from its last complete epoch (same seed, same final numbers)."""
-    if task is None:  # text when DATA is a CSV/JSONL with a text column or a folder with train.csv
-        from transferlab.data.texts import looks_like_text_data
+    from transferlab.data.labelled import detect_task
 
-        task = "text" if looks_like_text_data(data, text_column) else "image"
-    if task == "text":
-        from transferlab.workflows.train_text import train_text
-
-        return train_text(data, out, strategy, params, seed, val_fraction, eval_split, text_column, label_column,
-                          feature_columns, backbone)
-    if feature_columns:
-        raise UserError("--feature-columns is for text data (--task text)")
     t_start = time.perf_counter()
+    columns = Columns(text_column, label_column, feature_columns)
+    task = detect_task(data, task, text_column)
     params = dict(params or {})
+    prepared: LabelledData | None = None
     auto = None
-    if strategy == "auto":
-        from transferlab.workflows.rank import auto_select
+    if strategy == "auto":  # measure the data first, then choose
+        from transferlab.workflows.auto import auto_select
 
-        train_ds, eval_ds, report = prepare_image_data(data, DEFAULT_BACKBONE, val_fraction, seed, eval_split)
-        choice = auto_select(train_ds)
-        strategy, backbone = choice.strategy, choice.backbone
+        prepared = prepare(data, task, val_fraction, seed, eval_split, columns, DEFAULT_BACKBONE)
+        choice = auto_select(prepared.train, task, seed=seed)
+        strategy, backbone = choice.strategy, (choice.backbone if task == "image" else backbone)
         params = {**choice.params, **params}
-        auto = {"strategy": strategy, "backbone": backbone, "params": dict(choice.params), "reason": choice.reason,
-                "logme": choice.scores}
-        log(f"auto: {strategy} on {backbone} {choice.params or ''}. {choice.reason}")
-    params.setdefault("seed", seed)
-    if backbone is None:  # the strategy's own default: one backbone, or a pool for an ensemble
-        backbone = get_strategy_class(strategy, modality="image")().backbone
-    model_strategy = make_strategy(strategy, modality="image", backbone=backbone, **params)
+        auto = choice.to_metrics()
+        log(f"auto: {strategy}{' on ' + choice.backbone if task == 'image' else ''} {choice.params or ''}. "
+            f"{choice.reason}")
+    model_strategy = build_strategy(strategy, task, backbone, params, seed)
+    if columns.side() and not getattr(model_strategy, "uses_side_features", False):
+        raise UserError(f"--feature-columns: {model_strategy.name} has no classifier head on features to join "
+                        "side columns to; use bow, text_hybrid, text_headless or text_fewshot")
     checkpoints = _attach_checkpoints(model_strategy, out, resume)
-    if auto is None:
-        first = type(model_strategy).backbones_needed(backbone)[0]
-        train_ds, eval_ds, report = prepare_image_data(data, first, val_fraction, seed, eval_split)
-    for line in report.summary_lines():
-        log(line)
-    t0 = time.perf_counter()
-    model_strategy.fit(train_ds)
-    train_seconds = time.perf_counter() - t0
-    metrics, proba = evaluate_strategy(model_strategy, eval_ds)
-    metrics["train_seconds"] = train_seconds
+    if prepared is None:
+        first = first_backbone(model_strategy) if task == "image" else DEFAULT_BACKBONE
+        prepared = prepare(data, task, val_fraction, seed, eval_split, columns, first)
+    report_lines(prepared.report)
+    run = fit_and_score(model_strategy, prepared.train, prepared.eval)
+    metrics = run["metrics"]
     metrics["total_seconds"] = time.perf_counter() - t_start
     metrics["split"] = "eval"
     if auto is not None:
         metrics["auto"] = auto
-    mistakes = confident_mistakes(eval_ds.paths, eval_ds.y, proba, model_strategy.classes_)
-    used = list(getattr(model_strategy, "backbones_", [backbone]))  # an ensemble: the backbones it chose
-    preprocessing = get_backbone(used[0]).preprocessing.to_dict() if len(used) == 1 else {}  # else per member
-    model, write_weights = Model.from_strategy(model_strategy, "image", preprocessing,
-                                               {"backbone": "+".join(used), "data": str(data)})
+    extra = {"backbone": backbone_label(model_strategy), "data": str(data)}
+    model, write_weights = Model.from_strategy(model_strategy, task, saved_preprocessing(model_strategy, prepared),
+                                               extra)
     model.metrics = metrics
     saved = None
     if out is not None:
+        report = prepared.report
 
-        def extra(directory: Path) -> None:
+        def extra_files(directory: Path) -> None:
             report.save(directory / "data_report.json")
-            write_evaluation(directory, metrics, mistakes, model.classes)
+            write_evaluation(directory, metrics, run["mistakes"], model.classes, images=task == "image")
 
-        saved = model.save(out, write_weights, extra)
+        saved = model.save(out, write_weights, extra_files)
         if checkpoints is not None:
             shutil.rmtree(checkpoints, ignore_errors=True)
     else:
         model.predictor = None
-    return TrainResult(model=model, metrics=metrics, report=report, out=saved)
+    return TrainResult(model=model, metrics=metrics, report=prepared.report, out=saved)
 
 
-def evaluate(model_dir: str | os.PathLike[str], data: str | os.PathLike[str], out: str | None = None,
-             eval_split: str | None = None, text_column: str | None = None,
-             label_column: str | None = None) -> dict[str, Any]:
-    """Metrics of a saved model on labelled DATA (a folder of class folders, a train/val folder's eval split, or
-    a CSV). Classes unknown to the model are an error."""
-    from transferlab.data.images import _find_eval_dir, has_fixed_split
-    from transferlab.errors import DataError
-
-    model = Model.load(model_dir)
-    if model.task == "text":
-        from transferlab.workflows.train_text import evaluate_text
-
-        return evaluate_text(model, data, out, eval_split, text_column, label_column)
-    root = Path(data)
-    if has_fixed_split(root, eval_split):
-        ds = ImageDataset.from_folder(_find_eval_dir(root, eval_split))  # type: ignore[arg-type]
-    elif root.is_dir():
-        ds = ImageDataset.from_folder(root)
-    elif root.is_file():
-        ds = ImageDataset.from_csv(root)
-    else:
-        raise DataError(f"{root}: no such file or folder")
+def evaluate(model_dir: str | os.PathLike[str] | Model, data: str | os.PathLike[str],
+             out: str | os.PathLike[str] | None = None, eval_split: str | None = None,
+             text_column: str | None = None, label_column: str | None = None) -> dict[str, Any]:
+    """Metrics of a saved model on labelled DATA: a folder's evaluation split, a folder of class folders, or a file
+    (CSV of path,label for images; CSV/JSONL for text, with the columns the model was trained with unless given).
+    Classes the model does not know are an error."""
+    model = model_dir if isinstance(model_dir, Model) else Model.load(model_dir)
+    pre = model.config.get("preprocessing", {})
+    columns = Columns(text_column or pre.get("text_column", "text"), label_column or pre.get("label_column", "label"),
+                      list(pre.get("feature_columns", [])) or None)
+    report = DataReport(source=str(data))
+    ds = load_eval_set(data, model.task, eval_split, columns, report)
+    if len(ds) == 0:
+        raise DataError(f"{data}: no usable {'files' if model.task == 'image' else 'rows'}")
     unknown = sorted(set(ds.labels or []) - set(model.classes))
     if unknown:
-        raise DataError(f"{root}: classes the model does not know: {', '.join(unknown)}")
-    if not ds.paths:
-        raise DataError(f"{root}: no files found")
+        raise DataError(f"{data}: classes the model does not know: {', '.join(unknown)}")
     ds.classes = list(model.classes)
-    proba, ok, failures = model.predict_proba(ds.paths)
+    proba, ok, failures = model.predict_proba(model_inputs(ds, columns))
     if not ok:
-        raise DataError(f"{root}: none of the {len(ds)} files could be read")
+        raise DataError(f"{data}: none of the {len(ds)} items could be used")
     y = ds.y[ok]
     metrics = classification_metrics(y, proba, model.classes)
-    metrics["skipped"] = [{"path": ds.paths[i], "reason": r} for i, r in failures.items()]
+    sources = getattr(ds, "sources", None) or ds.paths
+    metrics["skipped"] = report.skipped + [{"path": sources[i], "reason": r} for i, r in failures.items()]
+    if report.notes and model.task == "text":
+        metrics["notes"] = report.notes
     if out is not None:
         out_dir = Path(out)
         out_dir.mkdir(parents=True, exist_ok=True)
-        paths = [ds.paths[i] for i in ok]
-        write_evaluation(out_dir, metrics, confident_mistakes(paths, y, proba, model.classes), model.classes)
+        shown = [ds.paths[i] for i in ok]
+        write_evaluation(out_dir, metrics, confident_mistakes(shown, y, proba, model.classes), model.classes,
+                         images=model.task == "image")
     return metrics

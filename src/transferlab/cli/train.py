@@ -1,0 +1,84 @@
+"""``transferlab train``: adapt a pretrained network to labelled data, evaluate it, save the model folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from transferlab.cli._common import EPILOG_DATA, add_split_options, add_task_options, metrics_table, print_json
+from transferlab.errors import UserError
+
+HELP = "train and evaluate a model on a labelled folder or CSV"
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``train``; the backbone registry is imported here only for the default's name in the help."""
+    from transferlab.backbones import DEFAULT_BACKBONE
+
+    p = subparsers.add_parser("train", help=HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog=EPILOG_DATA + """
+Strategies (see `transferlab strategies`):
+  headless     frozen backbone features + logistic regression (fast, strong on small data; the default)
+  frozen_head  frozen backbone + a small neural head with early stopping
+  finetune, finetune_top, gradual_unfreeze, from_scratch   train the network itself (minutes; --resume)
+  auto         measure the data, pick, say why. Images: size, closeness to ImageNet, the backbone `rank` puts
+               first. Text: examples per class (few -> text_fewshot), text length and amount (plenty of short
+               texts -> text_finetune), else 3-fold cross-validation of bow, text_headless and text_hybrid
+Examples:
+  transferlab train photos/ --out ants_bees/
+  transferlab train photos/ --backbone efficientnet_lite2 --strategy headless --param classifier=svm
+""")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("--out", required=False, default=None, help="folder to save the model into")
+    add_task_options(p)
+    p.add_argument("--feature-columns", default=None, metavar="COL,COL",
+                   help="text data: side columns joined to the text features (numeric ones standardised, categorical "
+                   "ones one-hot with a 'missing' level; force a kind with COL:numeric or COL:categorical); for bow, "
+                   "text_headless and text_fewshot")
+    p.add_argument("--backbone", default=None, help=f"pretrained network (default {DEFAULT_BACKBONE}; "
+                   "see `transferlab models`); for headless_ensemble several joined by + (default: all, of which "
+                   "the two rank puts first are used); for text, a folder from `transferlab pretrain-text`")
+    p.add_argument("--strategy", default="headless", help="how to adapt the network (default headless)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a strategy parameter, e.g. classifier=svm, C=0.5, hidden=0 (repeatable)")
+    p.add_argument("--json", action="store_true", help="print metrics as JSON on stdout")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run (same DATA, --out and parameters) from its last complete epoch; "
+                   "for strategies that train a network (finetune, finetune_top, gradual_unfreeze, from_scratch)")
+    add_split_options(p)
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """KEY=VALUE with VALUE read as JSON when it is JSON (numbers, booleans, lists), else kept as a string."""
+    if "=" not in text:
+        raise UserError(f"--param needs KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train through the workflow (which detects text or image data) and print what it measured."""
+    from transferlab.workflows.train import train
+
+    params = dict(parse_param(t) for t in args.param)
+    result = train(args.data, out=args.out, strategy=args.strategy, backbone=args.backbone, params=params,
+                   seed=args.seed, val_fraction=args.val_fraction, eval_split=args.eval_split,
+                   resume=args.resume, task=args.task, text_column=args.text_column,
+                   label_column=args.label_column, feature_columns=args.feature_columns)
+    if args.json:
+        print_json(dict(result.metrics) | {"out": str(result.out) if result.out else None,
+                                           "skipped": result.report.skipped})
+        return 0
+    source = "text" if result.model.task == "text" else result.model.config.get("backbone", args.backbone)
+    name = result.model.config["strategy"]["name"]
+    if "auto" in result.metrics:
+        print(f"auto chose {name} on {source}: {result.metrics['auto']['reason']}")
+    print(f"{name} on {source}, evaluation split ({result.metrics['count']} items):")
+    print(metrics_table(result.metrics))
+    if result.out:
+        print(f"saved to {result.out}/ (metrics.json, confusion_matrix.png, data_report.json)")
+    return 0

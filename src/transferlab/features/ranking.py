@@ -1,0 +1,91 @@
+"""Transferability of frozen features: which backbone (image network or text encoder) will transfer best to a
+labelled set, from cached features, in seconds, with no training. Used by ``rank``, ``--strategy auto`` and the
+``headless_ensemble`` strategy (which keeps the backbones it puts first)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from transferlab.analysis.transferability import h_score, imagenet_confidence, knn_loo_accuracy, logme
+from transferlab.backbones import get_backbone, list_backbones
+from transferlab.errors import UserError
+
+SCORE_SAMPLE = 4000  # text: rank scores and auto's cross-validation use at most this many training rows
+
+
+def standardize(x: np.ndarray) -> np.ndarray:
+    return (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-6)
+
+
+def score_features(features: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Transferability scores of one feature matrix. LogME runs on standardised features, which makes it comparable
+    across backbones whose features have different scales."""
+    return {"logme": logme(standardize(features), labels), "h_score": h_score(features, labels),
+            "knn_loo": knn_loo_accuracy(features, labels)}
+
+
+def sample(train: Any, limit: int, seed: int) -> Any:
+    """At most ``limit`` rows, stratified, in a fixed order (all of them when there are fewer)."""
+    if len(train) <= limit:
+        return train
+    from transferlab.data.images import stratified_split
+
+    keep, _ = stratified_split(train.labels or [], 1 - limit / len(train), seed)
+    sub = train.subset(sorted(keep))
+    sub.classes = list(train.classes)
+    return sub
+
+
+def candidate_backbones(task: str, backbones: list[str] | None = None) -> list[str]:
+    """The backbones to try: the given names (or, for text, folders from ``pretrain-text --method mlm``), else every
+    registered backbone of the modality. An unknown name is an error before any work."""
+    if not backbones:
+        return [b.name for b in list_backbones(task)]
+    for name in backbones:
+        spec = get_backbone(name)
+        if spec.modality != task:
+            article = "an" if spec.modality[0] in "aeiou" else "a"
+            raise UserError(f"--backbones {name}: {article} {spec.modality} backbone, but the data is {task}")
+    return list(backbones)
+
+
+def _label(name: str) -> str:
+    """A pretrain-text folder is shown as what it adapts and where: ``minilm@reviews`` or ``vectors@reviews``."""
+    if not Path(name).is_dir():
+        return name
+    kind = getattr(get_backbone(name), "kind", "transformer")
+    return f"{'minilm' if kind == 'transformer' else 'vectors'}@{Path(name).name}"
+
+
+def rank_backbones(train: Any, backbones: list[str] | None = None, seed: int = 0,
+                   task: str | None = None) -> list[dict[str, Any]]:
+    """One row per backbone: LogME (the ranking score), H-score, leave-one-out kNN accuracy, the ImageNet head's
+    confidence (image backbones), how many training rows were scored and the seconds it took; best first."""
+    from transferlab.features import extract_features
+
+    task = task or ("text" if hasattr(train, "texts") else "image")
+    data = sample(train, SCORE_SAMPLE, seed) if task == "text" else train  # image sets: every image, as ever
+    items = list(data.texts) if task == "text" else list(data.paths)
+    rows = []
+    for name in candidate_backbones(task, backbones):
+        spec = get_backbone(name)
+        outputs = ("features", "logits") if task == "image" else ("features",)
+        t = time.perf_counter()
+        res = extract_features(name, items, outputs=outputs, desc=f"features ({_label(name)})")
+        embed_s = time.perf_counter() - t
+        y = data.y[res.ok]
+        t = time.perf_counter()
+        row = {"backbone": _label(name), **score_features(res.arrays["features"], y)}
+        if "logits" in res.arrays:
+            row["imagenet_confidence"] = imagenet_confidence(res.arrays["logits"])
+        row.update({"feature_dim": int(res.arrays["features"].shape[1]) if res.ok else spec.feature_dim,
+                    "scored_rows": len(y), "embed_seconds": embed_s, "score_seconds": time.perf_counter() - t})
+        rows.append(row)
+    rows.sort(key=lambda r: -r["logme"])
+    for i, r in enumerate(rows, 1):
+        r["rank"] = i
+    return rows
