@@ -190,12 +190,16 @@ def test_unexpected_errors_exit_1_with_one_line(monkeypatch, capsys) -> None:
 def test_models_table_prints_image_and_text_rows(capsys) -> None:
     assert main(["models"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split()[:5] == ["name", "modality", "params", "features", "input"] and "items/s" in out[0]
-    rows = {line.split()[0]: line.split() for line in out[1:] if line and not line.startswith((" ", "items/s"))}
-    assert rows["efficientnet_lite0"][1] == "image" and rows["efficientnet_lite0"][4] == "224px"
-    text = [r for r in rows.values() if r[1] == "text"]
-    assert text and all(r[4] == "-" and r[5] == "-" for r in text)  # no input size, no ImageNet accuracy
+    assert out[0].split()[:6] == ["name", "modality", "params", "MB", "features", "input"] and "items/s" in out[0]
+    rows = {line.split()[0]: line.split() for line in out[1:]
+            if line and not line.startswith((" ", "items/s", "good for"))}
+    assert rows["efficientnet_lite0"][1] == "image" and rows["efficientnet_lite0"][5] == "224px"
+    text = {name: r for name, r in rows.items() if r[1] == "text"}
+    assert {"minilm", "glove"} <= set(text)  # the text encoders beside the image backbones
+    assert all(r[5] == "-" and r[6] == "-" for r in text.values())  # no input size, no ImageNet accuracy
+    assert float(text["minilm"][3]) > 80  # MB of weights on disk
     assert any(line.startswith("items/s") for line in out)
+    assert any(line.strip().startswith("minilm:") for line in out)  # what each one is good for
 
 
 def test_ranking_table_follows_the_rows() -> None:

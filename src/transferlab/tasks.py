@@ -2,9 +2,10 @@
 
 A :class:`Task` is data: its ``kind`` (single-label ``classification`` today), the ``target`` it reads (the label
 column, or the class folders) and what is known about the answers (``classes``). Everything kind-specific is one row
-of :data:`KINDS`: the training loop's objective (:class:`~transferlab.training.Objective`: its loss and its
-metrics), the evaluation metrics, and what a saved model outputs. Several label columns (multi-task heads), answer
-spans (question answering) and embeddings (similarity search) are further rows, not second copies of the pipeline.
+of :data:`KINDS` (the evaluation metrics, what a saved model outputs, the metric that ranks models) plus one row of
+:data:`transferlab.training.OBJECTIVES` (the training loop's loss and metrics). Several label columns (multi-task
+heads), answer spans (question answering) and embeddings (similarity search) are further rows, not second copies of
+the pipeline. This module imports no training code, so saved-model loaders can read a task.
 
 The modality (image or text) is not part of the task: it is a property of the data and the backbone.
 """
@@ -26,25 +27,17 @@ def _classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list
     return classification_metrics(y_true, proba, classes)
 
 
-def _classification_objective(**options: Any) -> Any:  # noqa: ANN401 - a training.Objective
-    from transferlab.training import Classification
-
-    return Classification(options.get("class_weights"), float(options.get("label_smoothing", 0.0)))
-
-
 @dataclass(frozen=True)
 class TaskKind:
-    """What one kind of target needs: its metrics, its training objective and what the model outputs."""
+    """What one kind of target needs: its metrics and what the model outputs."""
 
     metrics: Callable[[np.ndarray, np.ndarray, list[str]], dict[str, Any]]
-    objective: Callable[..., Any]
     outputs: str  # what predict_proba / a saved model returns per input
     headline: str  # the metric that ranks models of this kind
 
 
 KINDS: dict[str, TaskKind] = {
-    "classification": TaskKind(_classification_metrics, _classification_objective, "class probabilities",
-                               "accuracy"),
+    "classification": TaskKind(_classification_metrics, "class probabilities", "accuracy"),
 }
 
 
@@ -65,10 +58,6 @@ class Task:
     def metrics(self, y_true: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
         """The evaluation metrics of this kind (classification: accuracy, macro-F1, ROC AUC, confusion matrix...)."""
         return self.spec.metrics(y_true, proba, list(self.classes))
-
-    def objective(self, **options: Any) -> Any:  # noqa: ANN401 - a training.Objective
-        """The training loop's objective for this kind (classification: cross-entropy and accuracy)."""
-        return self.spec.objective(**options)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "target": self.target, "classes": list(self.classes),

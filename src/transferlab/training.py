@@ -32,6 +32,7 @@ import torch.nn as nn
 
 from transferlab.errors import UserError
 from transferlab.progress import log, progress_bar
+from transferlab.tasks import Task
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
@@ -174,6 +175,18 @@ class PairSimilarity(Objective):
         n = len(targets)
         self.last_outputs = cos.detach()
         return loss, {"loss": float(loss.detach()) * n}, n
+
+
+OBJECTIVES: dict[str, Callable[..., Objective]] = {  # task kind -> its objective (transferlab.tasks.KINDS)
+    "classification": lambda class_weights=None, label_smoothing=0.0: Classification(class_weights, label_smoothing),
+}
+
+
+def objective_for(task: Task, **options: Any) -> Objective:  # noqa: ANN401
+    """The training objective of a task's kind (classification: cross-entropy and accuracy)."""
+    if task.kind not in OBJECTIVES:
+        raise UserError(f"no training objective for task kind {task.kind!r}")
+    return OBJECTIVES[task.kind](**options)
 
 
 def evaluate_batches(model: nn.Module, batches: Iterable[tuple[Any, torch.Tensor]], objective: Objective,

@@ -48,22 +48,24 @@ def is_backbone_folder(path: str | os.PathLike[str]) -> bool:
     return (Path(path) / MANIFEST).is_file()
 
 
+def _folder_of_kind(folder: str | os.PathLike[str], kind: str, what: str, use: str) -> str:
+    """``folder`` as a string, after checking that its manifest says it holds ``kind``."""
+    held = read_manifest(folder)["kind"]
+    if held != kind:
+        raise UserError(f"{folder}: holds {held.replace('_', ' ')}, not {what}; {use}")
+    return str(folder)
+
+
 def word_vectors_backbone(folder: str | os.PathLike[str]) -> str:
     """``folder`` as a string, after checking that it holds word vectors."""
-    doc = read_manifest(folder)
-    if doc["kind"] != "word_vectors":
-        raise UserError(f"{folder}: holds a {doc['kind']} backbone, not word vectors; word networks "
-                        "(text_embedding_cnn/rnn) need `pretrain-text --method skipgram` or `cbow`")
-    return str(folder)
+    return _folder_of_kind(folder, "word_vectors", "word vectors", "word networks (text_embedding_cnn/rnn) need "
+                           "`pretrain-text --method skipgram` or `cbow`")
 
 
 def transformer_backbone(folder: str | os.PathLike[str]) -> str:
     """``folder`` as a string, after checking that it holds a transformer body."""
-    doc = read_manifest(folder)
-    if doc["kind"] != "transformer":
-        raise UserError(f"{folder}: holds {doc['kind']}, not a transformer; text_finetune/text_headless/"
-                        "text_fewshot need `pretrain-text --method mlm`")
-    return str(folder)
+    return _folder_of_kind(folder, "transformer", "a transformer", "text_finetune/text_headless/text_fewshot need "
+                           "`pretrain-text --method mlm`")
 
 
 def load_word_vectors(folder: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, int]]:

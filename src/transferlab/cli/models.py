@@ -21,10 +21,11 @@ def _fmt(value: Any, spec: str, suffix: str = "") -> str:
 def models_table(rows: list[dict[str, Any]]) -> str:
     """One line per backbone; what does not apply (input size and ImageNet accuracy for text) shows as -."""
     width = max([len("name"), *(len(r["name"]) for r in rows)]) + 2
-    lines = [f"{'name':<{width}}{'modality':<10}{'params':>8}{'features':>10}{'input':>7}{'ImageNet top-1':>16}"
-             f"{'items/s':>9}"]
+    lines = [f"{'name':<{width}}{'modality':<10}{'params':>8}{'MB':>7}{'features':>10}{'input':>7}"
+             f"{'ImageNet top-1':>16}{'items/s':>9}"]
     for r in rows:
         lines.append(f"{r['name']:<{width}}{r['modality']:<10}{_fmt(r['params_millions'], '.2f', 'M'):>8}"
+                     f"{_fmt(r.get('size_mb'), '.1f'):>7}"
                      f"{_fmt(r['feature_dim'], 'd'):>10}{_fmt(r['input_size'], 'd', 'px'):>7}"
                      f"{_fmt(r['imagenet_top1'], '.1f', '%'):>16}{_fmt(r['items_per_second'], '.0f'):>9}")
     return "\n".join(lines)
@@ -46,4 +47,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(models_table(rows))
     print(SPEED_NOTE)
+    print("good for:")
+    for r in rows:
+        print(f"  {r['name']}: {r['description']}")
     return 0

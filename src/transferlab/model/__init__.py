@@ -33,6 +33,7 @@ from transferlab import runtime
 from transferlab._version import __version__
 from transferlab.errors import UserError
 from transferlab.model.loaders import LOADERS, load_predictor
+from transferlab.tasks import Task
 
 FORMAT_VERSION = 1
 
@@ -106,7 +107,14 @@ class Model:
 
     @property
     def task(self) -> str:
+        """The modality of the inputs: ``image`` or ``text``."""
         return self.config.get("task", "image")
+
+    @property
+    def target(self) -> Task:
+        """What the model predicts (:class:`~transferlab.tasks.Task`): its kind, the target it was trained on and
+        the classes; models saved before targets were recorded are single-label classifiers."""
+        return Task.from_dict(self.config.get("target"), self.classes)
 
     # --- prediction --------------------------------------------------------------------------------------------
     def predict_proba(self, inputs: Inputs, write_cache: bool = False) -> tuple[np.ndarray, list[int], dict[int, str]]:

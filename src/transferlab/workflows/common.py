@@ -15,8 +15,9 @@ from transferlab.backbones import DEFAULT_BACKBONE, get_backbone, list_backbones
 from transferlab.data.labelled import Columns, LabelledData, load_labelled
 from transferlab.data.report import DataReport
 from transferlab.errors import UserError
-from transferlab.evaluation import classification_metrics, confident_mistakes
+from transferlab.evaluation import confident_mistakes
 from transferlab.strategies import Strategy, get_strategy_class, make_strategy, strategy_names
+from transferlab.tasks import Task
 
 
 def param_names(cls: type[Strategy]) -> list[str]:
@@ -120,16 +121,23 @@ def prepare(data: str | os.PathLike[str], task: str | None = None, val_fraction:
     return drop_unreadable(load_labelled(data, task, val_fraction, seed, eval_split, columns), backbone)
 
 
-def fit_and_score(strategy: Strategy, train: Any, ev: Any, mistakes: int = 12) -> dict[str, Any]:
-    """Fit on ``train``, score on ``ev``: the metrics, the fit time, the most confident mistakes and the
-    probabilities."""
+def target_of(strategy: Strategy, data: LabelledData) -> Task:
+    """What a fitted strategy predicts: one label per item, read from the label column (text) or the class
+    folders (images), out of the strategy's classes."""
+    column = data.columns.label if data.task == "text" else "class folder"
+    return Task("classification", column, tuple(strategy.classes_))
+
+
+def fit_and_score(strategy: Strategy, train: Any, ev: Any, data: LabelledData, mistakes: int = 12) -> dict[str, Any]:
+    """Fit on ``train``, score on ``ev`` with the metrics of the task: the metrics, the fit time, the most
+    confident mistakes and the probabilities."""
     import time
 
     t0 = time.perf_counter()
     strategy.fit(train)
     seconds = time.perf_counter() - t0
     proba = strategy.predict_proba(ev)
-    metrics = classification_metrics(ev.y, proba, strategy.classes_)
+    metrics = target_of(strategy, data).metrics(ev.y, proba)
     metrics["train_seconds"] = seconds
     return {"metrics": metrics, "proba": proba,
             "mistakes": confident_mistakes(ev.paths, ev.y, proba, strategy.classes_, limit=mistakes)}

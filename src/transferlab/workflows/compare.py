@@ -241,7 +241,7 @@ def run_one(candidate: Candidate, split: Split, data: LabelledData, seed: int,
     """Fit one candidate on one split and measure it."""
     backbone = candidate.backbone if data.task == "image" else None
     strategy = build_strategy(candidate.strategy, data.task, backbone, candidate.param_dict, seed)
-    run = fit_and_score(strategy, split.train, split.eval, mistakes=8)
+    run = fit_and_score(strategy, split.train, split.eval, data, mistakes=8)
     m = run["metrics"]
     inputs = model_inputs(split.eval.subset(list(range(min(9, len(split.eval))))), data.columns) \
         if measure_latency else None

@@ -17,7 +17,7 @@ from transferlab.backbones import DEFAULT_BACKBONE
 from transferlab.data.labelled import Columns, LabelledData, load_eval_set, model_inputs
 from transferlab.data.report import DataReport
 from transferlab.errors import DataError, UserError
-from transferlab.evaluation import classification_metrics, confident_mistakes, write_evaluation
+from transferlab.evaluation import confident_mistakes, write_evaluation
 from transferlab.model import Model
 from transferlab.progress import log
 from transferlab.strategies import Strategy
@@ -29,6 +29,7 @@ from transferlab.workflows.common import (
     prepare,
     report_lines,
     saved_preprocessing,
+    target_of,
 )
 
 
@@ -100,13 +101,14 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = Non
         first = first_backbone(model_strategy) if task == "image" else DEFAULT_BACKBONE
         prepared = prepare(data, task, val_fraction, seed, eval_split, columns, first)
     report_lines(prepared.report)
-    run = fit_and_score(model_strategy, prepared.train, prepared.eval)
+    run = fit_and_score(model_strategy, prepared.train, prepared.eval, prepared)
     metrics = run["metrics"]
     metrics["total_seconds"] = time.perf_counter() - t_start
     metrics["split"] = "eval"
     if auto is not None:
         metrics["auto"] = auto
-    extra = {"backbone": backbone_label(model_strategy), "data": str(data)}
+    extra = {"backbone": backbone_label(model_strategy), "data": str(data),
+             "target": target_of(model_strategy, prepared).to_dict()}
     model, write_weights = Model.from_strategy(model_strategy, task, saved_preprocessing(model_strategy, prepared),
                                                extra)
     model.metrics = metrics
@@ -148,7 +150,7 @@ def evaluate(model_dir: str | os.PathLike[str] | Model, data: str | os.PathLike[
     if not ok:
         raise DataError(f"{data}: none of the {len(ds)} items could be used")
     y = ds.y[ok]
-    metrics = classification_metrics(y, proba, model.classes)
+    metrics = model.target.metrics(y, proba)
     sources = getattr(ds, "sources", None) or ds.paths
     metrics["skipped"] = report.skipped + [{"path": sources[i], "reason": r} for i, r in failures.items()]
     if report.notes and model.task == "text":
