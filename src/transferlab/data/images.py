@@ -318,3 +318,26 @@ def resolve_image_data(data: str | os.PathLike[str], val_fraction: float = 0.2, 
     if len(evaluation) == 0:
         raise DataError(f"{root}: the evaluation split is empty; add images or raise --val-fraction")
     return train, evaluation, report
+
+
+def thumbnail(source: ImageInput, size: int = 160) -> Image.Image | None:
+    """An RGB thumbnail (at most ``size`` pixels a side) of any image input, or None when it cannot be read: what
+    contact sheets and reports show, decoded at draft size so large JPEGs stay cheap."""
+    try:
+        img = load_image(source, draft_size=size)
+    except (ImageDecodeError, OSError):
+        return None
+    img.thumbnail((size, size))
+    return img
+
+
+def thumbnail_data_uri(source: ImageInput, size: int = 160) -> str | None:
+    """:func:`thumbnail` as an embeddable JPEG ``data:`` URI (self-contained HTML pages), or None."""
+    import base64
+
+    img = thumbnail(source, size)
+    if img is None:
+        return None
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

@@ -12,10 +12,8 @@ results a person reviews: ``label_issues.csv`` (every item, most suspect first),
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
-import io
 import json
 import os
 import time
@@ -27,6 +25,7 @@ import numpy as np
 
 from transferlab.analysis.audit import DEFAULT_FOLDS, find_data_issues, out_of_fold_probabilities, rank_label_issues
 from transferlab.backbones import DEFAULT_BACKBONE, DEFAULT_TEXT_ENCODER, get_backbone
+from transferlab.data.images import thumbnail, thumbnail_data_uri
 from transferlab.data.labelled import Columns, detect_task
 from transferlab.errors import DataError, UserError
 from transferlab.features import extract_features
@@ -222,18 +221,6 @@ def _write_csv(path: Path, rows: list[dict[str, Any]], header: list[str] | None 
     return str(path)
 
 
-def _thumbnail(path: str, size: int = 160) -> Any:
-    from transferlab.data.images import load_image
-    from transferlab.errors import ImageDecodeError
-
-    try:
-        img = load_image(path, draft_size=size)
-    except (ImageDecodeError, OSError):
-        return None
-    img.thumbnail((size, size))
-    return img
-
-
 def _contact_png(path: Path, suspects: list[dict[str, Any]], columns: int = 6) -> str:
     """The suspects as a grid of thumbnails titled with their given and suggested labels."""
     import matplotlib
@@ -246,7 +233,7 @@ def _contact_png(path: Path, suspects: list[dict[str, Any]], columns: int = 6) -
     for ax in axes.flat:
         ax.axis("off")
     for ax, r in zip(axes.flat, suspects, strict=False):
-        img = _thumbnail(r["path"])
+        img = thumbnail(r["path"])
         if img is not None:
             ax.imshow(img)
         ax.set_title(f"#{r['rank']} given {r['given_label']}\nsuggested {r['suggested_label']} ({r['score']:.2f})",
@@ -259,12 +246,8 @@ def _contact_png(path: Path, suspects: list[dict[str, Any]], columns: int = 6) -
 
 
 def _img_tag(path: str) -> str:
-    img = _thumbnail(path)
-    if img is None:
-        return "<div class='missing'>cannot read</div>"
-    buf = io.BytesIO()
-    img.convert("RGB").save(buf, format="JPEG", quality=85)
-    return f"<img src='data:image/jpeg;base64,{base64.b64encode(buf.getvalue()).decode()}' alt=''>"
+    uri = thumbnail_data_uri(path)
+    return f"<img src='{uri}' alt=''>" if uri else "<div class='missing'>cannot read</div>"
 
 
 _STYLE = """body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:0.5em 0 1.5em}

@@ -6,29 +6,15 @@ with matplotlib. A text index gets an HTML table of the texts (a PNG of texts wo
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import os
 from pathlib import Path
 from typing import Any
 
+from transferlab.data.images import thumbnail_data_uri
+
 THUMB = 160
 
-
-def thumbnail_data_uri(source: Any, size: int = THUMB) -> str | None:
-    """A JPEG thumbnail of an image input as a ``data:`` URI, or None when it cannot be read."""
-    from transferlab.data.images import load_image
-    from transferlab.errors import ImageDecodeError
-
-    try:
-        img = load_image(source, draft_size=size)
-    except (ImageDecodeError, OSError):
-        return None
-    img.thumbnail((size, size))
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=85)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _cell(title: str, uri: str | None, caption: str) -> str:
@@ -68,8 +54,7 @@ def sheet_png(path: str | os.PathLike[str], query: str, neighbours: list[dict[st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from transferlab.data.images import load_image
-    from transferlab.errors import ImageDecodeError
+    from transferlab.data.images import thumbnail
 
     panels = [(query, "query", True)] + [
         (n["path"], f"#{n['rank']} {n['score']:.3f}" + (f"\n{n['label']}" if n.get("label") else ""), False)
@@ -80,11 +65,10 @@ def sheet_png(path: str | os.PathLike[str], query: str, neighbours: list[dict[st
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (source, title, is_query) in zip(axes.ravel(), panels, strict=False):
-        try:
-            img = load_image(source, draft_size=THUMB * 2)
-            img.thumbnail((THUMB * 2, THUMB * 2))
+        img = thumbnail(source, THUMB * 2)
+        if img is not None:
             ax.imshow(img)
-        except (ImageDecodeError, OSError):
+        else:
             ax.text(0.5, 0.5, "unreadable", ha="center", va="center")
         ax.set_title(title, fontsize=8, color="#c33" if is_query else "black")
         if is_query:
