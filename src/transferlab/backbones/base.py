@@ -115,6 +115,12 @@ class TextEncoderSpec(Backbone):
     modality: str = "text"
     path: str | None = None
     weight_files: WeightFiles | None = field(default=None, repr=False, compare=False)
+    model_id: str = ""  # what saved models record as their ``encoder`` (never changes); "" = the name
+    installed: Callable[[], bool] | None = field(default=None, repr=False, compare=False)  # None: always
+    how_to_add: str = ""  # said by ``models`` and by errors when ``installed()`` is false
+
+    def is_installed(self) -> bool:
+        return self.installed is None or bool(self.installed())
 
     def encoder(self, max_length: int = 256, model_path: str | os.PathLike[str] | None = None) -> Any:
         """The frozen encoder; ``model_path`` swaps in another body of the same kind (an adapted MiniLM)."""

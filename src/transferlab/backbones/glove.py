@@ -94,6 +94,7 @@ def specs() -> list[TextEncoderSpec]:
     return [
         TextEncoderSpec(
             name=NAME,
+            model_id=GLOVE,
             family="glove",
             feature_dim=EMBEDDING_DIM,
             num_params=VOCAB_SIZE * EMBEDDING_DIM,

@@ -9,7 +9,8 @@ from transferlab.cli._common import print_json
 
 HELP = "the pretrained backbones available offline"
 
-SPEED_NOTE = ("items/s on the project's 2 CPU cores: images per second for image backbones (frozen feature\n"
+SPEED_NOTE = ("* not installed (see the end)\n"
+              "items/s on the project's 2 CPU cores: images per second for image backbones (frozen feature\n"
               "  extraction, ONNX Runtime, batch 32; benchmarks/extraction_speed.py), sentences per second for text\n"
               "  encoders (cold cache; benchmarks/text_encoder_speed.py); - where not measured")
 
@@ -24,7 +25,8 @@ def models_table(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'name':<{width}}{'modality':<10}{'params':>8}{'MB':>7}{'features':>10}{'input':>7}"
              f"{'ImageNet top-1':>16}{'items/s':>9}"]
     for r in rows:
-        lines.append(f"{r['name']:<{width}}{r['modality']:<10}{_fmt(r['params_millions'], '.2f', 'M'):>8}"
+        name = r["name"] if r.get("installed", True) else r["name"] + "*"
+        lines.append(f"{name:<{width}}{r['modality']:<10}{_fmt(r['params_millions'], '.2f', 'M'):>8}"
                      f"{_fmt(r.get('size_mb'), '.1f'):>7}"
                      f"{_fmt(r['feature_dim'], 'd'):>10}{_fmt(r['input_size'], 'd', 'px'):>7}"
                      f"{_fmt(r['imagenet_top1'], '.1f', '%'):>16}{_fmt(r['items_per_second'], '.0f'):>9}")
@@ -50,4 +52,7 @@ def run(args: argparse.Namespace) -> int:
     print("good for:")
     for r in rows:
         print(f"  {r['name']}: {r['description']}")
+    for r in rows:
+        if not r.get("installed", True):
+            print(f"not installed: {r['name']}: {r.get('how_to_add') or 'see the README'}")
     return 0

@@ -43,14 +43,43 @@ def sample(train: Any, limit: int, seed: int) -> Any:
 def candidate_backbones(task: str, backbones: list[str] | None = None) -> list[str]:
     """The backbones to try: the given names (or, for text, folders from ``pretrain-text --method mlm``), else every
     registered backbone of the modality. An unknown name is an error before any work."""
-    if not backbones:
-        return [b.name for b in list_backbones(task)]
+    if not backbones:  # every installed one (mpnet is optional: its parts may not be installed)
+        return [b.name for b in list_backbones(task) if getattr(b, "is_installed", lambda: True)()]
     for name in backbones:
         spec = get_backbone(name)
         if spec.modality != task:
             article = "an" if spec.modality[0] in "aeiou" else "a"
             raise UserError(f"--backbones {name}: {article} {spec.modality} backbone, but the data is {task}")
     return list(backbones)
+
+
+TEXT_EMBED_BUDGET_S = 300.0  # compare/auto: an encoder expected to take longer than this to embed the data is left out
+SPEED_TOKENS = 25  # the measured sentences/s are on sst2 test sentences, ~25 tokens each
+
+
+def expected_embed_seconds(name: str, texts: list[str]) -> float | None:
+    """Seconds to embed ``texts`` with text encoder ``name`` on a cold cache, from its measured speed on short
+    sentences scaled by the texts' length in tokens (~1.3 per word, capped at 256); None when never measured."""
+    from transferlab.benchmarks_data import measured_speed
+
+    speed = measured_speed(name)
+    if not speed or not texts:
+        return None
+    tokens = min(256.0, 2 + 1.3 * float(np.mean([len(t.split()) for t in texts])))
+    return len(texts) * max(1.0, tokens / SPEED_TOKENS) / speed
+
+
+def affordable_encoders(names: list[str], texts: list[str], budget_s: float = TEXT_EMBED_BUDGET_S
+                        ) -> tuple[list[str], list[str]]:
+    """The encoders among ``names`` expected to embed ``texts`` within ``budget_s`` (the fastest one always stays),
+    and a note for each one left out."""
+    expected = {n: expected_embed_seconds(n, texts) for n in names}
+    kept = [n for n in names if expected[n] is None or expected[n] <= budget_s]
+    if not kept and names:
+        kept = [min(names, key=lambda n: expected[n] or 0.0)]
+    notes = [f"{n} left out: embedding {len(texts)} texts would take ~{expected[n] / 60:.0f} min on this machine "
+             f"(budget {budget_s / 60:.0f} min; ask for it with --backbones {n})" for n in names if n not in kept]
+    return kept, notes
 
 
 def _label(name: str) -> str:

