@@ -20,14 +20,19 @@ def trained(digits_dir, cache_dir, tmp_path_factory) -> Path:
 
 def test_train_writes_a_complete_model_dir(trained: Path) -> None:
     names = {p.name for p in trained.iterdir()}
-    assert {"config.json", "labels.json", "head.json", "head.safetensors", "metrics.json", "data_report.json",
-            "confusion_matrix.png", "mistakes.json"} <= names
+    assert {"config.json", "labels.json", "metrics.json", "data_report.json", "confusion_matrix.png",
+            "mistakes.json"} <= names
+    heads = list(trained.glob("**/head.safetensors"))  # one, or one per member of an ensemble
+    assert heads and all((h.parent / "head.json").is_file() for h in heads)
     assert not [n for n in names if n.endswith((".pkl", ".pt", ".pickle"))]
     metrics = json.loads((trained / "metrics.json").read_text())
     for key in ("accuracy", "macro_f1", "train_seconds", "balanced_accuracy", "roc_auc", "per_class"):
         assert key in metrics
     config = json.loads((trained / "config.json").read_text())
-    assert config["strategy"]["name"] == "headless" and config["preprocessing"]["size"] == 224
+    # no --strategy: the fast auto measured the data and chose a frozen-feature strategy, and says why
+    assert config["strategy"]["name"] in ("headless", "headless_ensemble")
+    assert config["strategy"]["name"] == "headless_ensemble" or config["preprocessing"]["size"] == 224
+    assert metrics["auto"]["strategy"] == config["strategy"]["name"] and "LogME" in metrics["auto"]["reason"]
     png = (trained / "confusion_matrix.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
 

@@ -42,7 +42,8 @@ Writes into --out:
     p.add_argument("data", metavar="DATA")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write the audit into")
     p.add_argument("--backbone", default=None, metavar="B",
-                   help="features to audit with (default: efficientnet_lite0 for images, minilm for text; "
+                   help="features to audit with (default: efficientnet_lite0 for images; for text the strongest "
+                   "installed encoder that embeds the data within 5 minutes: mpnet, else minilm; "
                    "`transferlab models` lists them)")
     p.add_argument("--folds", type=positive_int, default=5, help="cross-validation folds (default 5)")
     p.add_argument("--C", dest="C", type=_positive_float, default=None,

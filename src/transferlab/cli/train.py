@@ -18,8 +18,10 @@ def add_parser(subparsers: Any) -> None:
 
     p = subparsers.add_parser("train", help=HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog=EPILOG_DATA + """
+With no --strategy, train measures the data and picks among the strategies that take seconds (below: headless /
+headless_ensemble for images, bow / text_headless / text_hybrid for text), printing what it chose and why.
 Strategies (see `transferlab strategies`):
-  headless     frozen backbone features + logistic regression (fast, strong on small data; the default)
+  headless     frozen backbone features + logistic regression (fast, strong on small data)
   frozen_head  frozen backbone + a small neural head with early stopping
   finetune, finetune_top, gradual_unfreeze, from_scratch   train the network itself (minutes; --resume)
   auto         measure the data, pick, say why. Images: size, closeness to ImageNet, the backbone `rank` puts
@@ -39,7 +41,12 @@ Examples:
     p.add_argument("--backbone", default=None, help=f"pretrained network (default {DEFAULT_BACKBONE}; "
                    "see `transferlab models`); for headless_ensemble several joined by + (default: all, of which "
                    "the two rank puts first are used); for text, a folder from `transferlab pretrain-text`")
-    p.add_argument("--strategy", default="headless", help="how to adapt the network (default headless)")
+    p.add_argument("--strategy", default=None,
+                   help="how to adapt the network (`transferlab strategies` lists them). Default: measure the data "
+                   "and choose among the strategies that take seconds (frozen features: for images the backbones "
+                   "`rank` puts first, for text bow / text_headless / text_hybrid by cross-validation), printing the "
+                   "choice and why; `auto` may also fine-tune (minutes) where that is advised; with --backbone or "
+                   "--param and no --strategy: headless")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a strategy parameter, e.g. classifier=svm, C=0.5, hidden=0 (repeatable)")
     p.add_argument("--json", action="store_true", help="print metrics as JSON on stdout")
@@ -73,10 +80,11 @@ def run(args: argparse.Namespace) -> int:
         print_json(dict(result.metrics) | {"out": str(result.out) if result.out else None,
                                            "skipped": result.report.skipped})
         return 0
-    source = "text" if result.model.task == "text" else result.model.config.get("backbone", args.backbone)
+    source = result.model.config.get("backbone", args.backbone) or "text"
     name = result.model.config["strategy"]["name"]
     if "auto" in result.metrics:
-        print(f"auto chose {name} on {source}: {result.metrics['auto']['reason']}")
+        how = "auto" if args.strategy == "auto" else "with no --strategy, the fast auto"
+        print(f"{how} chose {name} on {source}: {result.metrics['auto']['reason']}")
     print(f"{name} on {source}, evaluation split ({result.metrics['count']} items):")
     print(metrics_table(result.metrics))
     if result.out:

@@ -82,6 +82,24 @@ def affordable_encoders(names: list[str], texts: list[str], budget_s: float = TE
     return kept, notes
 
 
+# text encoders, strongest first, by logistic regression on frozen embeddings (sst2, 64 per class, mean of 5 draws:
+# mpnet 0.871, MiniLM 0.729; ../shared/MODELS.md); GloVe is for topics and speed, never the stronger one
+TEXT_ENCODERS_BY_STRENGTH = ("mpnet", "minilm")
+
+
+def strongest_affordable_encoder(texts: list[str], budget_s: float = TEXT_EMBED_BUDGET_S) -> tuple[str, str]:
+    """The strongest installed text encoder expected to embed ``texts`` within ``budget_s``, and why."""
+    installed = [n for n in TEXT_ENCODERS_BY_STRENGTH if get_backbone(n).is_installed()]
+    for name in installed:
+        seconds = expected_embed_seconds(name, texts)
+        if seconds is None or seconds <= budget_s:
+            return name, (f"{name}: the strongest installed text encoder (expected ~{(seconds or 0) / 60:.1f} min "
+                          f"to embed {len(texts)} texts)")
+    fastest = installed[-1] if installed else "minilm"
+    return fastest, (f"{fastest}: the stronger encoders would take more than {budget_s / 60:.0f} min for "
+                     f"{len(texts)} texts")
+
+
 def _label(name: str) -> str:
     """A pretrain-text folder is shown as what it adapts and where: ``minilm@reviews`` or ``vectors@reviews``."""
     if not Path(name).is_dir():

@@ -48,6 +48,7 @@ def audit(data: str | os.PathLike[str], out: str | os.PathLike[str], backbone: s
     columns = Columns(text_column, label_column)
     task = detect_task(data, task, text_column)
     name = str(backbone) if backbone is not None else (DEFAULT_BACKBONE if task == "image" else DEFAULT_TEXT_ENCODER)
+    choose_encoder = task == "text" and backbone is None  # the strongest encoder the data can afford (below)
     spec = get_backbone(name)
     if spec.modality != task:
         raise UserError(f"--backbone {name}: {'an' if spec.modality == 'image' else 'a'} {spec.modality} backbone, "
@@ -64,6 +65,12 @@ def audit(data: str | os.PathLike[str], out: str | os.PathLike[str], backbone: s
     _check_counts(everything.labels or [], str(data))
 
     items = list(everything.texts) if task == "text" else list(everything.paths)
+    if choose_encoder:  # out-of-fold probabilities are only as good as the features: the strongest affordable one
+        from transferlab.features.ranking import strongest_affordable_encoder
+
+        name, why = strongest_affordable_encoder(items)
+        spec = get_backbone(name)
+        log(f"features: {why}")
     t = time.perf_counter()
     extracted = extract_features(name, items, outputs=("features",), desc=f"features ({spec.name})")
     feature_seconds = time.perf_counter() - t

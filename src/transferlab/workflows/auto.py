@@ -78,6 +78,11 @@ def advise(train: Any, task: str, ranking: list[dict[str, Any]] | None = None) -
     return recommend(len(train), len(train.classes), confidence)
 
 
+def candidate_label(name: str, params: dict[str, Any]) -> str:
+    """``text_headless`` or ``text_headless[encoder=mpnet]``: how a candidate shows in reasons and scores."""
+    return name + (f"[{','.join(f'{k}={v}' for k, v in sorted(params.items()))}]" if params else "")
+
+
 def cross_validate(train: Any, task: str, candidates: tuple[tuple[str, dict[str, Any]], ...], seed: int,
                    folds: int) -> tuple[dict[str, float], dict[str, str], int]:
     """k-fold macro-F1 (accuracy on balanced classes, and fair to the small ones otherwise) of each candidate on (a
@@ -93,6 +98,7 @@ def cross_validate(train: Any, task: str, candidates: tuple[tuple[str, dict[str,
     bar = progress_bar(total=len(candidates) * cv.get_n_splits(), desc="auto: cross-validation", unit="fit",
                        enabled=runtime.show_progress())
     for name, params in candidates:
+        label = candidate_label(name, params)
         f1s = []
         try:
             for tr, te in cv.split(np.zeros(len(y)), y):
@@ -102,22 +108,48 @@ def cross_validate(train: Any, task: str, candidates: tuple[tuple[str, dict[str,
                 f1s.append(float(f1_score(held.y, model.predict_proba(held).argmax(1), average="macro")))
                 bar.update(1)
         except DataError as e:  # this candidate cannot use this data; the others may
-            unusable[name] = str(e)
+            unusable[label] = str(e)
             continue
-        scores[name] = float(np.mean(f1s))
+        scores[label] = float(np.mean(f1s))
     bar.close()
     if not scores:
         raise DataError("no strategy could be fitted to this data: " + "; ".join(unusable.values()))
     return scores, unusable, cv.get_n_splits()
 
 
-def auto_select(train: Any, task: str | None = None, seed: int = 0, folds: int = 3) -> AutoChoice:
+FAST_ENCODER_BUDGET_S = 60.0  # no --strategy: a slower encoder joins only if it embeds the training texts this fast
+
+
+def text_candidates(train: Any, budget_s: float | None = None) -> tuple[tuple[tuple[str, dict[str, Any]], ...], str]:
+    """The cheap text candidates, with frozen embeddings of the strongest installed encoder the data can afford
+    (mpnet when installed and the training texts embed within ``budget_s``), and why."""
+    from transferlab.features.ranking import TEXT_EMBED_BUDGET_S, strongest_affordable_encoder
+
+    encoder, why = strongest_affordable_encoder(list(train.texts), budget_s or TEXT_EMBED_BUDGET_S)
+    extra = (("text_headless", {"encoder": encoder}),) if encoder != "minilm" else ()
+    return CHEAP_CANDIDATES["text"] + extra, why
+
+
+def fast_choice(train: Any, task: str, seed: int = 0, folds: int = 3) -> AutoChoice:
+    """What ``train`` does with no ``--strategy``: ``auto`` restricted to what takes seconds, not minutes. Images: a
+    classifier on the frozen top features of the backbone(s) ``rank`` puts first (``auto``'s choice whenever its
+    advice is a frozen network; where it advises fine-tuning, the frozen choice is kept and the advice printed).
+    Text: the cheap candidates, cross-validated, whatever the size (few-shot and fine-tuning take minutes)."""
+    return auto_select(train, task, seed, folds, fast=True)
+
+
+def auto_select(train: Any, task: str | None = None, seed: int = 0, folds: int = 3, fast: bool = False
+                ) -> AutoChoice:
     """``--strategy auto``: measure, advise, and where the advice says so, cross-validate the cheap candidates
-    (see the module docstring)."""
+    (see the module docstring). ``fast``: never a strategy that trains a network (what ``train`` does by default)."""
     task = task or ("text" if hasattr(train, "texts") else "image")
     ranking = rank_backbones(train, seed=seed, task=task) if task == "image" else []
     advice = advise(train, task, ranking)
     logme = {r["backbone"]: float(r["logme"]) for r in ranking}
+    if task == "image" and fast and advice.strategy != "headless":
+        slow = advice
+        advice = Advice("headless", {"layer": "top"}, f"{slow.reason} That takes minutes: with no --strategy a "
+                        "frozen network is trained now (seconds); `--strategy auto` follows the advice.", slow.facts)
     if task == "image":
         first = ranking[0]
         if advice.strategy == "headless" and len(ranking) > 1:
@@ -132,10 +164,16 @@ def auto_select(train: Any, task: str | None = None, seed: int = 0, folds: int =
         reason = (f"{advice.reason} Backbone: {first['backbone']}, first by transferability on the training split "
                   f"(LogME {first['logme']:.3f}{runner_up}).")
         return AutoChoice(advice.strategy, first["backbone"], dict(advice.params), reason, advice, logme)
+    if fast and advice.strategy != "measure":
+        slow = advice
+        advice = Advice("measure", {}, f"{slow.reason} That takes minutes: with no --strategy the cheap classifiers "
+                        f"are measured instead (`--strategy auto` follows the advice).", slow.facts)
     if advice.strategy not in ("measure", "text_finetune"):
         return AutoChoice(advice.strategy, "minilm", dict(advice.params), advice.reason, advice, {}, "cv_scores")
-    scores, unusable, k = cross_validate(train, task, CHEAP_CANDIDATES[task], seed, folds)
+    candidates, encoder_why = text_candidates(train, FAST_ENCODER_BUDGET_S if fast else None)
+    scores, unusable, k = cross_validate(train, task, candidates, seed, folds)
     best = max(scores, key=lambda name: (scores[name], -list(scores).index(name)))
+    best_name, best_params = next((n, p) for n, p in candidates if candidate_label(n, p) == best)
     others = ", ".join([f"{name} {v:.3f}" for name, v in scores.items() if name != best]
                        + [f"{name} not usable: {why}" for name, why in unusable.items()])
     how = f"{k}-fold cross-validation on the training split"
@@ -148,4 +186,8 @@ def auto_select(train: Any, task: str | None = None, seed: int = 0, folds: int =
                   "(seconds, not minutes).")
     else:
         reason = f"{advice.reason} {how} chose {best} ({scores[best]:.3f}; {others})."
-    return AutoChoice(best, "minilm", {}, reason, Advice(best, {}, reason, advice.facts), scores, "cv_scores")
+    if len(candidates) > len(CHEAP_CANDIDATES["text"]):
+        reason += f" Encoders: minilm and {encoder_why}."
+    encoder = str(best_params.get("encoder", "minilm"))
+    return AutoChoice(best_name, encoder, dict(best_params), reason, Advice(best_name, dict(best_params), reason,
+                                                                            advice.facts), scores, "cv_scores")

@@ -64,13 +64,14 @@ def _attach_checkpoints(strategy: Strategy, out: str | os.PathLike[str] | None, 
     return Path(strategy.checkpoint_dir)
 
 
-def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, strategy: str = "headless",
+def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, strategy: str | None = None,
           backbone: str | None = None, params: dict[str, Any] | None = None, seed: int = 0,
           val_fraction: float = 0.2, eval_split: str | None = None, resume: bool = False, task: str | None = None,
           text_column: str = "text", label_column: str = "label",
           feature_columns: str | list[str] | None = None) -> TrainResult:
     """Train one strategy on DATA (images or text: ``task`` or detected), evaluate it on the evaluation split and
-    save it to ``out``. ``strategy="auto"`` measures the data first and says why it chose what it chose.
+    save it to ``out``. ``strategy="auto"`` measures the data first and says why it chose what it chose; with no
+    ``strategy``, the same measurement restricted to what takes seconds (frozen features; :func:`fast_choice`).
 
     Strategies that train a network checkpoint every epoch into :func:`checkpoint_dir_for` ``(out)``; with
     ``resume=True`` a killed run continues from its last complete epoch (same seed, same final numbers)."""
@@ -82,15 +83,19 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = Non
     params = dict(params or {})
     prepared: LabelledData | None = None
     auto = None
-    if strategy == "auto":  # measure the data first, then choose
-        from transferlab.workflows.auto import auto_select
+    if strategy is None and (backbone is not None or params):  # a backbone or parameters name what to train
+        strategy = "headless"
+    if strategy in (None, "auto"):  # measure the data first, then choose
+        from transferlab.workflows.auto import auto_select, fast_choice
 
         prepared = prepare(data, task, val_fraction, seed, eval_split, columns, DEFAULT_BACKBONE)
-        choice = auto_select(prepared.train, task, seed=seed)
+        auto_requested = strategy == "auto"
+        choice = (auto_select if auto_requested else fast_choice)(prepared.train, task, seed=seed)
         strategy, backbone = choice.strategy, (choice.backbone if task == "image" else backbone)
         params = {**choice.params, **params}
         auto = choice.to_metrics()
-        log(f"auto: {strategy}{' on ' + choice.backbone if task == 'image' else ''} {choice.params or ''}. "
+        how = "auto" if auto_requested else "strategy (fast auto; --strategy to choose)"
+        log(f"{how}: {strategy}{' on ' + choice.backbone if task == 'image' else ''} {choice.params or ''}. "
             f"{choice.reason}")
     model_strategy = build_strategy(strategy, task, backbone, params, seed)
     if columns.side() and not getattr(model_strategy, "uses_side_features", False):
