@@ -156,8 +156,11 @@ def test_text_advice_follows_size_and_length() -> None:
     assert advice.strategy == "measure" and advice.facts["smallest_class"] > FEW_SHOT_PER_CLASS
 
 
-def test_text_auto_fine_tunes_only_when_the_cheap_classifiers_leave_room() -> None:
+def test_text_auto_fine_tunes_only_when_the_cheap_classifiers_leave_room(monkeypatch) -> None:
     from transferlab.workflows.auto import CHEAP_IS_ENOUGH, auto_select
+
+    # the decision between cheap and fine-tuned, on MiniLM's candidates (mpnet would add minutes of embedding here)
+    monkeypatch.setattr("transferlab.features.ranking.TEXT_ENCODERS_BY_STRENGTH", ("minilm",))
 
     def balanced(name: str, largest: int) -> object:  # every row of the small classes, ``largest`` of the others
         ds = read_text_file(shared_dataset(name) / "train.csv")
