@@ -9,8 +9,7 @@ from transferlab.cli._common import print_json
 
 HELP = "the pretrained backbones available offline"
 
-SPEED_NOTE = ("* not installed (see the end)\n"
-              "items/s on the project's 2 CPU cores: images per second for image backbones (frozen feature\n"
+SPEED_NOTE = ("items/s on the project's 2 CPU cores: images per second for image backbones (frozen feature\n"
               "  extraction, ONNX Runtime, batch 32; benchmarks/extraction_speed.py), sentences per second for text\n"
               "  encoders (cold cache; benchmarks/text_encoder_speed.py); - where not measured")
 
@@ -54,5 +53,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {r['name']}: {r['description']}")
     for r in rows:
         if not r.get("installed", True):
-            print(f"not installed: {r['name']}: {r.get('how_to_add') or 'see the README'}")
+            print(f"* not installed: {r['name']}: {r.get('how_to_add') or 'see the README'}")
     return 0
