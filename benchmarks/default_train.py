@@ -94,8 +94,11 @@ def main() -> None:
                   f"(headless {base['accuracy']:.4f} in {base_wall:.0f} s)", file=sys.stderr, flush=True)
     print_table(rows, ["dataset", "default_choice", "default_acc", "default_wall_s", "headless_acc",
                        "headless_wall_s", "time_ratio", "reference", "reference_acc", "gap_points", "pass"])
-    save_results("default_train_cold_graphs" if args.cold_graphs else "default_train",
-                 {"graphs_pre_exported": not args.cold_graphs, "rows": rows})
+    name = "default_train_cold_graphs" if args.cold_graphs else "default_train"
+    earlier = RESULTS / f"{name}.json"  # rows of sets not run this time are kept
+    done = {r["dataset"] for r in rows}
+    kept = [r for r in json.loads(earlier.read_text())["rows"] if r["dataset"] not in done] if earlier.exists() else []
+    save_results(name, {"graphs_pre_exported": not args.cold_graphs, "rows": kept + rows})
 
 
 if __name__ == "__main__":

