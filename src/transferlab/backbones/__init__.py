@@ -71,6 +71,20 @@ def encoder_name(model_id: str) -> str:
     return minilm.NAME
 
 
+def packaged_transformer(name: str) -> str | None:
+    """The folder of a packaged transformer body by its registry name (``minilm``, ``mpnet``: a spec with a
+    ``body_folder``), else None; a clear error when it is registered but not installed."""
+    spec = _REGISTRY.get(name)
+    body_folder = getattr(spec, "body_folder", None)
+    return body_folder() if body_folder is not None else None
+
+
+def transformer_folder(name: str | os.PathLike[str]) -> str:
+    """The folder of a transformer body to embed with or fine-tune: a packaged one by name (``--backbone mpnet``),
+    or a folder written by ``pretrain-text --method mlm``."""
+    return packaged_transformer(str(name)) or transformer_backbone(name)
+
+
 def list_backbones(modality: str | None = None) -> list[Any]:
     """Registered specs in registration order; ``modality`` ("image" or "text") keeps one kind. Callers that
     build or extract image networks must ask for "image"."""
@@ -98,13 +112,13 @@ def backbone_rows(modality: str | None = None) -> list[dict[str, Any]]:
             "imagenet_top1": spec.imagenet_top1 if image else None,
             "items_per_second": measured_speed(spec.name),
             "description": spec.description,
-            "installed": spec.is_installed() if isinstance(spec, TextEncoderSpec) else True,
-            "how_to_add": getattr(spec, "how_to_add", ""),
+            "installed": spec.is_installed(),
+            "how_to_add": spec.how_to_add,
         })
     return rows
 
 
 __all__ = ["DEFAULT_BACKBONE", "DEFAULT_TEXT_ENCODER", "MANIFEST", "Backbone", "BackboneSpec", "TextEncoderSpec",
            "backbone_rows", "copy_transformer_backbone", "encoder_name", "folder_spec", "get_backbone",
-           "is_backbone_folder", "list_backbones", "load_word_vectors", "read_manifest", "register",
-           "transformer_backbone", "word_vectors_backbone"]
+           "is_backbone_folder", "list_backbones", "load_word_vectors", "packaged_transformer", "read_manifest",
+           "register", "transformer_backbone", "transformer_folder", "word_vectors_backbone"]

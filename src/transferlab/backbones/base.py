@@ -40,6 +40,12 @@ class Backbone:
     description: str
     weight_files: WeightFiles | None
 
+    how_to_add = ""  # an optional backbone says here how to install it (``models`` prints it)
+
+    def is_installed(self) -> bool:
+        """Whether the weights are there (packaged backbones always are; mpnet is optional)."""
+        return True
+
     def common_info(self) -> dict[str, Any]:
         """The fields every modality shares, with the parameter count in millions (as ``models`` prints it)."""
         return {"name": self.name, "family": self.family, "modality": self.modality,
@@ -118,6 +124,7 @@ class TextEncoderSpec(Backbone):
     model_id: str = ""  # what saved models record as their ``encoder`` (never changes); "" = the name
     installed: Callable[[], bool] | None = field(default=None, repr=False, compare=False)  # None: always
     how_to_add: str = ""  # said by ``models`` and by errors when ``installed()`` is false
+    body_folder: Callable[[], str] | None = field(default=None, repr=False, compare=False)  # a packaged transformer
 
     def is_installed(self) -> bool:
         return self.installed is None or bool(self.installed())

@@ -62,26 +62,9 @@ def word_vectors_backbone(folder: str | os.PathLike[str]) -> str:
                            "`pretrain-text --method skipgram` or `cbow`")
 
 
-def packaged_transformer(name: str) -> str | None:
-    """The folder of a packaged transformer body by its registry name (``minilm``, ``mpnet``), else None; a clear
-    error when it is registered but not installed."""
-    if name == "minilm":
-        from transferlab.backbones.minilm import minilm_path
-
-        return minilm_path()
-    if name == "mpnet":
-        from transferlab.backbones.mpnet import mpnet_path
-
-        return mpnet_path()
-    return None
-
-
 def transformer_backbone(folder: str | os.PathLike[str]) -> str:
-    """The folder of a transformer body: a packaged one by name (``mpnet``), or ``folder`` as a string after
-    checking that it holds one (written by ``pretrain-text --method mlm``)."""
-    packaged = packaged_transformer(str(folder))
-    if packaged is not None:
-        return packaged
+    """``folder`` as a string, after checking that it holds a transformer body (a packaged one by name:
+    :func:`transferlab.backbones.transformer_folder`)."""
     return _folder_of_kind(folder, "transformer", "a transformer", "text_finetune/text_headless/text_fewshot need "
                            "`pretrain-text --method mlm`")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Sequence
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +134,7 @@ class SentenceEncoder:
     def cache_key(self) -> str:
         return f"text:{self.model_tag}:mean:l2:max{self.max_length}"
 
-    @property
+    @cached_property
     def dim(self) -> int:
         import json
 
@@ -220,6 +220,7 @@ def specs() -> list[TextEncoderSpec]:
         TextEncoderSpec(
             name=NAME,
             model_id=MINILM,
+            body_folder=minilm_path,
             family="minilm",
             feature_dim=EMBEDDING_DIM,
             num_params=NUM_PARAMS,

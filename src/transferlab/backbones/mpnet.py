@@ -194,6 +194,7 @@ def specs() -> list[TextEncoderSpec]:
         TextEncoderSpec(
             name=NAME,
             model_id=MPNET,
+            body_folder=mpnet_path,
             installed=available,
             how_to_add=HOW_TO_ADD,
             family="mpnet",

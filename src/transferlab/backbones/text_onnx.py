@@ -85,18 +85,24 @@ def length_buckets(lengths: Sequence[int], batch_size: int, token_budget: int = 
     return batches
 
 
+def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, attention mask) int64 arrays, each sequence padded with ``pad_id`` to the longest of the batch."""
+    width = max(len(s) for s in sequences)
+    ids = np.full((len(sequences), width), pad_id, np.int64)
+    mask = np.zeros((len(sequences), width), np.int64)
+    for row, s in enumerate(sequences):
+        ids[row, : len(s)] = s
+        mask[row, : len(s)] = 1
+    return ids, mask
+
+
 def embed_with_session(run: Callable[[dict[str, np.ndarray]], np.ndarray], token_ids: Sequence[Sequence[int]],
                        pad_id: int, dim: int, batch_size: int, on_batch: Callable[[int], None] | None = None
                        ) -> np.ndarray:
     """Embeddings of already tokenised texts, batch by length bucket; ``run`` maps a feed to (batch, dim)."""
     out = np.zeros((len(token_ids), dim), np.float32)
     for idx in length_buckets([len(t) for t in token_ids], batch_size):
-        width = max(len(token_ids[i]) for i in idx)
-        ids = np.full((len(idx), width), pad_id, np.int64)
-        mask = np.zeros((len(idx), width), np.int64)
-        for row, i in enumerate(idx):
-            ids[row, : len(token_ids[i])] = token_ids[i]
-            mask[row, : len(token_ids[i])] = 1
+        ids, mask = pad_batch([token_ids[i] for i in idx], pad_id)
         out[idx] = run({"input_ids": ids, "attention_mask": mask})
         if on_batch is not None:
             on_batch(len(idx))

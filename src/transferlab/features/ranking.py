@@ -44,7 +44,7 @@ def candidate_backbones(task: str, backbones: list[str] | None = None) -> list[s
     """The backbones to try: the given names (or, for text, folders from ``pretrain-text --method mlm``), else every
     registered backbone of the modality. An unknown name is an error before any work."""
     if not backbones:  # every installed one (mpnet is optional: its parts may not be installed)
-        return [b.name for b in list_backbones(task) if getattr(b, "is_installed", lambda: True)()]
+        return [b.name for b in list_backbones(task) if b.is_installed()]
     for name in backbones:
         spec = get_backbone(name)
         if spec.modality != task:

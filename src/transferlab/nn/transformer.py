@@ -19,6 +19,7 @@ import torch.nn as nn
 
 # the offline loading of MiniLM lives with its registry entry (backbones/minilm.py); nn builds on it
 from transferlab.backbones.minilm import TOKENIZER_FILES, _transformers, minilm_path
+from transferlab.backbones.text_onnx import pad_batch
 
 
 class TransformerClassifier(nn.Module):
@@ -75,12 +76,8 @@ def tokenize(tokenizer: object, texts: Sequence[str], max_length: int) -> list[l
 
 
 def collate(sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in sequences)
-    ids = np.zeros((len(sequences), width), np.int64)
-    mask = np.zeros((len(sequences), width), np.int64)
-    for i, s in enumerate(sequences):
-        ids[i, : len(s)] = s
-        mask[i, : len(s)] = 1
+    """(ids, mask) tensors padded with 0 to the longest sequence (the same padding as the frozen encoders)."""
+    ids, mask = pad_batch(sequences)
     return torch.from_numpy(ids), torch.from_numpy(mask)
 
 

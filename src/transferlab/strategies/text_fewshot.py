@@ -112,9 +112,9 @@ class TextFewShot(Strategy):
         raise UserError(f"label_prompts must be auto, true or false, got {self.label_prompts!r}")
 
     def _body_folder(self) -> str | None:
-        from transferlab.backbones.folder import transformer_backbone
+        from transferlab.backbones import transformer_folder
 
-        return transformer_backbone(self.backbone) if self.backbone else None
+        return transformer_folder(self.backbone) if self.backbone else None
 
     def fit(self, X: Any, y: Any = None) -> TextFewShot:  # noqa: N803
         import torch

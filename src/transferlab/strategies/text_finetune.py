@@ -58,9 +58,9 @@ class TextFinetune(Strategy):
         self.seed = seed
 
     def _body_folder(self) -> str | None:
-        from transferlab.backbones.folder import transformer_backbone
+        from transferlab.backbones import transformer_folder
 
-        return transformer_backbone(self.backbone) if self.backbone else None
+        return transformer_folder(self.backbone) if self.backbone else None
 
     def _check_params(self) -> None:
         if int(self.epochs) < 1:

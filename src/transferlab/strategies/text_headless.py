@@ -40,9 +40,9 @@ class TextHeadless(Strategy):
         self.seed = seed
 
     def _body_folder(self) -> str | None:
-        from transferlab.backbones.folder import transformer_backbone
+        from transferlab.backbones import transformer_folder
 
-        return transformer_backbone(self.backbone) if self.backbone else None
+        return transformer_folder(self.backbone) if self.backbone else None
 
     def _embed(self, X: Any) -> np.ndarray:  # noqa: N803
         from transferlab.data.texts import texts_of

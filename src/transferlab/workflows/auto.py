@@ -130,18 +130,14 @@ def text_candidates(train: Any, budget_s: float | None = None) -> tuple[tuple[tu
     return CHEAP_CANDIDATES["text"] + extra, why
 
 
-def fast_choice(train: Any, task: str, seed: int = 0, folds: int = 3) -> AutoChoice:
-    """What ``train`` does with no ``--strategy``: ``auto`` restricted to what takes seconds, not minutes. Images: a
-    classifier on the frozen top features of the backbone(s) ``rank`` puts first (``auto``'s choice whenever its
-    advice is a frozen network; where it advises fine-tuning, the frozen choice is kept and the advice printed).
-    Text: the cheap candidates, cross-validated, whatever the size (few-shot and fine-tuning take minutes)."""
-    return auto_select(train, task, seed, folds, fast=True)
-
-
 def auto_select(train: Any, task: str | None = None, seed: int = 0, folds: int = 3, fast: bool = False
                 ) -> AutoChoice:
     """``--strategy auto``: measure, advise, and where the advice says so, cross-validate the cheap candidates
-    (see the module docstring). ``fast``: never a strategy that trains a network (what ``train`` does by default)."""
+    (see the module docstring).
+
+    ``fast`` (what ``train`` does with no ``--strategy``): restricted to what takes seconds. Images: a classifier on
+    the frozen top features of the backbone(s) ``rank`` puts first (where the advice is fine-tuning, the frozen
+    choice is kept and the advice printed). Text: the cheap candidates, cross-validated, whatever the size."""
     task = task or ("text" if hasattr(train, "texts") else "image")
     ranking = rank_backbones(train, seed=seed, task=task) if task == "image" else []
     advice = advise(train, task, ranking)

@@ -49,10 +49,9 @@ def backbone_params(cls: type[Strategy], task: str, backbone: str | os.PathLike[
     names = param_names(cls)
     text_encoders = {b.name for b in list_backbones("text")}
     if str(backbone) in text_encoders:
-        from transferlab.backbones.folder import packaged_transformer
+        from transferlab.backbones import packaged_transformer
 
-        if "encoder" not in names and "backbone" in names and str(backbone) != "glove":
-            packaged_transformer(str(backbone))  # a clear error now when it is not installed
+        if "encoder" not in names and "backbone" in names and packaged_transformer(str(backbone)) is not None:
             return {"backbone": str(backbone)}  # a packaged body to fine-tune (text_finetune, text_fewshot)
         if "encoder" not in names:
             raise UserError(f"--backbone {backbone}: {cls.name} does not take a text encoder")

@@ -71,7 +71,7 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = Non
           feature_columns: str | list[str] | None = None) -> TrainResult:
     """Train one strategy on DATA (images or text: ``task`` or detected), evaluate it on the evaluation split and
     save it to ``out``. ``strategy="auto"`` measures the data first and says why it chose what it chose; with no
-    ``strategy``, the same measurement restricted to what takes seconds (frozen features; :func:`fast_choice`).
+    ``strategy``, the same measurement restricted to what takes seconds (frozen features; ``auto_select(fast=True)``).
 
     Strategies that train a network checkpoint every epoch into :func:`checkpoint_dir_for` ``(out)``; with
     ``resume=True`` a killed run continues from its last complete epoch (same seed, same final numbers)."""
@@ -86,11 +86,11 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = Non
     if strategy is None and (backbone is not None or params):  # a backbone or parameters name what to train
         strategy = "headless"
     if strategy in (None, "auto"):  # measure the data first, then choose
-        from transferlab.workflows.auto import auto_select, fast_choice
+        from transferlab.workflows.auto import auto_select
 
         prepared = prepare(data, task, val_fraction, seed, eval_split, columns, DEFAULT_BACKBONE)
         auto_requested = strategy == "auto"
-        choice = (auto_select if auto_requested else fast_choice)(prepared.train, task, seed=seed)
+        choice = auto_select(prepared.train, task, seed=seed, fast=not auto_requested)
         strategy, backbone = choice.strategy, (choice.backbone if task == "image" else backbone)
         params = {**choice.params, **params}
         auto = choice.to_metrics()
