@@ -30,11 +30,12 @@ if [ "${TRANSFERLAB_SKIP_MPNET:-0}" != 1 ] && ! .venv/bin/python -c "from transf
   fi
   rm -rf "$parts"
 fi
-# Headless Chromium, for the test that opens the compare report like a person would. Optional: that test skips
-# without it.
-if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
-    || echo "setup: could not install chromium; the report screenshot test will be skipped" >&2
+# Headless Chromium and its WebDriver, for the tests that open the compare report and drive the serve page like a
+# person would. Optional: those tests skip without them.
+if { ! command -v chromium >/dev/null 2>&1 || [ ! -x /usr/bin/chromedriver ]; } && [ "$(id -u)" = 0 ] \
+   && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 \
+    || echo "setup: could not install chromium; the report screenshot and serve page tests will be skipped" >&2
 fi
 if .venv/bin/python -m pip list 2>/dev/null | grep -qi '^nvidia-'; then
   echo "setup: CUDA packages were installed; torch must be the CPU build (see README)" >&2

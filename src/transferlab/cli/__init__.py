@@ -35,6 +35,7 @@ COMMANDS = {
     "zeroshot": "transferlab.cli.zeroshot",
     "audit": "transferlab.cli.audit",
     "pretrain-text": "transferlab.cli.pretrain_text",
+    "qa": "transferlab.cli.qa",
     "serve": "transferlab.cli.serve",
     "example-data": "transferlab.cli.example_data",
     "models": "transferlab.cli.models",

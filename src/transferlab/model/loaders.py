@@ -26,6 +26,7 @@ LOADERS: dict[str, str] = {
     "text_wordnet": "transferlab.model.text_loaders:load_wordnet",
     "text_transformer": "transferlab.model.text_loaders:load_transformer",
     "text_tuned_embedding+head": "transferlab.model.text_loaders:load_tuned_embedding_head",
+    "qa_reader": "transferlab.model.qa_loaders:load_qa_reader",
 }
 
 

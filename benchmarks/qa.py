@@ -1,0 +1,217 @@
+"""Extractive question answering (issue 14): a reader trained with defaults on squad_v1.1/train.json, evaluated on
+the whole test.json; the learning curve; domain transfer to SQuADShifts; answering speed.
+
+Each part merges its rows into benchmarks/results/qa.json (so parts can run separately, one at a time, on the shared
+2-core machines); readers are kept under runs/qa/ and reused by later parts.
+
+    .venv/bin/python benchmarks/qa.py --default                   # train.json -> test.json, EM/F1, minutes
+    .venv/bin/python benchmarks/qa.py --default --eval-only --eval-limit 1000   # the saved reader, 1,000 questions
+    .venv/bin/python benchmarks/qa.py --train-sizes 250 1000      # learning-curve points (test.json, or --eval-limit)
+    .venv/bin/python benchmarks/qa.py --domains squadshifts_amazon --modes as_is no_labels labels scratch
+    .venv/bin/python benchmarks/qa.py --speed                     # questions/s in batch, p50 ms for one question
+
+Domain modes: ``as_is`` the SQuAD reader on the domain's test.json; ``labels`` that reader fine-tuned on the
+domain's train.json (``qa train --init``); ``no_labels`` ``qa adapt`` on the contexts of the domain's train.json and
+test.json with their questions removed (unlabelled text of the domain, as a user would have it); ``scratch`` a
+reader trained on the domain's train.json alone from MiniLM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, ROOT, SHARED, print_table  # noqa: E402
+
+RUNS = ROOT / "runs" / "qa"
+
+
+def _merge(part: str, value: Any) -> None:
+    path = RESULTS / "qa.json"
+    doc = json.loads(path.read_text()) if path.exists() else {}
+    doc.setdefault("machine", {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()})
+    doc[part] = value
+    doc["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2))
+    os.replace(tmp, path)
+    print(f"wrote {path} [{part}]")
+
+
+def _subset(data: Path, limit: int | None, seed: int = 0) -> Path:
+    """The first ``limit`` questions of a seeded shuffle of ``data``, as a SQuAD file (whole file when None)."""
+    if limit is None:
+        return data
+    doc = json.loads(data.read_text())
+    ids = [qa["id"] for a in doc["data"] for p in a["paragraphs"] for qa in p["qas"]]
+    keep = set(random.Random(seed).sample(ids, min(limit, len(ids))))
+    for a in doc["data"]:
+        for p in a["paragraphs"]:
+            p["qas"] = [qa for qa in p["qas"] if qa["id"] in keep]
+        a["paragraphs"] = [p for p in a["paragraphs"] if p["qas"]]
+    out = RUNS / "data" / f"{data.parent.name}-{data.stem}-{limit}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc))
+    return out
+
+
+def _evaluate(reader: Any, data: Path) -> dict[str, Any]:  # noqa: ANN401
+    from transferlab.workflows.qa import evaluate_reader
+
+    m = evaluate_reader(reader, data)
+    return {"exact_match": round(m["exact_match"], 2), "f1": round(m["f1"], 2), "count": m["count"],
+            "answer_minutes": round(m["answer_seconds"] / 60, 2)}
+
+
+def _train(data: Path, out: Path, limit: int | None = None, init: str | None = None,
+           params: dict[str, Any] | None = None) -> dict[str, Any]:
+    from transferlab.workflows.qa import train_reader
+
+    r = train_reader(data, out=out, init=init, params=params, limit=limit)
+    return {"train_questions": r.metrics["train_questions"], "train_minutes": round(r.metrics["train_seconds"] / 60, 2),
+            "steps_per_epoch": r.metrics["steps_per_epoch"], "out": str(out)}
+
+
+def default_run(eval_limit: int | None, eval_only: bool) -> None:
+    """Train with defaults (unless ``eval_only``: the saved reader and its metrics.json are reused), evaluate."""
+    squad = SHARED / "squad_v1.1"
+    out = RUNS / "reader_default"
+    path = RESULTS / "qa.json"
+    runs = json.loads(path.read_text()).get("default", []) if path.exists() else []
+    runs = runs if isinstance(runs, list) else [runs]
+    row: dict[str, Any] = {"command": "benchmarks/qa.py --default (= transferlab qa train squad_v1.1/train.json "
+                                      "--out runs/qa/reader_default; qa evaluate runs/qa/reader_default "
+                                      "squad_v1.1/test.json)", "load_average_before": os.getloadavg()}
+    if eval_only:
+        m = json.loads((out / "metrics.json").read_text())
+        row.update({"train_questions": m["train_questions"], "train_minutes": round(m["train_seconds"] / 60, 2),
+                    "steps_per_epoch": m["steps_per_epoch"], "out": str(out), "eval_only": True})
+    else:
+        row.update(_train(squad / "train.json", out))
+    row.update(_evaluate(out, _subset(squad / "test.json", eval_limit)))
+    print_table([row], ["train_questions", "train_minutes", "exact_match", "f1", "count", "answer_minutes"])
+    _merge("default", [r for r in runs if r.get("count") != row["count"]] + [row])
+
+
+def learning_curve(sizes: list[int], eval_limit: int | None) -> None:
+    squad = SHARED / "squad_v1.1"
+    path = RESULTS / "qa.json"
+    rows = json.loads(path.read_text()).get("learning_curve", []) if path.exists() else []
+    test = _subset(squad / "test.json", eval_limit)
+    for n in sizes:
+        out = RUNS / f"reader_{n}"
+        data = squad / ("train_full_subset.json" if n > 2921 else "train.json")
+        row = {"size": n, **_train(data, out, limit=n), **_evaluate(out, test)}
+        rows = [r for r in rows if r["size"] != n or r.get("count") != row["count"]] + [row]
+        print_table([row], ["size", "train_minutes", "exact_match", "f1", "count"])
+        _merge("learning_curve", sorted(rows, key=lambda r: (r["size"], r["count"])))
+
+
+def _contexts_only(domain: Path) -> Path:
+    """The domain's train.json and test.json contexts as paragraphs of a .txt file (questions removed)."""
+    seen, paras = set(), []
+    for name in ("train.json", "test.json"):
+        for a in json.loads((domain / name).read_text())["data"]:
+            for p in a["paragraphs"]:
+                if p["context"] not in seen:
+                    seen.add(p["context"])
+                    paras.append(" ".join(p["context"].split()))
+    out = RUNS / "data" / f"{domain.name}-contexts.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n\n".join(paras))
+    return out
+
+
+def domain_transfer(domains: list[str], modes: list[str], eval_limit: int | None) -> None:
+    from transferlab.workflows.qa import adapt_reader
+
+    reader = RUNS / "reader_default"
+    path = RESULTS / "qa.json"
+    table = json.loads(path.read_text()).get("domain_transfer", {}) if path.exists() else {}
+    for name in domains:
+        domain = SHARED / name
+        test = _subset(domain / "test.json", eval_limit)
+        rows = table.get(name, {})
+        for mode in modes:
+            t0 = time.perf_counter()
+            if mode == "as_is":
+                row: dict[str, Any] = {}
+                target = reader
+            elif mode == "labels":
+                target = RUNS / f"{name}-labels"
+                row = _train(domain / "train.json", target, init=str(reader))
+            elif mode == "scratch":
+                target = RUNS / f"{name}-scratch"
+                row = _train(domain / "train.json", target)
+            elif mode == "no_labels":
+                target = RUNS / f"{name}-no_labels"
+                r = adapt_reader(reader, _contexts_only(domain), out=target)
+                row = {"synthesised_questions": r.metrics["synthesised_questions"],
+                       "train_minutes": round(r.metrics["train_seconds"] / 60, 2)}
+            else:
+                raise SystemExit(f"unknown mode {mode}")
+            row.update(_evaluate(target, test))
+            row["minutes"] = round((time.perf_counter() - t0) / 60, 2)
+            rows[mode] = row
+            table[name] = rows
+            print(name, mode, row)
+            _merge("domain_transfer", table)
+
+
+def speed() -> None:
+    """Questions/s on short passages (<= 120 words, all their questions in one call) and the p50 latency of one
+    question about one short passage, reader loaded once."""
+    from transferlab.data.squad import read_squad
+    from transferlab.workflows.qa import load_reader
+
+    reader = load_reader(RUNS / "reader_default")
+    examples, _ = read_squad(SHARED / "squad_v1.1" / "test.json")
+    short = [e for e in examples if len(e.context.split()) <= 120][:400]
+    reader.answer([e.question for e in short[:8]], [e.context for e in short[:8]])  # warm-up
+    t0 = time.perf_counter()
+    reader.answer([e.question for e in short], [e.context for e in short])
+    qps = len(short) / (time.perf_counter() - t0)
+    times = []
+    for e in short[:60]:
+        t = time.perf_counter()
+        reader.answer([e.question], [e.context])
+        times.append((time.perf_counter() - t) * 1000)
+    row = {"short_passages": len(short), "questions_per_second": round(qps, 1),
+           "p50_ms_one_question": round(statistics.median(times), 1), "load_average": os.getloadavg()}
+    print(row)
+    _merge("speed", row)
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--default", action="store_true")
+    p.add_argument("--train-sizes", type=int, nargs="*", default=[])
+    p.add_argument("--domains", nargs="*", default=[])
+    p.add_argument("--modes", nargs="*", default=["as_is", "labels", "no_labels", "scratch"])
+    p.add_argument("--speed", action="store_true")
+    p.add_argument("--eval-limit", type=int, default=None, help="evaluate on N questions of a seeded shuffle")
+    p.add_argument("--eval-only", action="store_true", help="--default: evaluate the saved reader, do not train")
+    args = p.parse_args()
+    if args.default:
+        default_run(args.eval_limit, args.eval_only)
+    if args.train_sizes:
+        learning_curve(args.train_sizes, args.eval_limit)
+    if args.domains:
+        domain_transfer(args.domains, args.modes, args.eval_limit)
+    if args.speed:
+        speed()
+
+
+if __name__ == "__main__":
+    main()

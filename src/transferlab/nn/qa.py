@@ -1,0 +1,211 @@
+"""The extractive reader: a transformer body with a linear span head (start and end logit per token), sliding
+windows over long passages, and n-best decoding back to character offsets. Shared by the ``qa_reader`` strategy
+(training) and the saved-model loader (answering), so both decode identically.
+
+Windows: the fast tokenizer encodes (question, context) pairs, question first, ``truncation="only_second"`` so
+only the context is cut, ``max_length`` tokens per window and ``stride`` tokens of overlap between consecutive
+windows of one passage; offsets map every context token back to characters. Questions longer than
+:data:`MAX_QUESTION_TOKENS` are cut there (otherwise no room is left for the context).
+
+Training labels: the token positions of the answer's first and last character in a window, or 0 (the [CLS]
+position) when the answer is not wholly inside that window.
+
+Decoding, per question over all its windows: the top ``n_best`` start and end tokens of each window, pairs with
+end >= start, at most ``max_answer_tokens`` long, both inside the context, scored by start + end logit; the best
+span's characters are cut from the original context. Its ``score`` is a softmax over the n-best candidates'
+scores (a relative confidence among the candidates, not a calibrated probability of being right). For SQuAD 2.0
+readers, ``null_threshold`` (not None) answers "" when the best [CLS] score (start + end at position 0) beats the
+best span by more than the threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+MAX_QUESTION_TOKENS = 64
+
+
+class SpanReader(nn.Module):
+    """``forward((ids, mask, type_ids or None)) -> (batch, length, 2)`` start and end logits."""
+
+    def __init__(self, body: nn.Module, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.body = body
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(body.config.hidden_size, 2)
+
+    def forward(self, inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]) -> torch.Tensor:
+        ids, mask, types = inputs
+        kwargs = {"token_type_ids": types} if types is not None else {}
+        hidden = self.body(input_ids=ids, attention_mask=mask, **kwargs).last_hidden_state
+        logits = self.head(self.dropout(hidden))
+        return logits.masked_fill(~mask.bool().unsqueeze(-1), -1e4)  # padding is never an answer
+
+
+@dataclass
+class Windows:
+    """The encoded windows of many (question, context) pairs. ``example[w]`` is the pair of window ``w``;
+    ``offsets[w][t]`` the (start, end) characters of token ``t`` in its context, or None outside the context."""
+
+    input_ids: list[list[int]]
+    type_ids: list[list[int]] | None
+    example: np.ndarray
+    offsets: list[list[tuple[int, int] | None]]
+    starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # labels, when answers were given
+    ends: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def lengths(self) -> np.ndarray:
+        return np.asarray([len(s) for s in self.input_ids])
+
+
+def _cut_questions(tokenizer: Any, questions: Sequence[str]) -> list[str]:  # noqa: ANN401
+    """Questions cut at :data:`MAX_QUESTION_TOKENS` tokens (by characters, so the text stays as typed)."""
+    enc = tokenizer(list(questions), add_special_tokens=False, return_offsets_mapping=True)
+    out = []
+    for q, offsets in zip(questions, enc["offset_mapping"], strict=True):
+        out.append(q[: offsets[MAX_QUESTION_TOKENS - 1][1]] if len(offsets) > MAX_QUESTION_TOKENS else q)
+    return out
+
+
+def encode_windows(tokenizer: Any, questions: Sequence[str], contexts: Sequence[str],  # noqa: ANN401
+                   max_length: int, stride: int,
+                   answers: Sequence[tuple[int, int] | None] | None = None) -> Windows:
+    """Windows of every pair; with ``answers`` ((start char, end char exclusive) or None per pair), the start and end
+    token labels of each window (0 when its answer is not inside)."""
+    if not len(questions):
+        return Windows([], None, np.zeros(0, np.int64), [])
+    enc = tokenizer(_cut_questions(tokenizer, questions), list(contexts), truncation="only_second",
+                    max_length=max_length, stride=stride, return_overflowing_tokens=True,
+                    return_offsets_mapping=True, padding=False)
+    sample = np.asarray(enc["overflow_to_sample_mapping"], np.int64)
+    offsets: list[list[tuple[int, int] | None]] = []
+    starts, ends = np.zeros(len(sample), np.int64), np.zeros(len(sample), np.int64)
+    for w in range(len(sample)):
+        seq = enc.sequence_ids(w)
+        offs = [tuple(o) if s == 1 else None for o, s in zip(enc["offset_mapping"][w], seq, strict=True)]
+        offsets.append(offs)  # type: ignore[arg-type]
+        span = answers[sample[w]] if answers is not None else None
+        if span is None:
+            continue
+        a, b = span
+        ctx = [t for t, o in enumerate(offs) if o is not None]
+        if not ctx or offs[ctx[0]][0] > a or offs[ctx[-1]][1] < b:  # type: ignore[index]
+            continue  # the answer is not wholly in this window: label [CLS]
+        s = next(t for t in ctx if offs[t][1] > a)  # type: ignore[index]
+        e = next(t for t in reversed(ctx) if offs[t][0] < b)  # type: ignore[index]
+        if e >= s:
+            starts[w], ends[w] = s, e
+    types = enc.get("token_type_ids")
+    return Windows(enc["input_ids"], types, sample, offsets, starts, ends)
+
+
+def collate_windows(windows: Windows, chunk: Sequence[int], pad_id: int = 0
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(ids, mask, type_ids or None) of some windows, padded to the longest of them."""
+    n = max(len(windows.input_ids[i]) for i in chunk)
+    ids = np.full((len(chunk), n), pad_id, np.int64)
+    mask = np.zeros((len(chunk), n), np.int64)
+    types = np.zeros((len(chunk), n), np.int64) if windows.type_ids is not None else None
+    for r, i in enumerate(chunk):
+        seq = windows.input_ids[i]
+        ids[r, : len(seq)] = seq
+        mask[r, : len(seq)] = 1
+        if types is not None:
+            types[r, : len(seq)] = windows.type_ids[i]  # type: ignore[index]
+    return (torch.from_numpy(ids), torch.from_numpy(mask),
+            torch.from_numpy(types) if types is not None else None)
+
+
+def window_logits(net: SpanReader, windows: Windows, batch_size: int = 32, pad_id: int = 0,
+                  progress: Any = None) -> list[np.ndarray]:  # noqa: ANN401
+    """(length, 2) float32 logits per window, in order; batches of similar length (little padding)."""
+    out: list[np.ndarray] = [np.zeros((0, 2), np.float32)] * len(windows)
+    order = np.argsort(windows.lengths(), kind="stable")
+    net.eval()
+    with torch.inference_mode():
+        for s in range(0, len(order), batch_size):
+            chunk = order[s : s + batch_size]
+            logits = net(collate_windows(windows, chunk, pad_id)).float().numpy()
+            for r, i in enumerate(chunk):
+                out[i] = logits[r, : len(windows.input_ids[i])]
+            if progress is not None:
+                progress(len(chunk))
+    return out
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def decode(windows: Windows, logits: Sequence[np.ndarray], contexts: Sequence[str], n_best: int = 20,
+           max_answer_tokens: int = 30, null_threshold: float | None = None) -> list[dict[str, Any]]:
+    """The best answer per pair: ``{"answer", "start" (character), "score", "candidates"}``; ``answer`` is "" and
+    ``start`` -1 when no span is possible (or, with ``null_threshold``, when "no answer" wins)."""
+    per_pair: list[list[tuple[float, int, int]]] = [[] for _ in contexts]
+    null = np.full(len(contexts), np.inf)
+    for w, lg in enumerate(logits):
+        p = int(windows.example[w])
+        offs = windows.offsets[w]
+        null[p] = min(null[p], float(lg[0, 0] + lg[0, 1]))
+        ctx = np.asarray([t for t, o in enumerate(offs) if o is not None], np.int64)
+        if not len(ctx):
+            continue
+        s_log, e_log = lg[ctx, 0], lg[ctx, 1]
+        top_s = ctx[np.argsort(-s_log)[:n_best]]
+        top_e = ctx[np.argsort(-e_log)[:n_best]]
+        for s in top_s:
+            for e in top_e:
+                if e < s or e - s + 1 > max_answer_tokens:
+                    continue
+                a, b = offs[s][0], offs[e][1]  # type: ignore[index]
+                per_pair[p].append((float(lg[s, 0] + lg[e, 1]), a, b))
+    out = []
+    for p, cands in enumerate(per_pair):
+        cands.sort(key=lambda c: -c[0])
+        best: dict[tuple[int, int], float] = {}
+        for score, a, b in cands:  # the same characters from overlapping windows count once, at their best
+            if (a, b) not in best:
+                best[(a, b)] = score
+            if len(best) >= n_best:
+                break
+        spans = list(best.items())
+        scores = np.asarray([s for _, s in spans] + ([null[p]] if null_threshold is not None else []), np.float64)
+        probs = _softmax(scores) if len(scores) else scores
+        ctx = contexts[p]
+        candidates = [{"answer": ctx[a:b], "start": a, "score": float(pr)}
+                      for ((a, b), _), pr in zip(spans, probs, strict=False)]
+        if not spans or (null_threshold is not None and null[p] - spans[0][1] > null_threshold):
+            out.append({"answer": "", "start": -1, "score": float(probs[-1]) if len(probs) else 1.0,
+                        "candidates": candidates})
+        else:
+            out.append({**candidates[0], "candidates": candidates})
+    return out
+
+
+def answer(net: SpanReader, tokenizer: Any, questions: Sequence[str], contexts: Sequence[str],  # noqa: ANN401
+           max_length: int, stride: int, max_answer_tokens: int = 30, n_best: int = 20,
+           null_threshold: float | None = None, batch_size: int = 32, progress: Any = None  # noqa: ANN401
+           ) -> list[dict[str, Any]]:
+    """Answer each question from its context: all windows of all pairs are run through the network in batches (many
+    questions about one passage share a batch), then decoded per pair."""
+    windows = encode_windows(tokenizer, questions, contexts, max_length, stride)
+    logits = window_logits(net, windows, batch_size, tokenizer.pad_token_id or 0, progress)
+    return decode(windows, logits, contexts, n_best, max_answer_tokens, null_threshold)
+
+
+def span_batches(windows: Windows, batches: Sequence[np.ndarray], pad_id: int = 0
+                 ) -> Iterator[tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]]:
+    """(inputs, (batch, 2) start/end targets) for the training loop."""
+    for chunk in batches:
+        targets = torch.from_numpy(np.stack([windows.starts[chunk], windows.ends[chunk]], 1))
+        yield collate_windows(windows, chunk, pad_id), targets

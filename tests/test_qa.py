@@ -1,0 +1,321 @@
+"""Extractive question answering (issue 14): the official metric, SQuAD reading and validation, the reader trained
+on a tiny hand-made file (real MiniLM), saving and loading, the ``qa`` command line, question synthesis."""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from transferlab.cli import main
+from transferlab.data.qa_synthesis import synthesize
+from transferlab.data.squad import align_answer, read_passages, read_squad
+from transferlab.errors import DataError
+from transferlab.evaluation_qa import squad_metrics
+
+
+# --- the official SQuAD v1.1 evaluation script (evaluate-v1.1.py), its functions copied as the reference ---------
+def off_normalize_answer(s):
+    """Lower text and remove punctuation, articles and extra whitespace."""
+    def remove_articles(text):
+        return re.sub(r'\b(a|an|the)\b', ' ', text)
+
+    def white_space_fix(text):
+        return ' '.join(text.split())
+
+    def remove_punc(text):
+        exclude = set(string.punctuation)
+        return ''.join(ch for ch in text if ch not in exclude)
+
+    def lower(text):
+        return text.lower()
+
+    return white_space_fix(remove_articles(remove_punc(lower(s))))
+
+
+def off_f1_score(prediction, ground_truth):
+    prediction_tokens = off_normalize_answer(prediction).split()
+    ground_truth_tokens = off_normalize_answer(ground_truth).split()
+    common = Counter(prediction_tokens) & Counter(ground_truth_tokens)
+    num_same = sum(common.values())
+    if num_same == 0:
+        return 0
+    precision = 1.0 * num_same / len(prediction_tokens)
+    recall = 1.0 * num_same / len(ground_truth_tokens)
+    f1 = (2 * precision * recall) / (precision + recall)
+    return f1
+
+
+def off_exact_match_score(prediction, ground_truth):
+    return (off_normalize_answer(prediction) == off_normalize_answer(ground_truth))
+
+
+def off_metric_max_over_ground_truths(metric_fn, prediction, ground_truths):
+    scores_for_ground_truths = []
+    for ground_truth in ground_truths:
+        score = metric_fn(prediction, ground_truth)
+        scores_for_ground_truths.append(score)
+    return max(scores_for_ground_truths)
+
+
+def off_evaluate(dataset, predictions):
+    f1 = exact_match = total = 0
+    for article in dataset:
+        for paragraph in article['paragraphs']:
+            for qa in paragraph['qas']:
+                total += 1
+                if qa['id'] not in predictions:
+                    message = 'Unanswered question ' + qa['id'] + ' will receive score 0.'
+                    print(message, file=sys.stderr)
+                    continue
+                ground_truths = list(map(lambda x: x['text'], qa['answers']))
+                prediction = predictions[qa['id']]
+                exact_match += off_metric_max_over_ground_truths(
+                    off_exact_match_score, prediction, ground_truths)
+                f1 += off_metric_max_over_ground_truths(
+                    off_f1_score, prediction, ground_truths)
+
+    exact_match = 100.0 * exact_match / total
+    f1 = 100.0 * f1 / total
+
+    return {'exact_match': exact_match, 'f1': f1}
+# --- end of the official functions ---------------------------------------------------------------------------------
+
+
+# a tiny hand-made SQuAD v1.1 file: 4 passages, 20 questions
+PASSAGES = [
+    ("Marie Curie was born in Warsaw in 1867. She moved to Paris in 1891 to study physics at the Sorbonne. In 1903 "
+     "she shared the Nobel Prize in Physics with Pierre Curie and Henri Becquerel. She later discovered the elements "
+     "polonium and radium.",
+     [("Where was Marie Curie born?", "Warsaw"), ("In which year was Marie Curie born?", "1867"),
+      ("Where did she study physics in Paris?", "the Sorbonne"),
+      ("Which prize did she share in 1903?", "the Nobel Prize in Physics"),
+      ("Which elements did she discover?", "polonium and radium")]),
+    ("The Danube is the second-longest river in Europe, flowing for about 2,850 kilometres. It rises in the Black "
+     "Forest of Germany and empties into the Black Sea. Ten countries lie along its course, including Austria, "
+     "Hungary and Romania. Vienna and Budapest are among the capitals it passes.",
+     [("How long is the Danube?", "about 2,850 kilometres"), ("Where does the Danube rise?", "the Black Forest"),
+      ("Into which sea does the Danube empty?", "the Black Sea"),
+      ("How many countries lie along the course of the Danube?", "Ten"),
+      ("Which capitals does the Danube pass?", "Vienna and Budapest")]),
+    ("The espresso machine was patented by Angelo Moriondo in Turin in 1884. Modern machines force water at a "
+     "pressure of about nine bars through finely ground coffee. A single shot takes roughly 25 seconds to pull and "
+     "yields about 30 millilitres of coffee.",
+     [("Who patented the espresso machine?", "Angelo Moriondo"),
+      ("In which city was the espresso machine patented?", "Turin"),
+      ("At what pressure do modern machines force water through the coffee?", "about nine bars"),
+      ("How long does a single shot take to pull?", "roughly 25 seconds"),
+      ("How much coffee does a single shot yield?", "about 30 millilitres")]),
+    ("Honeybees communicate the location of food with a waggle dance. The angle of the dance shows the direction of "
+     "the flowers relative to the sun, and its duration shows the distance. A colony can contain up to 60,000 "
+     "workers but only one queen, who lays up to 2,000 eggs a day.",
+     [("How do honeybees communicate the location of food?", "with a waggle dance"),
+      ("What does the angle of the dance show?", "the direction of the flowers"),
+      ("What does the duration of the dance show?", "the distance"),
+      ("How many workers can a colony contain?", "up to 60,000"),
+      ("How many eggs does the queen lay a day?", "up to 2,000")]),
+]
+
+
+def squad_doc(passages=PASSAGES) -> dict:
+    data = []
+    for p, (context, qas) in enumerate(passages):
+        rows = []
+        for q, (question, ans) in enumerate(qas):
+            assert ans in context, ans
+            rows.append({"id": f"p{p}q{q}", "question": question,
+                         "answers": [{"text": ans, "answer_start": context.index(ans)}]})
+        data.append({"title": f"passage {p}", "paragraphs": [{"context": context, "qas": rows}]})
+    return {"version": "1.1", "data": data}
+
+
+@pytest.fixture()
+def tiny_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(squad_doc()))
+    return path
+
+
+# --- metric --------------------------------------------------------------------------------------------------------
+def test_metric_equals_the_official_script():
+    context = "x"
+    qas = [  # (gold answers, prediction): articles, punctuation, unicode, empty, several golds, partial overlap
+        (["the Eiffel Tower"], "Eiffel Tower"),
+        (["The Beatles"], "the beatles."),
+        (["an apple a day"], "apple day"),
+        (["Zürich, Switzerland"], "zürich"),
+        (["Năm 1945"], "năm 1945!"),
+        (["42"], ""),
+        (["1,000 km", "one thousand kilometres", "1000 km"], "1000 km"),
+        (["Denver Broncos", "Broncos", "the Denver Broncos"], "Denver Broncos defeated the Carolina Panthers"),
+        (["New York City"], "New York New York"),
+        (["it's — complicated"], "its complicated"),
+        (["a"], "the"),
+        (["Paris"], "London"),
+        (["«Les Misérables»"], "Les Misérables"),
+        (["  spaced   out  "], "spaced out"),
+    ]
+    dataset = [{"title": "t", "paragraphs": [{"context": context, "qas": [
+        {"id": str(i), "question": "q", "answers": [{"text": g, "answer_start": 0} for g in golds]}
+        for i, (golds, _) in enumerate(qas)]}]}]
+    predictions = {str(i): pred for i, (_, pred) in enumerate(qas)}
+    del predictions["3"]  # an unanswered question scores 0 in both
+    expected = off_evaluate(dataset, predictions)
+
+    class Ex:
+        def __init__(self, i, golds):
+            self.id, self.question, self.answers = str(i), "q", [{"text": g} for g in golds]
+
+    ours = squad_metrics([Ex(i, g) for i, (g, _) in enumerate(qas)], predictions)
+    assert ours["count"] == len(qas)
+    assert abs(ours["exact_match"] - expected["exact_match"]) < 1e-6
+    assert abs(ours["f1"] - expected["f1"]) < 1e-6
+    assert 0 < ours["f1"] < 100 and 0 < ours["exact_match"] < 100  # the fixture has both right and wrong answers
+    by_id = {r["id"]: r for r in ours["per_question"]}
+    assert by_id["7"]["exact_match"] == 0 and 0 < by_id["7"]["f1"] < 1
+
+
+# --- data -----------------------------------------------------------------------------------------------------------
+def test_wrong_answer_start_is_realigned_and_unfindable_answer_skipped(tmp_path: Path):
+    doc = squad_doc()
+    qas = doc["data"][0]["paragraphs"][0]["qas"]
+    qas[0]["answers"][0]["answer_start"] += 7  # "Warsaw" shifted: realigned to the nearest occurrence
+    qas[1]["answers"][0]["text"] = "1999"  # nowhere in the passage: the question is skipped and reported
+    doc["data"][1]["paragraphs"][0]["context"] = "   "  # an empty context: its 5 questions are skipped
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+    examples, report = read_squad(path)
+    assert len(examples) == 20 - 1 - 5
+    warsaw = next(e for e in examples if e.id == "p0q0")
+    start = warsaw.answers[0]["answer_start"]
+    assert warsaw.context[start : start + 6] == "Warsaw"
+    reasons = {s["path"]: s["reason"] for s in report.skipped}
+    assert "p0q1" in reasons and "not in the context" in reasons["p0q1"]
+    assert any("empty or missing context" in r for r in reasons.values())
+    assert any("realigned" in n for n in report.notes)
+    # the closest of several occurrences wins
+    assert align_answer("cat dog cat dog", "dog", 13) == 12 and align_answer("cat dog cat dog", "dog", 5) == 4
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "malformed JSON"),
+    ('{"version": "1.1"}', "not a SQuAD file"),
+    ('{"data": [{"title": "t", "paragraphs": [{"context": "", "qas": []}]}]}', "no usable questions"),
+])
+def test_bad_files_exit_2_with_one_line(tmp_path: Path, capsys, content, message):
+    path = tmp_path / "broken.json"
+    path.write_text(content)
+    with pytest.raises(DataError):
+        read_squad(path)
+    code = main(["qa", "train", str(path), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and message in err and str(path) in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_read_passages_txt_and_json(tmp_path: Path, tiny_file: Path):
+    txt = tmp_path / "docs.txt"
+    txt.write_text(PASSAGES[0][0] + "\n\nshort\n\n" + PASSAGES[1][0] + "\n\n" + PASSAGES[0][0] + "\n")
+    assert read_passages(txt) == [PASSAGES[0][0], PASSAGES[1][0]]
+    assert read_passages(tiny_file) == [p for p, _ in PASSAGES]
+    with pytest.raises(DataError):
+        read_passages(tmp_path / "missing.txt")
+
+
+# --- synthesis ------------------------------------------------------------------------------------------------------
+def test_synthesised_questions_are_well_formed():
+    examples = synthesize([p for p, _ in PASSAGES], per_passage=4, seed=0)
+    assert len(examples) >= 12
+    assert len({e.id for e in examples}) == len(examples)
+    kinds = set()
+    for e in examples:
+        ans = e.answers[0]
+        assert e.context[ans["answer_start"] : ans["answer_start"] + len(ans["text"])] == ans["text"]
+        assert e.question.endswith("?") and (e.question[0].isupper() or e.question[0].isdigit())
+        assert ans["text"] not in e.question  # the answer is what the question asks for
+        wh = next(w for w in ("what year", "how many", "how much", "who", "where", "what") if w in e.question.lower())
+        kinds.add(wh)
+        assert len(e.question.split()) >= 5
+    assert {"what year", "how many"} <= kinds  # years and numbers are found
+    assert synthesize([p for p, _ in PASSAGES], per_passage=4, seed=0)[0].question == examples[0].question
+
+
+# --- the reader (a real MiniLM body) ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory):
+    """The tiny file; its F1/EM before training (random head) and the reader trained on it, saved."""
+    import torch
+
+    from transferlab.nn.qa import SpanReader, answer
+    from transferlab.nn.transformer import load_pretrained_body
+    from transferlab.workflows.qa import train_reader
+
+    d = tmp_path_factory.mktemp("qa")
+    data = d / "tiny.json"
+    data.write_text(json.dumps(squad_doc()))
+    examples, _ = read_squad(data)
+    torch.manual_seed(0)
+    body, tokenizer = load_pretrained_body()
+    before_answers = answer(SpanReader(body).eval(), tokenizer, [e.question for e in examples],
+                            [e.context for e in examples], 128, 32)
+    before = squad_metrics(examples, {e.id: a["answer"] for e, a in zip(examples, before_answers, strict=True)})
+    params = {"epochs": 6, "batch_size": 10, "max_length": 128, "stride": 32, "lr": 3e-4, "head_lr": 3e-3}
+    result = train_reader(data, out=d / "reader", params=params, eval_data=data)
+    return data, examples, before, result
+
+
+@pytest.mark.slow
+def test_training_moves_answers_from_wrong_to_right_spans(trained):
+    _, _, before, result = trained
+    after = result.metrics
+    assert before["f1"] < 30
+    print("before", before["exact_match"], before["f1"], "after", after["exact_match"], after["f1"])
+    assert after["f1"] > before["f1"] + 30 and after["exact_match"] > before["exact_match"] + 30
+    fixed = [r for r in json.loads((result.out / "per_question.json").read_text()) if r["exact_match"] == 1]
+    wrong_before = {r["id"] for r in before["per_question"] if r["exact_match"] == 0}
+    assert len(wrong_before & {r["id"] for r in fixed}) >= 6
+
+
+@pytest.mark.slow
+def test_saved_reader_loads_and_answers_identically(trained):
+    from transferlab.model import load_model
+    from transferlab.workflows.qa import load_reader
+
+    _, examples, _, result = trained
+    saved = load_reader(result.out)
+    questions, contexts = [e.question for e in examples], [e.context for e in examples]
+    assert saved.answer(questions, contexts) == result.reader.answer(questions, contexts)
+    config = json.loads((result.out / "config.json").read_text())
+    assert config["task"] == "qa" and config["weights"]["kind"] == "qa_reader"
+    assert {"f1", "exact_match", "train_seconds"} <= set(json.loads((result.out / "metrics.json").read_text()))
+    with pytest.raises(Exception, match="question-answering reader"):
+        load_model(result.out).predict(["a text"])
+
+
+@pytest.mark.slow
+def test_cli_ask_and_evaluate_json(trained, tmp_path: Path, capsys):
+    data, _, _, result = trained
+    ctx = tmp_path / "passage.txt"
+    ctx.write_text(PASSAGES[2][0])
+    code = main(["qa", "ask", str(result.out), "--context", str(ctx), "--question", "Who patented the espresso "
+                 "machine?", "--question", "In which city was the espresso machine patented?", "--json"])
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [a["question"] for a in doc["answers"]][0].startswith("Who patented")
+    for a in doc["answers"]:
+        assert set(a) == {"question", "answer", "score", "start"}
+        assert 0 <= a["score"] <= 1 and PASSAGES[2][0][a["start"] : a["start"] + len(a["answer"])] == a["answer"]
+    assert doc["answers"][1]["answer"] == "Turin"
+    assert main(["qa", "evaluate", str(result.out), str(data), "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["count"] == 20 and abs(ev["f1"] - result.metrics["f1"]) < 1e-9
+    # a model folder that is not a reader, a missing context file: exit 2, one line
+    assert main(["qa", "ask", str(tmp_path), "--context", str(ctx), "--question", "q"]) == 2
+    assert main(["qa", "ask", str(result.out), "--context", str(tmp_path / "nope.txt"), "--question", "q"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 2
