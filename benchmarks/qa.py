@@ -13,7 +13,8 @@ Each part merges its rows into benchmarks/results/qa.json (so parts can run sepa
 Domain modes: ``as_is`` the SQuAD reader on the domain's test.json; ``labels`` that reader fine-tuned on the
 domain's train.json (``qa train --init``); ``no_labels`` ``qa adapt`` on the contexts of the domain's train.json and
 test.json with their questions removed (unlabelled text of the domain, as a user would have it); ``scratch`` a
-reader trained on the domain's train.json alone from MiniLM.
+reader trained on the domain's train.json alone from MiniLM; ``no_labels_replay`` as ``no_labels`` with 500
+questions of squad_v1.1/train.json mixed in (``qa adapt --replay``).
 """
 
 from __future__ import annotations
@@ -152,10 +153,12 @@ def domain_transfer(domains: list[str], modes: list[str], eval_limit: int | None
             elif mode == "scratch":
                 target = RUNS / f"{name}-scratch"
                 row = _train(domain / "train.json", target)
-            elif mode == "no_labels":
-                target = RUNS / f"{name}-no_labels"
-                r = adapt_reader(reader, _contexts_only(domain), out=target)
+            elif mode in ("no_labels", "no_labels_replay"):
+                target = RUNS / f"{name}-{mode}"
+                replay = str(SHARED / "squad_v1.1" / "train.json") if mode == "no_labels_replay" else None
+                r = adapt_reader(reader, _contexts_only(domain), out=target, replay=replay)
                 row = {"synthesised_questions": r.metrics["synthesised_questions"],
+                       "replay_questions": r.metrics["replay_questions"],
                        "train_minutes": round(r.metrics["train_seconds"] / 60, 2)}
             else:
                 raise SystemExit(f"unknown mode {mode}")
