@@ -82,7 +82,7 @@ def _train(data: Path, out: Path, limit: int | None = None, init: str | None = N
             "steps_per_epoch": r.metrics["steps_per_epoch"], "out": str(out)}
 
 
-def default_run(eval_limit: int | None, eval_only: bool) -> None:
+def default_run(eval_limit: int | None, eval_only: bool, heldout: bool = False) -> None:
     """Train with defaults (unless ``eval_only``: the saved reader and its metrics.json are reused), evaluate."""
     squad = SHARED / "squad_v1.1"
     out = RUNS / "reader_default"
@@ -98,6 +98,9 @@ def default_run(eval_limit: int | None, eval_only: bool) -> None:
                     "steps_per_epoch": m["steps_per_epoch"], "out": str(out), "eval_only": True})
     else:
         row.update(_train(squad / "train.json", out))
+    if heldout:  # the selection set of benchmarks/qa_sweep.py: other articles, never test.json
+        row["heldout_4000"] = _evaluate(out, _subset(squad / "train_full_subset.json", 4000))
+        print("held-out (train_full_subset, 4,000 questions):", row["heldout_4000"])
     row.update(_evaluate(out, _subset(squad / "test.json", eval_limit)))
     print_table([row], ["train_questions", "train_minutes", "exact_match", "f1", "count", "answer_minutes"])
     _merge("default", [r for r in runs if r.get("count") != row["count"]] + [row])
@@ -205,9 +208,11 @@ def main() -> None:
     p.add_argument("--speed", action="store_true")
     p.add_argument("--eval-limit", type=int, default=None, help="evaluate on N questions of a seeded shuffle")
     p.add_argument("--eval-only", action="store_true", help="--default: evaluate the saved reader, do not train")
+    p.add_argument("--heldout", action="store_true",
+                   help="--default: also evaluate on 4,000 questions of train_full_subset (qa_sweep's selection set)")
     args = p.parse_args()
     if args.default:
-        default_run(args.eval_limit, args.eval_only)
+        default_run(args.eval_limit, args.eval_only, args.heldout)
     if args.train_sizes:
         learning_curve(args.train_sizes, args.eval_limit)
     if args.domains:

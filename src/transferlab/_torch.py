@@ -61,3 +61,30 @@ def set_torch_threads() -> None:
     n = torch_thread_count()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
+
+
+def torch_device() -> str:
+    """Where networks train and run: ``TRANSFERLAB_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``...), else ``cuda`` when
+    torch sees a GPU, else ``cpu``. The machines here have no GPU: everything is built for the CPU, and a lent GPU
+    only makes the same loop faster."""
+    import os
+
+    import torch
+
+    wanted = os.environ.get("TRANSFERLAB_DEVICE", "").strip().lower()
+    if wanted and wanted != "auto":
+        return wanted
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def to_device(value: object, device: str) -> object:
+    """Tensors (also inside tuples, lists and dicts) moved to ``device``; anything else as it is."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, tuple | list):
+        return type(value)(to_device(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: to_device(v, device) for k, v in value.items()}
+    return value

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from transferlab._torch import to_device, torch_device
 from transferlab.errors import UserError
 from transferlab.progress import log, progress_bar
 from transferlab.tasks import Task
@@ -140,7 +141,7 @@ class Objective:
         raise NotImplementedError
 
     def predict(self, outputs: torch.Tensor) -> np.ndarray:
-        return outputs.float().numpy()
+        return outputs.float().cpu().numpy()
 
 
 class Classification(Objective):
@@ -161,7 +162,7 @@ class Classification(Objective):
                       "accuracy": int((logits.detach().argmax(1) == targets).sum())}, n
 
     def predict(self, outputs: torch.Tensor) -> np.ndarray:
-        return torch.softmax(outputs.float(), 1).numpy()
+        return torch.softmax(outputs.float(), 1).cpu().numpy()
 
 
 class PairSimilarity(Objective):
@@ -193,10 +194,13 @@ def evaluate_batches(model: nn.Module, batches: Iterable[tuple[Any, torch.Tensor
                      bf16: bool = False) -> tuple[dict[str, float], np.ndarray]:
     """Mean metrics over all batches (model in eval mode) and the objective's predictions, in order."""
     model.eval()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     sums: dict[str, float] = {}
     n, outputs = 0, []
     with torch.inference_mode(), _autocast(bf16):
         for inputs, targets in batches:
+            if device.type != "cpu":
+                inputs, targets = to_device(inputs, str(device)), to_device(targets, str(device))
             _, metrics, size = objective.batch_loss(model, inputs, targets, training=False)
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -244,6 +248,10 @@ def train_loop(model: nn.Module, param_groups: list[dict[str, Any]],
     label smoothing)."""
     cfg.validate()
     seed_everything(cfg.seed)
+    device = torch_device()
+    model.to(device)  # parameters move in place: param_groups still hold them
+    if class_weights is not None:
+        class_weights = class_weights.to(device)
     optimizer = make_optimizer(param_groups, cfg)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     total_steps = cfg.epochs * steps_per_epoch
@@ -274,6 +282,8 @@ def train_loop(model: nn.Module, param_groups: list[dict[str, Any]],
         sums: dict[str, float] = {}
         n = 0
         for inputs, targets in train_batches(epoch):
+            if device != "cpu":
+                inputs, targets = to_device(inputs, device), to_device(targets, device)
             for g, base in zip(optimizer.param_groups, base_lrs, strict=True):
                 g["lr"] = base * lr_factor(step, total_steps, steps_per_epoch, cfg)
             with _autocast(cfg.bf16):
@@ -312,6 +322,7 @@ def train_loop(model: nn.Module, param_groups: list[dict[str, Any]],
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
+    model.to("cpu")  # saved, exported and predicted from the CPU
     model.eval()
     return history
 

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from transferlab._torch import to_device, torch_device
+
 MAX_QUESTION_TOKENS = 64
 
 
@@ -131,10 +133,12 @@ def window_logits(net: SpanReader, windows: Windows, batch_size: int = 32, pad_i
     out: list[np.ndarray] = [np.zeros((0, 2), np.float32)] * len(windows)
     order = np.argsort(windows.lengths(), kind="stable")
     net.eval()
+    device = torch_device()
+    net.to(device)
     with torch.inference_mode():
         for s in range(0, len(order), batch_size):
             chunk = order[s : s + batch_size]
-            logits = net(collate_windows(windows, chunk, pad_id)).float().numpy()
+            logits = net(to_device(collate_windows(windows, chunk, pad_id), device)).float().cpu().numpy()
             for r, i in enumerate(chunk):
                 out[i] = logits[r, : len(windows.input_ids[i])]
             if progress is not None:
