@@ -161,6 +161,7 @@ def domain_transfer(domains: list[str], modes: list[str], eval_limit: int | None
                 replay = str(SHARED / "squad_v1.1" / "train.json") if mode == "no_labels_replay" else None
                 r = adapt_reader(reader, _contexts_only(domain), out=target, replay=replay)
                 row = {"synthesised_questions": r.metrics["synthesised_questions"],
+                       "kept_questions": r.metrics.get("kept_questions"),
                        "replay_questions": r.metrics["replay_questions"],
                        "train_minutes": round(r.metrics["train_seconds"] / 60, 2)}
             else:

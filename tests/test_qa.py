@@ -319,3 +319,37 @@ def test_cli_ask_and_evaluate_json(trained, tmp_path: Path, capsys):
     assert main(["qa", "ask", str(tmp_path), "--context", str(ctx), "--question", "q"]) == 2
     assert main(["qa", "ask", str(result.out), "--context", str(tmp_path / "nope.txt"), "--question", "q"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 2
+
+
+def test_roundtrip_keeps_only_questions_the_reader_answers_with_their_answer():
+    from transferlab.workflows.qa import roundtrip_consistent
+
+    examples = synthesize([p for p, _ in PASSAGES], per_passage=4, seed=0)
+    assert len(examples) >= 6
+
+    class Reader:  # answers right (up to SQuAD normalisation) every other question, wrongly the rest
+        def answer(self, questions, contexts, batch_size=32, progress=None):
+            assert questions == [e.question for e in examples] and contexts == [e.context for e in examples]
+            return [{"answer": ("The " + e.answers[0]["text"].upper() + ".") if i % 2 == 0 else "something else"}
+                    for i, e in enumerate(examples)]
+
+    kept = roundtrip_consistent(Reader(), examples)
+    assert [e.id for e in kept] == [e.id for e in examples[::2]]
+
+
+@pytest.mark.slow
+def test_cli_adapt_keeps_consistent_questions_and_saves_a_reader(trained, tmp_path: Path, capsys):
+    from transferlab.workflows.qa import load_reader
+
+    data, examples, _, result = trained
+    text = tmp_path / "domain.txt"
+    text.write_text("\n\n".join(p for p, _ in PASSAGES))
+    out = tmp_path / "adapted"
+    code = main(["qa", "adapt", str(result.out), str(text), "--out", str(out), "--param", "max_length=128",
+                 "--param", "stride=32", "--json"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert code == 0 and metrics["roundtrip"] is True
+    assert 0 < metrics["kept_questions"] < metrics["synthesised_questions"]
+    report = json.loads((out / "data_report.json").read_text())
+    assert any("round-trip filter" in n for n in report["notes"])
+    assert load_reader(out).answer([examples[0].question], [examples[0].context])[0]["answer"]

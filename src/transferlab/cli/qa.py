@@ -54,6 +54,9 @@ def add_parser(subparsers: Any) -> None:
     a.add_argument("--replay", default=None, metavar="DATA",
                    help="a SQuAD file of real questions to mix in (e.g. the reader's training data)")
     a.add_argument("--replay-count", type=int, default=500, help="how many replayed questions (500)")
+    a.add_argument("--no-roundtrip", dest="roundtrip", action="store_false",
+                   help="keep every synthesised question (default: only those the reader already answers with the "
+                        "synthesised answer, round-trip consistency)")
     _param_option(a)
     e = sub.add_parser("evaluate", help="official SQuAD v1.1 exact match and F1 on a SQuAD file")
     e.add_argument("reader", metavar="DIR")
@@ -112,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.qa_command == "adapt":
         result = qa.adapt_reader(args.reader, args.unlabelled, out=args.out, per_passage=args.per_passage,
                                  replay=args.replay, replay_count=args.replay_count, params=_params(args),
-                                 seed=args.seed, resume=args.resume, eval_data=args.eval_data)
+                                 seed=args.seed, resume=args.resume, eval_data=args.eval_data,
+                                 roundtrip=args.roundtrip)
         _print_training(result, args.json)
     elif args.qa_command == "evaluate":
         m = qa.evaluate_reader(args.reader, args.data)
