@@ -116,3 +116,19 @@ def test_thread_count_follows_the_environment(monkeypatch):
     assert torch_thread_count() == 3
     monkeypatch.setenv("TRANSFERLAB_THREADS", "zero")
     assert torch_thread_count() == 1
+
+
+def test_device_follows_the_environment_and_moves_nested_tensors(monkeypatch):
+    import torch
+
+    from transferlab._torch import to_device, torch_device
+
+    monkeypatch.setenv("TRANSFERLAB_DEVICE", "meta")
+    assert torch_device() == "meta"
+    monkeypatch.setenv("TRANSFERLAB_DEVICE", "auto")
+    assert torch_device() == ("cuda" if torch.cuda.is_available() else "cpu")
+    batch = ((torch.zeros(2, 3), torch.ones(2, dtype=torch.long), None), {"y": torch.zeros(2)}, [torch.zeros(1)], 5)
+    moved = to_device(batch, "meta")
+    assert moved[0][0].device.type == moved[0][1].device.type == moved[1]["y"].device.type == "meta"
+    assert moved[0][2] is None and moved[3] == 5 and isinstance(moved[2], list) and moved[2][0].device.type == "meta"
+    assert moved[0][1].dtype == torch.long and batch[0][0].device.type == "cpu"  # the input is not changed

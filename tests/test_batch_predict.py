@@ -220,7 +220,9 @@ def _rows_recorded(out: Path) -> int:
 
 def _interrupt(cmd: list[str], out: Path, after_rows: int, sig: int) -> subprocess.CompletedProcess:
     """Start ``cmd``, send ``sig`` once ``out`` has at least ``after_rows`` recorded rows; the finished process."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    # a test run started in the background (`cmd &`) ignores SIGINT, and the child would inherit that: restore it
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while proc.poll() is None and _rows_recorded(out) < after_rows and time.monotonic() < deadline:
         time.sleep(0.02)
