@@ -8,8 +8,10 @@ setting is then trained on train_full_subset.json (20,178 questions), on train.j
 it, each evaluated on the whole test.json: the learning curve.
 
 It needs a GPU to finish in minutes (~8 min on one H200; every setting trains the real 2,921-question reader); on
-the 2-core machines each run takes ~22 min. It ran on a lent H200 with the MiniLM body restored from a float16 copy
-(the transfer limit to that machine is 64 MiB); results in benchmarks/results/qa_sweep.json.
+the 2-core machines each run takes ~22 min. The recorded run (benchmarks/results/qa_sweep.json) was this sweep, with
+the same settings, seeds, selection set and rule, driven by a one-off copy on a lent H200 that also restored the
+MiniLM body from a float16 copy (the transfer limit to that machine is 64 MiB). This script writes
+benchmarks/results/qa_sweep_rerun.json, so a re-run never overwrites that record.
 
     .venv/bin/python benchmarks/qa_sweep.py [--seeds 0 1 2] [--budget-s 500]
 """
