@@ -11,10 +11,15 @@ Each part merges its rows into benchmarks/results/qa.json (so parts can run sepa
     .venv/bin/python benchmarks/qa.py --speed                     # questions/s in batch, p50 ms for one question
 
 Domain modes: ``as_is`` the SQuAD reader on the domain's test.json; ``labels`` that reader fine-tuned on the
-domain's train.json (``qa train --init``); ``no_labels`` ``qa adapt`` on the contexts of the domain's train.json and
-test.json with their questions removed (unlabelled text of the domain, as a user would have it); ``scratch`` a
-reader trained on the domain's train.json alone from MiniLM; ``no_labels_replay`` as ``no_labels`` with 500
-questions of squad_v1.1/train.json mixed in (``qa adapt --replay``).
+domain's train.json (``qa train --init``); ``no_labels`` ``qa adapt`` with defaults on the contexts of the domain's
+train.json and test.json with their questions removed (unlabelled text of the domain, as a user would have it): it
+replays the 500 real questions the reader folder keeps (``replay.json``); ``scratch`` a reader trained on the
+domain's train.json alone from MiniLM; ``no_labels_no_replay`` as ``no_labels`` with ``--no-replay``;
+``no_labels_replay`` as ``no_labels`` with ``--replay squad_v1.1/train.json`` (its seeded sample of 500 is the same
+questions the reader keeps, in another order).
+
+A reader saved before readers kept ``replay.json`` gets the file ``qa train`` now writes (seed 0, 500 questions of
+squad_v1.1/train.json) before the first adaptation.
 """
 
 from __future__ import annotations
@@ -135,10 +140,22 @@ def _contexts_only(domain: Path) -> Path:
     return out
 
 
+def _keep_replay_sample(reader: Path) -> None:
+    """The replay.json ``qa train`` writes (a seeded sample of its training questions), for a reader saved before."""
+    from transferlab.data.squad import read_squad, write_squad
+    from transferlab.workflows.qa import REPLAY_FILE, REPLAY_KEEP
+
+    if not (reader / REPLAY_FILE).exists():
+        examples, _ = read_squad(SHARED / "squad_v1.1" / "train.json")
+        write_squad(random.Random(0).sample(examples, min(REPLAY_KEEP, len(examples))), reader / REPLAY_FILE)
+        print(f"wrote {reader / REPLAY_FILE} (as `qa train` now does)")
+
+
 def domain_transfer(domains: list[str], modes: list[str], eval_limit: int | None) -> None:
     from transferlab.workflows.qa import adapt_reader
 
     reader = RUNS / "reader_default"
+    _keep_replay_sample(reader)
     path = RESULTS / "qa.json"
     table = json.loads(path.read_text()).get("domain_transfer", {}) if path.exists() else {}
     for name in domains:
@@ -156,10 +173,11 @@ def domain_transfer(domains: list[str], modes: list[str], eval_limit: int | None
             elif mode == "scratch":
                 target = RUNS / f"{name}-scratch"
                 row = _train(domain / "train.json", target)
-            elif mode in ("no_labels", "no_labels_replay"):
+            elif mode in ("no_labels", "no_labels_replay", "no_labels_no_replay"):
                 target = RUNS / f"{name}-{mode}"
                 replay = str(SHARED / "squad_v1.1" / "train.json") if mode == "no_labels_replay" else None
-                r = adapt_reader(reader, _contexts_only(domain), out=target, replay=replay)
+                r = adapt_reader(reader, _contexts_only(domain), out=target, replay=replay,
+                                 replay_count=0 if mode == "no_labels_no_replay" else 500)
                 row = {"synthesised_questions": r.metrics["synthesised_questions"],
                        "kept_questions": r.metrics.get("kept_questions"),
                        "replay_questions": r.metrics["replay_questions"],

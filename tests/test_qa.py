@@ -15,7 +15,7 @@ import pytest
 from transferlab.cli import main
 from transferlab.data.qa_synthesis import synthesize
 from transferlab.data.squad import align_answer, read_passages, read_squad
-from transferlab.errors import DataError
+from transferlab.errors import DataError, UserError
 from transferlab.evaluation_qa import squad_metrics
 
 
@@ -353,3 +353,80 @@ def test_cli_adapt_keeps_consistent_questions_and_saves_a_reader(trained, tmp_pa
     report = json.loads((out / "data_report.json").read_text())
     assert any("round-trip filter" in n for n in report["notes"])
     assert load_reader(out).answer([examples[0].question], [examples[0].context])[0]["answer"]
+    # replay by default: the real questions the trained reader keeps (all 20 of its training questions) are mixed
+    # in, and the adapted reader keeps them in turn; --no-replay mixes none in
+    kept = read_squad(result.out / "replay.json")[0]
+    assert sorted(e.id for e in kept) == sorted(e.id for e in examples)
+    assert metrics["replay_questions"] == len(examples)
+    assert metrics["train_questions"] == metrics["kept_questions"] + len(examples)
+    assert sorted(e.id for e in read_squad(out / "replay.json")[0]) == sorted(e.id for e in examples)
+    bare = tmp_path / "bare"
+    assert main(["qa", "adapt", str(result.out), str(text), "--out", str(bare), "--no-replay", "--param",
+                 "max_length=128", "--param", "stride=32"]) == 0
+    bare_metrics = json.loads((bare / "metrics.json").read_text())
+    assert bare_metrics["replay_questions"] == 0 and not (bare / "replay.json").exists()
+
+
+def test_write_squad_reads_back_the_same_questions(tiny_file: Path, tmp_path: Path):
+    from transferlab.data.squad import write_squad
+
+    examples, _ = read_squad(tiny_file)
+    write_squad(examples[::-1], tmp_path / "again.json")
+    again, report = read_squad(tmp_path / "again.json")
+    assert not report.skipped
+    key = lambda e: (e.id, e.question, e.context, e.title, str(e.answers))  # noqa: E731
+    assert sorted(map(key, again)) == sorted(map(key, examples))
+
+
+# --- compare on question-answering data ---------------------------------------------------------------------------
+def test_split_by_passage_keeps_each_passage_on_one_side(tiny_file: Path):
+    from transferlab.workflows.compare_qa import split_by_passage
+
+    examples, _ = read_squad(tiny_file)
+    train, test = split_by_passage(examples, 0.3, seed=0)
+    assert {e.context for e in train}.isdisjoint({e.context for e in test})
+    assert len(train) + len(test) == len(examples) and len(test) >= 0.3 * len(examples)
+    assert split_by_passage(examples, 0.3, seed=0) == (train, test)  # seeded
+    one = [e for e in examples if e.context == examples[0].context]
+    with pytest.raises(UserError, match="at least 2 passages"):
+        split_by_passage(one, 0.3, seed=0)
+
+
+@pytest.mark.slow
+def test_cli_compare_runs_the_transfer_strategies_side_by_side(trained, tmp_path: Path, capsys):
+    from transferlab.workflows.qa import evaluate_reader, load_reader
+
+    data, _, _, result = trained
+    out = tmp_path / "bakeoff"
+    code = main(["compare", str(data), "--init", str(result.out), "--out", str(out), "--val-fraction", "0.25",
+                 "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0
+    rows = doc["leaderboard"]
+    ran = {r["strategy"] for r in rows} | {n.split()[0] for n in doc["notes"]}
+    assert ran == {"as_is", "labels", "no_labels", "scratch"}
+    assert [r["f1"] for r in rows] == sorted((r["f1"] for r in rows), reverse=True)
+    train_ex, _ = read_squad(out / "split" / "train.json")
+    test_ex, _ = read_squad(out / "split" / "test.json")
+    assert {e.context for e in train_ex}.isdisjoint({e.context for e in test_ex})
+    as_is = next(r for r in rows if r["strategy"] == "as_is")
+    assert abs(as_is["f1"] - round(evaluate_reader(str(result.out), out / "split" / "test.json")["f1"], 2)) < 1e-9
+    assert as_is["count"] == len(test_ex) and as_is["train_seconds"] == 0
+    scratch = next(r for r in rows if r["strategy"] == "scratch")
+    assert scratch["train_questions"] == len(train_ex)
+    assert doc["winner"] == rows[0]["strategy"]
+    assert load_reader(out / "best").answer([test_ex[0].question], [test_ex[0].context])[0]["answer"]
+    assert "F1" in (out / "report.html").read_text() and (out / "leaderboard.csv").exists()
+    # a second run on the same split reuses every finished candidate
+    assert main(["compare", str(data), "--init", str(result.out), "--out", str(out), "--val-fraction", "0.25",
+                 "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["cached_runs"] == len(rows) and again["leaderboard"] == rows
+
+
+def test_cli_compare_qa_without_a_reader_says_what_to_give(tiny_file: Path, tmp_path: Path, capsys):
+    code = main(["compare", str(tiny_file), "--strategies", "labels", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--init READER" in err and len(err.strip().splitlines()) == 1
+    code = main(["compare", str(tiny_file), "--init", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert code == 2 and "config.json" in capsys.readouterr().err

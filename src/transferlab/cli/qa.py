@@ -52,8 +52,11 @@ def add_parser(subparsers: Any) -> None:
     a.add_argument("--out", required=True, help="folder to save the adapted reader into")
     a.add_argument("--per-passage", type=int, default=4, help="synthesised questions per passage at most (4)")
     a.add_argument("--replay", default=None, metavar="DATA",
-                   help="a SQuAD file of real questions to mix in (e.g. the reader's training data)")
+                   help="a SQuAD file of real questions to mix in (default: the questions the reader folder keeps "
+                        "from its own training, replay.json)")
     a.add_argument("--replay-count", type=int, default=500, help="how many replayed questions (500)")
+    a.add_argument("--no-replay", dest="replay_count", action="store_const", const=0,
+                   help="mix no real questions in (synthesised ones only)")
     a.add_argument("--no-roundtrip", dest="roundtrip", action="store_false",
                    help="keep every synthesised question (default: only those the reader already answers with the "
                         "synthesised answer, round-trip consistency)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,20 @@ def read_squad(path: str | os.PathLike[str], require_answers: bool = True) -> tu
         report.notes.append(f"{realigned} answer_start offset(s) did not match their text and were realigned to the "
                             "nearest occurrence of the text")
     return examples, report
+
+
+def write_squad(examples: Sequence[QAExample], path: str | os.PathLike[str]) -> None:
+    """Write ``examples`` as a SQuAD v2.0-compatible file (v1.1 readers read it too): one article per title, one
+    paragraph per distinct context, in first-seen order; :func:`read_squad` reads back the same examples."""
+    articles: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for e in examples:
+        paragraphs = articles.setdefault(e.title, {})
+        paragraphs.setdefault(e.context, []).append(
+            {"id": e.id, "question": e.question, "answers": list(e.answers), "is_impossible": bool(e.is_impossible)})
+    doc = {"version": "v2.0", "data": [
+        {"title": title, "paragraphs": [{"context": c, "qas": qas} for c, qas in paragraphs.items()]}
+        for title, paragraphs in articles.items()]}
+    Path(path).write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
 
 
 def read_passages(path: str | os.PathLike[str], min_chars: int = 40) -> list[str]:
