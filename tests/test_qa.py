@@ -430,3 +430,43 @@ def test_cli_compare_qa_without_a_reader_says_what_to_give(tiny_file: Path, tmp_
     assert code == 2 and "--init READER" in err and len(err.strip().splitlines()) == 1
     code = main(["compare", str(tiny_file), "--init", str(tmp_path), "--out", str(tmp_path / "o")])
     assert code == 2 and "config.json" in capsys.readouterr().err
+
+
+# --- serving a reader -------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_serve_answers_questions_about_a_passage_and_refuses_bad_bodies(trained):
+    from starlette.testclient import TestClient
+
+    from transferlab.deploy.backends import ModelBackend, open_backend
+    from transferlab.deploy.server import create_app
+    from transferlab.workflows.qa import ask
+
+    _, _, _, result = trained
+    backend = open_backend(result.out)  # no exact ONNX export of a reader: served from the folder, saying why
+    assert isinstance(backend, ModelBackend) and backend.task == "qa"
+    context = PASSAGES[2][0]
+    questions = ["Who patented the espresso machine?", "In which city was the espresso machine patented?"]
+    with TestClient(create_app(backend, allowed_hosts=None)) as client:
+        r = client.post("/predict", json={"context": context, "questions": questions})
+        assert r.status_code == 200
+        got = r.json()["predictions"]
+        want = ask(result.out, context, questions)  # the same answers as `qa ask`
+        assert [p["input"] for p in got] == questions
+        assert [(p["answer"], p["start"]) for p in got] == [(a["answer"], a["start"]) for a in want]
+        assert got[1]["answer"] == "Turin" and context[got[1]["start"]:].startswith("Turin")
+        assert all(0 <= p["score"] <= 1 for p in got)
+        assert client.get("/health").json()["task"] == "qa"
+        schema = client.get("/openapi.json").json()
+        body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body["required"] == ["context", "questions"]
+        for bad in [{"texts": ["x"]}, {"context": "", "questions": ["q"]}, {"context": context, "questions": []},
+                    {"context": context, "questions": [""]}, {"context": context, "questions": "q"},
+                    {"context": context, "questions": ["q"], "extra": 1}, {"context": context * 1000,
+                                                                           "questions": ["q"]}]:
+            r = client.post("/predict", json=bad)
+            assert r.status_code == 422 and r.json()["error"], bad
+        r = client.post("/predict", content=b"{not json", headers={"Content-Type": "application/json"})
+        assert r.status_code == 422
+        r = client.post("/predict", content=b"x", headers={"Content-Type": "text/plain"})
+        assert r.status_code == 415 and "questions" in r.json()["error"]
+        assert client.get("/").status_code == 200 and 'id="qa-panel"' in client.get("/").text

@@ -34,7 +34,8 @@ def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("serve", help=HELP, description=(
         "Serve DIR (a model folder from `transferlab train`, or an export folder from `transferlab export`) at "
         "http://HOST:PORT/: a web page to try it, /card with its metrics, and the API: POST /predict (multipart "
-        "'file' parts for images, JSON {\"texts\": [...]} for texts), GET /health, GET /model, /openapi.json. A "
+        "'file' parts for images, JSON {\"texts\": [...]} for texts, JSON {\"context\": \"...\", \"questions\": [...]} "
+        "for a question-answering reader from `transferlab qa train`), GET /health, GET /model, /openapi.json. A "
         "model folder that exports exactly is served through ONNX Runtime (exported into a temporary folder)."))
     p.add_argument("model_dir", metavar="DIR")
     p.add_argument("--host", default="127.0.0.1",
@@ -55,9 +56,9 @@ def add_parser(subparsers: Any) -> None:
                    help=f"largest image, from its header, before decoding (default {d.max_pixels / 1e6:g}); "
                         "larger: 413")
     p.add_argument("--max-texts", type=positive_int, default=d.max_texts,
-                   help=f"texts per request (default {d.max_texts}); more: 413")
+                   help=f"texts (or questions) per request (default {d.max_texts}); more: 422")
     p.add_argument("--max-text-chars", type=positive_int, default=d.max_text_chars,
-                   help=f"longest text in characters (default {d.max_text_chars}); longer: 413")
+                   help=f"longest text (or passage) in characters (default {d.max_text_chars}); longer: 422")
     p.add_argument("--max-batch", type=positive_int, default=16,
                    help="inputs of concurrent requests predicted together in one call (default 16)")
     p.add_argument("--access-log", action="store_true", help="log every request on stderr")

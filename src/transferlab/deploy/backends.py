@@ -30,7 +30,7 @@ CARD_KEYS = ("strategy", "backbone", "metrics", "data_report", "trained_with", "
 class Backend(Protocol):
     """A loaded classifier the server calls from ``workers`` threads at most at once."""
 
-    task: str  # "image" | "text"
+    task: str  # "image" | "text" | "qa"
     labels: list[str]
     info: dict[str, Any]  # the model card (CARD_KEYS) and which backend this is ("backend")
     workers: int  # predict calls that may run at the same time
@@ -78,7 +78,11 @@ class ModelBackend:
         self.workers = 1  # the feature extractors keep per-model state: one call at a time
 
     def predict(self, inputs: list[Any], top_k: int, busy: bool = False) -> list[dict[str, Any]]:
-        """:meth:`Model.predict`; its default never writes the feature cache."""
+        """:meth:`Model.predict`; its default never writes the feature cache. A question-answering reader takes
+        (question, context) pairs and answers ``{"answer", "start", "score"}`` for each."""
+        if self.task == "qa":
+            answers = self.model.predictor.answer([q for q, _ in inputs], [c for _, c in inputs])
+            return [{"answer": a["answer"], "start": a["start"], "score": a["score"]} for a in answers]
         return self.model.predict(list(inputs), top_k=top_k)
 
 

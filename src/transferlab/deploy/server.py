@@ -74,8 +74,11 @@ class ApiError(Exception):
 # --- response documents (for the OpenAPI schema; responses are built as plain dicts) --------------------------------
 class Prediction(BaseModel):
     input: str
-    label: str | None = None
+    label: str | None = None  # classifiers
     probabilities: dict[str, float] | None = None
+    answer: str | None = None  # question answering: the answer span ("" for none), its character start in the
+    start: int | None = None  # context (-1 for none) and its score among the reader's candidate spans
+    score: float | None = None
     error: str | None = None
 
 
@@ -361,6 +364,38 @@ def parse_texts(body: bytes, limits: Limits) -> list[str]:
     return texts
 
 
+def parse_questions(body: bytes, limits: Limits) -> list[tuple[str, str]]:
+    """(question, context) pairs of a JSON body ``{"context": str, "questions": [str, ...]}`` (question answering:
+    one passage, many questions, answered in one batch)."""
+    usage = '{"context": "a passage", "questions": ["...", ...]}'
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        raise ApiError(422, f"body is not valid JSON; send {usage}") from None
+    if not isinstance(doc, dict) or set(doc) != {"context", "questions"}:
+        raise ApiError(422, f'the JSON body must be an object with the keys "context" and "questions": {usage}')
+    context, questions = doc["context"], doc["questions"]
+    if not isinstance(context, str) or not context.strip():
+        raise ApiError(422, '"context" must be a non-empty string (the passage the answers are cut from)')
+    if not isinstance(questions, list) or not questions or not all(isinstance(q, str) for q in questions):
+        raise ApiError(422, '"questions" must be a non-empty list of strings')
+    if len(questions) > limits.max_texts:
+        raise ApiError(422, f"{len(questions)} questions in one request exceeds the limit of {limits.max_texts}")
+    if len(context) > limits.max_text_chars:
+        raise ApiError(422, f"the context has {len(context):,} characters; the limit is {limits.max_text_chars:,}")
+    for i, q in enumerate(questions):
+        if not q.strip():
+            raise ApiError(422, f"question {i + 1} is empty")
+        if len(q) > limits.max_text_chars:
+            raise ApiError(422, f"question {i + 1} has {len(q):,} characters; the limit is {limits.max_text_chars:,}")
+    for what, t in (("the context", context), *((f"question {i + 1}", q) for i, q in enumerate(questions))):
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApiError(422, f"{what} is not valid Unicode (a lone surrogate)") from None
+    return [(q, context) for q in questions]
+
+
 # --- the app ---------------------------------------------------------------------------------------------------------
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
@@ -442,6 +477,14 @@ def _request_body_schema(task: str, limits: Limits) -> dict[str, Any]:
             "properties": {"file": {"type": "array", "minItems": 1, "maxItems": limits.max_files,
                                     "items": {"type": "string", "format": "binary"},
                                     "description": f"image files ({', '.join(limits.image_formats)})"}}}}}
+    if task == "qa":
+        return {"application/json": {"schema": {
+            "type": "object", "required": ["context", "questions"], "additionalProperties": False,
+            "properties": {"context": {"type": "string", "minLength": 1, "maxLength": limits.max_text_chars,
+                                       "description": "the passage answers are cut from"},
+                           "questions": {"type": "array", "minItems": 1, "maxItems": limits.max_texts,
+                                         "items": {"type": "string", "minLength": 1,
+                                                   "maxLength": limits.max_text_chars}}}}}}
     return {"application/json": {"schema": {
         "type": "object", "required": ["texts"], "additionalProperties": False,
         "properties": {"texts": {"type": "array", "minItems": 1, "maxItems": limits.max_texts,
@@ -557,7 +600,8 @@ def create_app(backend: Backend, *, token: str | None = None, limits: Limits | N
                          headers={"Content-Security-Policy": "sandbox; default-src 'none'; img-src data:; "
                                                              "style-src 'unsafe-inline'"})
 
-    kind = "image files as multipart 'file' parts" if backend.task == "image" else 'JSON {"texts": [...]}'
+    kind = {"image": "image files as multipart 'file' parts",
+            "qa": 'JSON {"context": "...", "questions": [...]}'}.get(backend.task, 'JSON {"texts": [...]}')
     predict_responses: dict[int | str, dict[str, Any]] = {
         200: {"model": Predictions, "description": "one entry per input, in order (per-file errors included)"},
         **error_responses,
@@ -570,8 +614,11 @@ def create_app(backend: Backend, *, token: str | None = None, limits: Limits | N
     }
 
     @app.post("/predict", dependencies=guarded, responses=predict_responses,
-              summary=f"predict the classes of {kind}",
-              description=f"Takes {kind}; answers the top_k most likely labels of each input.",
+              summary=(f"answer questions about a passage: {kind}" if backend.task == "qa"
+                       else f"predict the classes of {kind}"),
+              description=(f"Takes {kind}; answers each question with a span of the context (top_k is ignored)."
+                           if backend.task == "qa" else
+                           f"Takes {kind}; answers the top_k most likely labels of each input."),
               openapi_extra={"requestBody": {"required": True, "content": _request_body_schema(backend.task,
                                                                                                   limits)}})
     async def predict(request: Request, top_k: int = Query(3, ge=1, le=1000, description="labels per input")
@@ -594,10 +641,13 @@ def create_app(backend: Backend, *, token: str | None = None, limits: Limits | N
                 for name, data in files:
                     check_image(name, data, limits)
                 names, items = [n for n, _ in files], [d for _, d in files]
+            elif backend.task == "qa":
+                items = parse_questions(body, limits)
+                names = [q for q, _ in items]
             else:
                 items = parse_texts(body, limits)
                 names = items
-            k = min(top_k, len(backend.labels))
+            k = max(1, min(top_k, len(backend.labels)))
             batcher.arriving -= 1
             arriving = False
             entries = await batcher.submit(items, k)
