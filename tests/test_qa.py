@@ -437,20 +437,24 @@ def test_cli_compare_qa_without_a_reader_says_what_to_give(tiny_file: Path, tmp_
 def test_serve_answers_questions_about_a_passage_and_refuses_bad_bodies(trained):
     from starlette.testclient import TestClient
 
-    from transferlab.deploy.backends import ModelBackend, open_backend
+    from transferlab.deploy.backends import ModelBackend, OnnxBackend, open_backend
     from transferlab.deploy.server import create_app
     from transferlab.workflows.qa import ask
 
     _, _, _, result = trained
-    backend = open_backend(result.out)  # no exact ONNX export of a reader: served from the folder, saying why
-    assert isinstance(backend, ModelBackend) and backend.task == "qa"
     context = PASSAGES[2][0]
     questions = ["Who patented the espresso machine?", "In which city was the espresso machine patented?"]
+    model_backend = open_backend(result.out, prefer="model")
+    assert isinstance(model_backend, ModelBackend) and model_backend.task == "qa"
+    want = ask(result.out, context, questions)
+    got = model_backend.predict([(q, context) for q in questions], 1)
+    assert [(p["answer"], p["start"]) for p in got] == [(a["answer"], a["start"]) for a in want]
+    backend = open_backend(result.out)  # exported to ONNX on the fly, as classifiers are
+    assert isinstance(backend, OnnxBackend) and backend.task == "qa"
     with TestClient(create_app(backend, allowed_hosts=None)) as client:
         r = client.post("/predict", json={"context": context, "questions": questions})
         assert r.status_code == 200
-        got = r.json()["predictions"]
-        want = ask(result.out, context, questions)  # the same answers as `qa ask`
+        got = r.json()["predictions"]  # the same answers as `qa ask`
         assert [p["input"] for p in got] == questions
         assert [(p["answer"], p["start"]) for p in got] == [(a["answer"], a["start"]) for a in want]
         assert got[1]["answer"] == "Turin" and context[got[1]["start"]:].startswith("Turin")
@@ -470,3 +474,47 @@ def test_serve_answers_questions_about_a_passage_and_refuses_bad_bodies(trained)
         r = client.post("/predict", content=b"x", headers={"Content-Type": "text/plain"})
         assert r.status_code == 415 and "questions" in r.json()["error"]
         assert client.get("/").status_code == 200 and 'id="qa-panel"' in client.get("/").text
+
+
+@pytest.mark.slow
+def test_export_answers_as_the_reader_does_without_torch_or_transferlab(trained, tmp_path: Path, capsys):
+    import subprocess
+    import textwrap
+
+    from transferlab.workflows.qa import load_reader
+
+    _, examples, _, result = trained
+    out = tmp_path / "reader_onnx"
+    assert main(["export", str(result.out), "--out", str(out)]) == 0
+    capsys.readouterr()
+    info = json.loads((out / "export.json").read_text())
+    assert info["task"] == "qa" and info["output"] == "span_logits"
+    questions = [e.question for e in examples] + ["why " * 100 + "?"]  # a question cut at 64 tokens
+    contexts = [e.context for e in examples] + [" ".join(p for p, _ in PASSAGES) * 3]  # a passage of many windows
+    want = load_reader(result.out).answer(questions, contexts)
+    script = textwrap.dedent(f"""
+        import json, sys
+        BLOCKED = ("torch", "sklearn", "transformers", "transferlab", "scipy", "safetensors")
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in BLOCKED:
+                    raise ImportError("blocked in this test: " + name)
+        sys.meta_path.insert(0, Block())
+        sys.path.insert(0, {str(out)!r})
+        from transferlab_runtime import load
+        reader = load({str(out)!r})
+        answers = reader.answer({questions!r}, {contexts!r})
+        assert not any(m.split(".")[0] in BLOCKED for m in sys.modules), sorted(sys.modules)
+        try:
+            reader.predict(["a text"])
+        except ValueError as exc:
+            assert "answer(" in str(exc)
+        else:
+            raise AssertionError("predict() on a reader must refuse")
+        print(json.dumps([[a["answer"], a["start"], a["score"]] for a in answers]))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [(a, s) for a, s, _ in got] == [(w["answer"], w["start"]) for w in want]
+    assert max(abs(sc - w["score"]) for (_, _, sc), w in zip(got, want, strict=True)) < 1e-4

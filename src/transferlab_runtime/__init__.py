@@ -7,6 +7,7 @@ This one file is copied into every export directory: put it beside your code (or
     model = load("ants_bees_onnx")
     model.predict(["a.jpg", open("b.png", "rb").read()])      # images: paths, bytes, PIL images, uint8 arrays
     model.predict(["a fine film", "dull"], top_k=2)           # texts
+    model.answer(["Who?"], ["A passage."])                    # a question-answering reader
 
 Images are decoded and resized exactly as transferlab does in training and prediction (JPEG draft decoding to the
 resize, EXIF rotation, transparency over white, shorter side resized then centre-cropped) and handed to the graph as
@@ -212,6 +213,101 @@ def describe(source: Any) -> Any:
     return source
 
 
+# --- question answering ------------------------------------------------------------------------------------------
+MAX_QUESTION_TOKENS = 64  # longer questions are cut there, or no room is left for the context
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def decode_spans(example: Sequence[int], offsets: Sequence[Sequence[tuple[int, int] | None]],
+                 logits: Sequence[np.ndarray], contexts: Sequence[str], n_best: int = 20, max_answer_tokens: int = 30,
+                 null_threshold: float | None = None) -> list[dict[str, Any]]:
+    """The best answer per (question, context) pair from the (length, 2) start/end logits of its windows:
+    ``{"answer", "start" (character), "score", "candidates"}``. ``example[w]`` is the pair of window ``w`` and
+    ``offsets[w][t]`` the (start, end) characters of its token ``t`` in the context (None outside the context).
+
+    Per window, the top ``n_best`` start and end tokens, pairs with end >= start at most ``max_answer_tokens`` long,
+    scored by start + end logit; the same characters from overlapping windows count once, at their best. ``score``
+    is a softmax over the n-best candidates' scores (relative confidence among them). ``answer`` is "" and
+    ``start`` -1 when no span is possible or, with ``null_threshold``, when the [CLS] "no answer" score beats the
+    best span by more than it. transferlab decodes with this same function, so an export answers as the saved
+    reader does."""
+    per_pair: list[list[tuple[float, int, int]]] = [[] for _ in contexts]
+    null = np.full(len(contexts), np.inf)
+    for w, lg in enumerate(logits):
+        p = int(example[w])
+        offs = offsets[w]
+        null[p] = min(null[p], float(lg[0, 0] + lg[0, 1]))
+        ctx = np.asarray([t for t, o in enumerate(offs) if o is not None], np.int64)
+        if not len(ctx):
+            continue
+        s_log, e_log = lg[ctx, 0], lg[ctx, 1]
+        top_s = ctx[np.argsort(-s_log)[:n_best]]
+        top_e = ctx[np.argsort(-e_log)[:n_best]]
+        for s in top_s:
+            for e in top_e:
+                if e < s or e - s + 1 > max_answer_tokens:
+                    continue
+                a, b = offs[s][0], offs[e][1]  # type: ignore[index]
+                per_pair[p].append((float(lg[s, 0] + lg[e, 1]), a, b))
+    out = []
+    for p, cands in enumerate(per_pair):
+        cands.sort(key=lambda c: -c[0])
+        best: dict[tuple[int, int], float] = {}
+        for score, a, b in cands:
+            if (a, b) not in best:
+                best[(a, b)] = score
+            if len(best) >= n_best:
+                break
+        spans = list(best.items())
+        scores = np.asarray([s for _, s in spans] + ([null[p]] if null_threshold is not None else []), np.float64)
+        probs = _softmax(scores) if len(scores) else scores
+        ctx_text = contexts[p]
+        candidates = [{"answer": ctx_text[a:b], "start": a, "score": float(pr)}
+                      for ((a, b), _), pr in zip(spans, probs, strict=False)]
+        if not spans or (null_threshold is not None and null[p] - spans[0][1] > null_threshold):
+            out.append({"answer": "", "start": -1, "score": float(probs[-1]) if len(probs) else 1.0,
+                        "candidates": candidates})
+        else:
+            out.append({**candidates[0], "candidates": candidates})
+    return out
+
+
+class QAWindows:
+    """Windows of (question, context) pairs as transferlab's reader encodes them, with the ``tokenizers`` library
+    alone: the question cut at :data:`MAX_QUESTION_TOKENS` tokens (by characters), then the pair encoded question
+    first with only the context truncated to ``max_length`` tokens and ``stride`` tokens of overlap between windows."""
+
+    def __init__(self, tokenizer_file: str | os.PathLike[str], max_length: int, stride: int) -> None:
+        from tokenizers import Tokenizer
+
+        self.plain = Tokenizer.from_file(str(tokenizer_file))
+        self.plain.no_padding()
+        self.plain.no_truncation()
+        self.pairs = Tokenizer.from_file(str(tokenizer_file))
+        self.pairs.no_padding()
+        self.pairs.enable_truncation(int(max_length), stride=int(stride), strategy="only_second")
+
+    def encode(self, questions: Sequence[str], contexts: Sequence[str]
+               ) -> tuple[list[list[int]], list[list[int]], list[int], list[list[tuple[int, int] | None]]]:
+        """(ids, type ids, pair index, context offsets) per window, windows of one pair consecutive."""
+        cut = []
+        for q, enc in zip(questions, self.plain.encode_batch(list(questions), add_special_tokens=False), strict=True):
+            cut.append(q[: enc.offsets[MAX_QUESTION_TOKENS - 1][1]] if len(enc.offsets) > MAX_QUESTION_TOKENS else q)
+        ids, types, example, offsets = [], [], [], []
+        for p, enc in enumerate(self.pairs.encode_batch(list(zip(cut, contexts, strict=True)))):
+            for window in [enc, *enc.overflowing]:
+                ids.append(list(window.ids))
+                types.append(list(window.type_ids))
+                example.append(p)
+                offsets.append([tuple(o) if s == 1 else None for o, s in zip(window.offsets, window.sequence_ids,
+                                                                             strict=True)])
+        return ids, types, example, offsets
+
+
 # --- the model -------------------------------------------------------------------------------------------------------
 class ExportedModel:
     """An exported classifier: ``predict(inputs, top_k)`` and ``predict_proba(inputs)``; ``labels``, ``task`` and
@@ -240,6 +336,7 @@ class ExportedModel:
         self.inputs = self.info["inputs"]
         self._tokenizer = None
         self._ngrams: NgramCounter | None = None
+        self._windows: QAWindows | None = None
         first = self.inputs[0]
         if first["kind"] == "tokens":
             from tokenizers import Tokenizer
@@ -250,6 +347,31 @@ class ExportedModel:
             self._tokenizer = tok
         elif first["kind"] == "ngrams":
             self._ngrams = NgramCounter(json.loads((self.directory / first["ngrams"]).read_text(encoding="utf-8")))
+        elif first["kind"] == "qa_tokens":
+            self._windows = QAWindows(self.directory / first["tokenizer"], int(first["max_length"]),
+                                      int(first["stride"]))
+
+    # question answering
+    def answer(self, questions: Sequence[str], contexts: Sequence[str], batch_size: int = 32) -> list[dict[str, Any]]:
+        """A question-answering export: the best answer per (question, context) pair, ``{"answer", "start",
+        "score", "candidates"}``, as ``transferlab qa ask`` answers it. Windows of similar length share batches."""
+        if self.task != "qa":
+            raise ValueError(f"this is a {self.task} classifier: use predict()")
+        if len(questions) != len(contexts):
+            raise ValueError(f"{len(questions)} questions but {len(contexts)} contexts")
+        spec = self.inputs[0]
+        assert self._windows is not None
+        ids, types, example, offsets = self._windows.encode(questions, contexts)
+        logits: list[np.ndarray] = [np.zeros((0, 2), np.float32)] * len(ids)
+        for idx in _length_batches([len(x) for x in ids], batch_size):
+            feed = {spec["name"]: _pad([ids[i] for i in idx], int(spec["pad_id"]), np.int64),
+                    spec["mask"]: _pad([[1] * len(ids[i]) for i in idx], 0, np.int64),
+                    spec["type_ids"]: _pad([types[i] for i in idx], 0, np.int64)}
+            out = self.session.run([self.info["output"]], feed)[0]
+            for r, i in enumerate(idx):
+                logits[i] = out[r, : len(ids[i])]
+        return decode_spans(example, offsets, logits, contexts, int(spec["n_best"]), int(spec["max_answer_tokens"]),
+                            spec.get("null_threshold"))
 
     # images
     def _pixels(self, source: Any) -> dict[str, np.ndarray]:
@@ -323,6 +445,8 @@ class ExportedModel:
     def predict_proba(self, inputs: Sequence[Any]) -> tuple[np.ndarray, list[int], dict[int, str]]:
         """(probabilities (n usable, n classes) float64, indices of the usable inputs, {index: reason} for the
         others). One unusable input never stops the rest."""
+        if self.task == "qa":
+            raise ValueError("this export is a question-answering reader: use answer(questions, contexts)")
         inputs = [inputs] if isinstance(inputs, str | bytes | os.PathLike | Image.Image) else list(inputs)
         return self._image_proba(inputs) if self.task == "image" else self._text_proba(inputs)
 

@@ -111,8 +111,13 @@ class OnnxBackend:
         self.info = {**{k: info.get(k) for k in CARD_KEYS}, **(card or {}), "backend": "onnx"}
 
     def predict(self, inputs: list[Any], top_k: int, busy: bool = False) -> list[dict[str, Any]]:
-        """The runtime's predictions (onnxruntime sessions may be run from several threads at once)."""
-        return (self.lean if busy else self.exported).predict(list(inputs), top_k=top_k)
+        """The runtime's predictions (onnxruntime sessions may be run from several threads at once); a
+        question-answering reader takes (question, context) pairs."""
+        runner = self.lean if busy else self.exported
+        if self.task == "qa":
+            answers = runner.answer([q for q, _ in inputs], [c for _, c in inputs])
+            return [{"answer": a["answer"], "start": a["start"], "score": a["score"]} for a in answers]
+        return runner.predict(list(inputs), top_k=top_k)
 
 
 def _export_reason(model_dir: Path) -> str | None:

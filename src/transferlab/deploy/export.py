@@ -41,6 +41,7 @@ from transferlab import runtime
 from transferlab.errors import UserError
 
 EXPORT_FORMAT = 1
+QA_OUTPUT = "span_logits"
 OPSET = 17
 RUNTIME_SOURCE = Path(__file__).resolve().parents[2] / "transferlab_runtime" / "__init__.py"
 
@@ -83,15 +84,16 @@ class Graph:
         self.initializers.extend(t for t in model.graph.initializer if t.name in wanted)
         self.opset = max(self.opset, *(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")))
 
-    def build(self, output: str, n_classes: int) -> Any:
+    def build(self, output: str, n_classes: int, name: str = "probabilities") -> Any:
+        """The model whose one output, ``name``, is ``output``: class probabilities (float64, batch x classes), or
+        for a question-answering reader ``span_logits`` (float32, batch x tokens x 2)."""
         import onnx
         from onnx import TensorProto, helper
 
-        self.node("Identity", [output], "probabilities")
-        graph = helper.make_graph(self.nodes, "transferlab", self.inputs,
-                                  [helper.make_tensor_value_info("probabilities", TensorProto.DOUBLE,
-                                                                 ["batch", n_classes])],
-                                  self.initializers)
+        self.node("Identity", [output], name)
+        value = (helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", "tokens", 2]) if name == QA_OUTPUT
+                 else helper.make_tensor_value_info(name, TensorProto.DOUBLE, ["batch", n_classes]))
+        graph = helper.make_graph(self.nodes, "transferlab", self.inputs, [value], self.initializers)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)],
                                   producer_name="transferlab")
         model.ir_version = min(model.ir_version, 9)  # what the pinned onnxruntime reads
@@ -329,6 +331,42 @@ def export_transformer(directory: Path, config: dict[str, Any], g: Graph) -> str
     return g.node("Softmax", [logits], "net/proba", axis=-1)
 
 
+def export_qa_reader(directory: Path, config: dict[str, Any], g: Graph) -> str:
+    """A question-answering reader: token ids, mask and type ids of its windows -> start/end logits per token
+    (float32, padding at -1e4). The runtime cuts the windows and decodes the spans as transferlab does."""
+    import torch
+    from onnx import TensorProto, helper
+
+    from transferlab.model.qa_loaders import load_reader_net
+
+    net, _, w = load_reader_net(directory, config)
+
+    class Spans(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.inner((input_ids, attention_mask, token_type_ids))
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    ids = torch.ones((2, 8), dtype=torch.long)
+    model = _torch_graph(Spans(net), (ids, torch.ones_like(ids), torch.zeros_like(ids)), names,
+                         {n: {0: "batch", 1: "tokens"} for n in names})
+    folder = directory / w["transformer"]
+    for n in names:
+        g.inputs.append(helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "tokens"]))
+        g.nodes.append(_identity(n, f"net/{n}"))
+    g.input_specs.append({"name": "input_ids", "kind": "qa_tokens", "tokenizer": "tokenizer.json",
+                          "mask": "attention_mask", "type_ids": "token_type_ids", "pad_id": _pad_id(folder),
+                          "max_length": int(w["max_length"]), "stride": int(w["stride"]),
+                          "n_best": int(w.get("n_best", 20)), "max_answer_tokens": int(w.get("max_answer_tokens", 30)),
+                          "null_threshold": w.get("null_threshold")})
+    g.files["tokenizer.json"] = (folder / "tokenizer.json").read_bytes()
+    g.add_model(model, "net/", ["out"])
+    return "net/out"
+
+
 def export_tfidf_head(directory: Path, config: dict[str, Any], g: Graph) -> str:
     """Bag of n-grams: the runtime counts the saved vocabulary's n-grams (ids and counts, padded with count 0);
     the graph applies ``1 + log(count)``, the IDF, an L2 norm per part (word / character n-grams) and the head."""
@@ -396,6 +434,7 @@ EXPORTERS: dict[str, Exporter] = {
     "text_tuned_embedding+head": export_tuned_embedding_head,
     "text_transformer": export_transformer,
     "text_tfidf+head": export_tfidf_head,
+    "qa_reader": export_qa_reader,
 }
 
 
@@ -457,9 +496,10 @@ def build_graph(model_dir: str | Path) -> tuple[Any, dict[str, Any], dict[str, b
         raise UserError(f"{d}: cannot export: {reason}")
     g = Graph()
     out = EXPORTERS[config["weights"]["kind"]](d, config, g)
-    model = g.build(out, len(labels))
+    output = QA_OUTPUT if config.get("task") == "qa" else "probabilities"
+    model = g.build(out, len(labels), output)
     meta = {"format": EXPORT_FORMAT, "task": config.get("task", "image"), "labels": labels,
-            "inputs": g.input_specs, "output": "probabilities", "kind": config["weights"]["kind"],
+            "inputs": g.input_specs, "output": output, "kind": config["weights"]["kind"],
             "exported": time.strftime("%Y-%m-%dT%H:%M:%S"), **model_card(d, config)}
     return model, meta, g.files
 
@@ -486,6 +526,14 @@ def export_model(model_dir: str | Path, out_dir: str | Path) -> Path:
 
 
 def _readme(meta: dict[str, Any]) -> str:
+    if meta["task"] == "qa":
+        return (f"# Exported transferlab question-answering reader ({meta.get('strategy')})\n\n"
+                "Needs only `onnxruntime`, `numpy`, `Pillow` and `tokenizers`.\n\n"
+                "```python\nimport sys; sys.path.insert(0, 'THIS_FOLDER')\nfrom transferlab_runtime import load\n"
+                "reader = load('THIS_FOLDER')\nprint(reader.answer(['Who?'], ['A passage.']))\n```\n\n"
+                "`model.onnx` takes the token ids, attention mask and token type ids of (question, context) windows "
+                "and returns `span_logits` (float32, start and end logit per token); `transferlab_runtime` cuts the "
+                "windows and decodes the best span exactly as `transferlab qa ask` does.\n")
     kind = "image files" if meta["task"] == "image" else "texts"
     return (f"# Exported transferlab model ({meta.get('strategy')}, {meta['task']})\n\n"
             f"Needs only `onnxruntime`, `numpy`, `Pillow` and `tokenizers`. Classes: {', '.join(meta['labels'])}.\n\n"

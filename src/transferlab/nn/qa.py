@@ -29,8 +29,7 @@ import torch
 import torch.nn as nn
 
 from transferlab._torch import to_device, torch_device
-
-MAX_QUESTION_TOKENS = 64
+from transferlab_runtime import MAX_QUESTION_TOKENS, decode_spans
 
 
 class SpanReader(nn.Module):
@@ -146,54 +145,13 @@ def window_logits(net: SpanReader, windows: Windows, batch_size: int = 32, pad_i
     return out
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max())
-    return e / e.sum()
-
-
 def decode(windows: Windows, logits: Sequence[np.ndarray], contexts: Sequence[str], n_best: int = 20,
            max_answer_tokens: int = 30, null_threshold: float | None = None) -> list[dict[str, Any]]:
     """The best answer per pair: ``{"answer", "start" (character), "score", "candidates"}``; ``answer`` is "" and
-    ``start`` -1 when no span is possible (or, with ``null_threshold``, when "no answer" wins)."""
-    per_pair: list[list[tuple[float, int, int]]] = [[] for _ in contexts]
-    null = np.full(len(contexts), np.inf)
-    for w, lg in enumerate(logits):
-        p = int(windows.example[w])
-        offs = windows.offsets[w]
-        null[p] = min(null[p], float(lg[0, 0] + lg[0, 1]))
-        ctx = np.asarray([t for t, o in enumerate(offs) if o is not None], np.int64)
-        if not len(ctx):
-            continue
-        s_log, e_log = lg[ctx, 0], lg[ctx, 1]
-        top_s = ctx[np.argsort(-s_log)[:n_best]]
-        top_e = ctx[np.argsort(-e_log)[:n_best]]
-        for s in top_s:
-            for e in top_e:
-                if e < s or e - s + 1 > max_answer_tokens:
-                    continue
-                a, b = offs[s][0], offs[e][1]  # type: ignore[index]
-                per_pair[p].append((float(lg[s, 0] + lg[e, 1]), a, b))
-    out = []
-    for p, cands in enumerate(per_pair):
-        cands.sort(key=lambda c: -c[0])
-        best: dict[tuple[int, int], float] = {}
-        for score, a, b in cands:  # the same characters from overlapping windows count once, at their best
-            if (a, b) not in best:
-                best[(a, b)] = score
-            if len(best) >= n_best:
-                break
-        spans = list(best.items())
-        scores = np.asarray([s for _, s in spans] + ([null[p]] if null_threshold is not None else []), np.float64)
-        probs = _softmax(scores) if len(scores) else scores
-        ctx = contexts[p]
-        candidates = [{"answer": ctx[a:b], "start": a, "score": float(pr)}
-                      for ((a, b), _), pr in zip(spans, probs, strict=False)]
-        if not spans or (null_threshold is not None and null[p] - spans[0][1] > null_threshold):
-            out.append({"answer": "", "start": -1, "score": float(probs[-1]) if len(probs) else 1.0,
-                        "candidates": candidates})
-        else:
-            out.append({**candidates[0], "candidates": candidates})
-    return out
+    ``start`` -1 when no span is possible (or, with ``null_threshold``, when "no answer" wins). The decoding is the
+    exported runtime's (:func:`transferlab_runtime.decode_spans`), so an exported reader answers the same."""
+    return decode_spans(windows.example, windows.offsets, logits, contexts, n_best, max_answer_tokens,
+                        null_threshold)
 
 
 def answer(net: SpanReader, tokenizer: Any, questions: Sequence[str], contexts: Sequence[str],  # noqa: ANN401
