@@ -192,15 +192,8 @@ def domain_transfer(domains: list[str], modes: list[str], eval_limit: int | None
             _merge("domain_transfer", table)
 
 
-def speed() -> None:
-    """Questions/s on short passages (<= 120 words, all their questions in one call) and the p50 latency of one
-    question about one short passage, reader loaded once."""
-    from transferlab.data.squad import read_squad
-    from transferlab.workflows.qa import load_reader
-
-    reader = load_reader(RUNS / "reader_default")
-    examples, _ = read_squad(SHARED / "squad_v1.1" / "test.json")
-    short = [e for e in examples if len(e.context.split()) <= 120][:400]
+def _speed_of(reader: Any, short: list[Any]) -> tuple[float, float]:
+    """(questions/s answering all of ``short`` in one call, p50 ms of one question about one passage)."""
     reader.answer([e.question for e in short[:8]], [e.context for e in short[:8]])  # warm-up
     t0 = time.perf_counter()
     reader.answer([e.question for e in short], [e.context for e in short])
@@ -210,10 +203,44 @@ def speed() -> None:
         t = time.perf_counter()
         reader.answer([e.question], [e.context])
         times.append((time.perf_counter() - t) * 1000)
-    row = {"short_passages": len(short), "questions_per_second": round(qps, 1),
-           "p50_ms_one_question": round(statistics.median(times), 1), "load_average": os.getloadavg()}
+    return round(qps, 1), round(statistics.median(times), 1)
+
+
+def speed() -> None:
+    """Questions/s on short passages (<= 120 words, all their questions in one call) and the p50 latency of one
+    question about one short passage, reader loaded once: the saved reader (PyTorch) and its ONNX export run by
+    the copyable runtime (onnxruntime, what ``serve`` uses)."""
+    from transferlab.data.squad import read_squad
+    from transferlab.deploy.export import export_model
+    from transferlab.workflows.qa import load_reader
+
+    examples, _ = read_squad(SHARED / "squad_v1.1" / "test.json")
+    short = [e for e in examples if len(e.context.split()) <= 120][:400]
+    row: dict[str, Any] = {"short_passages": len(short)}
+    row["questions_per_second"], row["p50_ms_one_question"] = _speed_of(load_reader(RUNS / "reader_default"), short)
+    export_dir = export_model(RUNS / "reader_default", RUNS / "reader_default_onnx")
+    # the export in a process of its own, as `serve` runs it (torch's idle threads would share the cores)
+    import subprocess
+
+    proc = subprocess.run([sys.executable, __file__, "--speed-exported", str(export_dir)], capture_output=True,
+                          text=True, check=True)
+    row.update(json.loads(proc.stdout.strip().splitlines()[-1]))
+    row["load_average"] = os.getloadavg()
     print(row)
     _merge("speed", row)
+
+
+def speed_exported(export_dir: str) -> None:
+    """The exported reader's speed, run by the copyable runtime alone (prints one JSON line)."""
+    from transferlab.data.squad import read_squad
+
+    sys.path.insert(0, export_dir)
+    import transferlab_runtime
+
+    examples, _ = read_squad(SHARED / "squad_v1.1" / "test.json")
+    short = [e for e in examples if len(e.context.split()) <= 120][:400]
+    qps, p50 = _speed_of(transferlab_runtime.load(export_dir), short)
+    print(json.dumps({"onnx_questions_per_second": qps, "onnx_p50_ms_one_question": p50}))
 
 
 def main() -> None:
@@ -225,6 +252,7 @@ def main() -> None:
     p.add_argument("--domains", nargs="*", default=[])
     p.add_argument("--modes", nargs="*", default=["as_is", "labels", "no_labels", "scratch"])
     p.add_argument("--speed", action="store_true")
+    p.add_argument("--speed-exported", default=None, help=argparse.SUPPRESS)
     p.add_argument("--eval-limit", type=int, default=None, help="evaluate on N questions of a seeded shuffle")
     p.add_argument("--eval-only", action="store_true", help="--default: evaluate the saved reader, do not train")
     p.add_argument("--heldout", action="store_true",
@@ -238,6 +266,8 @@ def main() -> None:
         domain_transfer(args.domains, args.modes, args.eval_limit)
     if args.speed:
         speed()
+    if args.speed_exported:
+        speed_exported(args.speed_exported)
 
 
 if __name__ == "__main__":

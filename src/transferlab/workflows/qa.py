@@ -16,7 +16,8 @@ Transfer to a new domain:
   itself: every reader keeps a seeded sample of up to :data:`REPLAY_KEEP` of the questions it was trained on in
   ``replay.json`` (SQuAD format; an adapted reader keeps the questions it replayed), so ``qa adapt`` needs the
   reader folder alone; ``replay`` names another SQuAD file instead, ``replay_count=0`` turns replay off. Without
-  replay the adapted reader lost 1.5 F1 on squadshifts_reddit; with it, it gained 0.3 (benchmarks/qa.py).
+  replay the adapted reader lost ~1.5 F1 on squadshifts_reddit and _amazon; with it, it gains 0.8 and 0.4
+  (benchmarks/qa.py).
   Round-trip consistency (Alberti et al., 2019, "Synthetic QA Corpora Generation with Roundtrip Consistency"): a
   synthesised question is kept only when the reader, asked it, already answers with the synthesised answer (exact
   match after SQuAD normalisation). Rule-based questions from informal text are often unanswerable or ambiguous;
