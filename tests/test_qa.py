@@ -379,6 +379,17 @@ def test_write_squad_reads_back_the_same_questions(tiny_file: Path, tmp_path: Pa
 
 
 # --- compare on question-answering data ---------------------------------------------------------------------------
+def test_noise_notes_tell_a_real_lead_from_noise():
+    from transferlab.workflows.compare_qa import noise_notes
+
+    first = {"strategy": "labels", "per_question_f1": [1.0, 1.0, 0.0, 1.0] * 50}
+    same = {"strategy": "as_is", "per_question_f1": [1.0, 0.0, 1.0, 1.0] * 50}  # same mean, other questions
+    worse = {"strategy": "scratch", "per_question_f1": [0.0, 1.0, 0.0, 0.0] * 50}
+    notes = noise_notes([first, same, worse])
+    assert "by 0.0 F1" in notes[0] and "within noise" in notes[0]
+    assert notes[1].startswith("labels leads scratch by 50.0 F1") and "a real difference" in notes[1]
+
+
 def test_split_by_passage_keeps_each_passage_on_one_side(tiny_file: Path):
     from transferlab.workflows.compare_qa import split_by_passage
 
@@ -403,8 +414,10 @@ def test_cli_compare_runs_the_transfer_strategies_side_by_side(trained, tmp_path
     doc = json.loads(capsys.readouterr().out)
     assert code == 0
     rows = doc["leaderboard"]
-    ran = {r["strategy"] for r in rows} | {n.split()[0] for n in doc["notes"]}
+    ran = {r["strategy"] for r in rows} | {n.split()[0] for n in doc["notes"] if "did not run" in n}
     assert ran == {"as_is", "labels", "no_labels", "scratch"}
+    noise = [n for n in doc["notes"] if "standard errors" in n]  # the first's lead over each other candidate
+    assert len(noise) == len(rows) - 1 and all(n.startswith(rows[0]["strategy"] + " leads") for n in noise)
     assert [r["f1"] for r in rows] == sorted((r["f1"] for r in rows), reverse=True)
     train_ex, _ = read_squad(out / "split" / "train.json")
     test_ex, _ = read_squad(out / "split" / "test.json")

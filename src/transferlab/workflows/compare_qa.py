@@ -14,7 +14,9 @@ The candidates (:data:`STRATEGIES`); all but ``scratch`` need a trained reader (
 - ``scratch``: a reader trained on the training questions alone, from the pretrained encoder (no QA transfer).
 
 Every candidate is scored with the official SQuAD v1.1 exact match and F1 on the same test questions and ranked by
-F1. ``OUT/`` gets ``leaderboard.{json,csv,md}``, ``report.html`` (bars of F1 and EM), the split it used
+F1; the notes say whether the first's lead over each other candidate exceeds twice its standard error (paired over
+the test questions), since a few hundred questions cannot tell a 2-point difference from noise.
+``OUT/`` gets ``leaderboard.{json,csv,md}``, ``report.html`` (bars of F1 and EM), the split it used
 (``split/train.json``, ``split/test.json``), each trained reader under ``runs/`` and a copy of the winner in ``best/``.
 A finished candidate is not run again when its split, reader and seed are unchanged (``runs/NAME/compare_run.json``),
 so an interrupted compare resumes where it stopped.
@@ -157,6 +159,7 @@ def _run_one(name: str, init: str | None, train: Path, test: Path, target: Path,
     evaluation = evaluate_reader(reader, test)
     row.update({k: round(float(evaluation[k]), 2) for k in ("exact_match", "f1")})
     row["count"] = int(evaluation["count"])
+    row["per_question_f1"] = [float(q["f1"]) for q in evaluation["per_question"]]  # same test order for all
     row["model"] = str(init if name == "as_is" else target)
     return row
 
@@ -213,7 +216,11 @@ def compare_qa(data: str | os.PathLike[str], out: str | os.PathLike[str] | None 
     rows.sort(key=lambda r: (-r["f1"], -r["exact_match"], r["train_seconds"]))
     for i, r in enumerate(rows, 1):
         r["rank"] = i
-    result = QACompareResult(rows, protocol, cached_runs=cached, notes=notes)
+    noise = noise_notes(rows)
+    for n in noise:
+        log(n)
+    rows = [{k: v for k, v in r.items() if k != "per_question_f1"} for r in rows]
+    result = QACompareResult(rows, protocol, cached_runs=cached, notes=notes + noise)
     if out is not None:
         best = work / "best"
         if best.exists():
@@ -221,11 +228,31 @@ def compare_qa(data: str | os.PathLike[str], out: str | os.PathLike[str] | None 
         shutil.copytree(rows[0]["model"], best, ignore=shutil.ignore_patterns("compare_run.json"))
         result.winner = rows[0]["strategy"]
         write_qa_leaderboard(work, rows)
-        write_qa_report(work / "report.html", rows, protocol, notes)
+        write_qa_report(work / "report.html", rows, protocol, result.notes)
     else:
         shutil.rmtree(work, ignore_errors=True)
     result.seconds = time.perf_counter() - t_start
     return result
+
+
+def noise_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """How sure the ranking is: for each candidate below the first, the first's F1 lead and twice its standard
+    error over the paired per-question differences (the same test questions): a lead inside that margin is noise."""
+    import numpy as np
+
+    out = []
+    first = rows[0].get("per_question_f1")
+    for r in rows[1:]:
+        other = r.get("per_question_f1")
+        if not first or not other or len(first) != len(other) or len(first) < 2:
+            continue
+        d = 100.0 * (np.asarray(first) - np.asarray(other))
+        margin = 2 * float(d.std(ddof=1)) / np.sqrt(len(d))
+        lead = float(d.mean())
+        verdict = "a real difference" if lead > margin else "within noise: no real difference"
+        out.append(f"{rows[0]['strategy']} leads {r['strategy']} by {lead:.1f} F1 (+/- {margin:.1f}, 2 standard "
+                   f"errors over the {len(d)} test questions): {verdict}")
+    return out
 
 
 def write_qa_leaderboard(out_dir: Path, rows: list[dict[str, Any]]) -> None:
