@@ -265,7 +265,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
     before_answers = answer(SpanReader(body).eval(), tokenizer, [e.question for e in examples],
                             [e.context for e in examples], 128, 32)
     before = squad_metrics(examples, {e.id: a["answer"] for e, a in zip(examples, before_answers, strict=True)})
-    params = {"epochs": 6, "batch_size": 10, "max_length": 128, "stride": 32, "lr": 3e-4, "head_lr": 3e-3}
+    params = {"epochs": 6, "batch_size": 10, "max_length": 128, "stride": 32, "lr": 3e-4, "head_lr": 3e-3,
+              "body_dropout": None}  # the tiny reader keeps some dropout, or it answers no cloze question
     result = train_reader(data, out=d / "reader", params=params, eval_data=data)
     return data, examples, before, result
 
@@ -531,3 +532,19 @@ def test_export_answers_as_the_reader_does_without_torch_or_transferlab(trained,
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert [(a, s) for a, s, _ in got] == [(w["answer"], w["start"]) for w in want]
     assert max(abs(sc - w["score"]) for (_, _, sc), w in zip(got, want, strict=True)) < 1e-4
+
+
+@pytest.mark.slow
+def test_body_dropout_sets_the_encoders_dropout_and_is_checked(tiny_file: Path):
+    import torch
+
+    from transferlab.strategies.qa_reader import QAReader
+
+    examples, _ = read_squad(tiny_file)
+    with pytest.raises(UserError, match="body_dropout"):
+        QAReader(body_dropout=1.0).fit(examples)
+    reader = QAReader(body_dropout=0.0, epochs=1, max_length=64, stride=16).fit(examples[:4])
+    rates = {m.p for m in reader.net_.body.modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates == {0.0} and reader.net_.body.config.attention_probs_dropout_prob == 0.0
+    default = QAReader(body_dropout=None, epochs=1, max_length=64, stride=16).fit(examples[:4])  # encoder's own
+    assert {m.p for m in default.net_.body.modules() if isinstance(m, torch.nn.Dropout)} == {0.1}
