@@ -64,6 +64,12 @@ def model_card(model_dir: Path) -> dict[str, Any]:
             "trained_with": config.get("versions", {}).get("transferlab"), "created": config.get("created")}
 
 
+def _answers(reader: Any, pairs: list[Any]) -> list[dict[str, Any]]:  # noqa: ANN401
+    """A reader's ``{"answer", "start", "score"}`` per (question, context) pair (saved or exported reader alike)."""
+    answers = reader.answer([q for q, _ in pairs], [c for _, c in pairs])
+    return [{"answer": a["answer"], "start": a["start"], "score": a["score"]} for a in answers]
+
+
 class ModelBackend:
     """A saved model directory, predicted with :class:`transferlab.model.Model` (feature cache read-only)."""
 
@@ -81,8 +87,7 @@ class ModelBackend:
         """:meth:`Model.predict`; its default never writes the feature cache. A question-answering reader takes
         (question, context) pairs and answers ``{"answer", "start", "score"}`` for each."""
         if self.task == "qa":
-            answers = self.model.predictor.answer([q for q, _ in inputs], [c for _, c in inputs])
-            return [{"answer": a["answer"], "start": a["start"], "score": a["score"]} for a in answers]
+            return _answers(self.model.predictor, inputs)
         return self.model.predict(list(inputs), top_k=top_k)
 
 
@@ -115,8 +120,7 @@ class OnnxBackend:
         question-answering reader takes (question, context) pairs."""
         runner = self.lean if busy else self.exported
         if self.task == "qa":
-            answers = runner.answer([q for q, _ in inputs], [c for _, c in inputs])
-            return [{"answer": a["answer"], "start": a["start"], "score": a["score"]} for a in answers]
+            return _answers(runner, inputs)
         return runner.predict(list(inputs), top_k=top_k)
 
 

@@ -145,14 +145,9 @@ def _run_one(name: str, init: str | None, train: Path, test: Path, target: Path,
                            "train_questions": 0}
     if name == "as_is":
         reader: Any = init
-    elif name == "labels":
-        result = train_reader(train, out=target, init=init, params=params, seed=seed)
-        reader, row["train_questions"] = result.out, result.metrics["train_questions"]
-    elif name == "no_labels":
-        result = adapt_reader(str(init), train, out=target, params=params, seed=seed)
-        reader, row["train_questions"] = result.out, result.metrics["train_questions"]
     else:
-        result = train_reader(train, out=target, params=params, seed=seed)
+        result = (adapt_reader(str(init), train, out=target, params=params, seed=seed) if name == "no_labels" else
+                  train_reader(train, out=target, init=init if name == "labels" else None, params=params, seed=seed))
         reader, row["train_questions"] = result.out, result.metrics["train_questions"]
     if name != "as_is":
         row["train_seconds"] = round(time.perf_counter() - t0, 1)
