@@ -180,11 +180,11 @@ def test_bad_attribute_input_exits_2_with_one_line(tmp_path: Path, capsys, csv_t
 def test_class_name_without_word_vector_exits_2_naming_it(tmp_path: Path, capsys) -> None:
     data = _class_folders(tmp_path / "data", ["cats", "dogs"])
     capsys.readouterr()
-    assert main(["zeroshot", str(data), "--classes", "cat,qzxvwk"]) == 2
+    assert main(["zeroshot", str(data), "--classes", "cat,qzxvwk", "--words", "glove"]) == 2
     err = capsys.readouterr().err
     assert "'qzxvwk'" in err and "no word vector" in err and "'cat'" not in err
     # a multi-word name names the word that has no vector
-    assert main(["zeroshot", str(data), "--classes", "cat,fluffy qzxvwk dog"]) == 2
+    assert main(["zeroshot", str(data), "--classes", "cat,fluffy qzxvwk dog", "--words", "glove"]) == 2
     assert "'qzxvwk'" in capsys.readouterr().err
 
 
@@ -203,18 +203,19 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys) -> None:
 def test_conse_on_real_hymenoptera_images(tmp_path: Path, cache_dir: Path, capsys) -> None:
     data = _linked(tmp_path / "hym", shared_dataset("hymenoptera"), {"val": {"ants": 8, "bees": 8}})
     capsys.readouterr()
-    assert main(["zeroshot", str(data / "val"), "--classes", "ant,bee", "--json"]) == 0
+    assert main(["zeroshot", str(data / "val"), "--classes", "ant,bee", "--words", "glove", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["method"] == "conse" and doc["classes"] == ["ant", "bee"] and doc["chance"] == 0.5
+    assert doc["settings"]["words"] == "glove"
     assert len(doc["predictions"]) == 16 and doc["count"] == 16
     for p in doc["predictions"]:
         assert set(p) >= {"path", "label", "probabilities", "true_label"}
         assert np.isclose(sum(p["probabilities"].values()), 1, atol=1e-4)
         assert p["label"] == max(p["probabilities"], key=p["probabilities"].get)
     assert doc["accuracy"] >= 0.8  # ConSE with Lite0 gets almost all of them; chance is 0.5
-    # the same through MiniLM embeddings of the names instead of GloVe: any text is a name, plurals included
+    # the default: MiniLM embeddings of the names instead of GloVe: any text is a name, plurals included
     capsys.readouterr()
-    assert main(["zeroshot", str(data / "val"), "--words", "minilm", "--json"]) == 0  # the folder names
+    assert main(["zeroshot", str(data / "val"), "--json"]) == 0  # the folder names
     minilm = json.loads(capsys.readouterr().out)
     assert minilm["classes"] == ["ants", "bees"] and minilm["settings"]["words"] == "minilm"
     assert minilm["accuracy"] >= 0.8

@@ -14,9 +14,11 @@ def add_parser(subparsers: Any) -> None:
     """Register ``zeroshot``."""
     p = subparsers.add_parser("zeroshot", help=HELP, formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""
 From class names (images, ConSE): the backbone's ImageNet head gives its 10 most probable ImageNet classes; the
-GloVe vectors of their names, weighted by those probabilities, place the image among words; it goes to the class
-name nearest by cosine (probabilities: softmax of cosine / temperature). Class names must be English words GloVe
-knows (multi-word names are averaged); --classes LABEL=words keeps LABEL in the output and looks up the words.
+MiniLM sentence embeddings of their names, weighted by those probabilities, place the image among meanings; it goes
+to the class name nearest by cosine (probabilities: softmax of cosine / temperature). Any name works ("golden
+retriever", "ants"); --classes LABEL=words keeps LABEL in the output and embeds the words. --words glove uses GloVe
+6B 50-d word vectors instead (ConSE's original kind of space; names must be words GloVe knows, multi-word names are
+averaged).
 For text DATA the class names become "This text is about {label}." and each text goes to the nearest (MiniLM).
 
 From attributes (images): FILE is a CSV with a header (class,attr1,attr2,...) and one row per class of 0/1
@@ -51,9 +53,9 @@ Examples:
     p.add_argument("--top-k", type=positive_int, default=10,
                    help="ConSE: how many of the ImageNet head's most probable classes to combine (default 10, the "
                    "ConSE paper's T)")
-    p.add_argument("--words", choices=["glove", "minilm"], default="glove",
-                   help="ConSE: the space class names live in: glove (GloVe 6B 50-d word vectors, the default) or "
-                   "minilm (MiniLM sentence embeddings of the names: no unknown words, better on dog breeds)")
+    p.add_argument("--words", choices=["glove", "minilm"], default="minilm",
+                   help="ConSE: the space class names live in: minilm (MiniLM sentence embeddings of the names, the "
+                   "default: any name works) or glove (GloVe 6B 50-d word vectors: names must be words it knows)")
     p.add_argument("--temperature", type=float, default=0.1,
                    help="ConSE: softmax temperature over cosines (default 0.1); changes probabilities, not labels")
     p.add_argument("--method", choices=["dap", "mean", "cosine"], default="dap",
