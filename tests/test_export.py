@@ -68,6 +68,9 @@ def digits_models(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, dig
     out["headless"] = root / "headless"
     train(digits_dir, out=root / "frozen", strategy="frozen_head", val_fraction=0.25, params={"epochs": 5})
     out["frozen_head"] = root / "frozen"
+    # SqueezeNet's Caffe preprocessing (BGR, mean subtracted, no scaling) is the other normalisation in the graph
+    train(digits_dir, out=root / "squeezenet", strategy="headless", backbone="squeezenet1_1", val_fraction=0.25)
+    out["squeezenet"] = root / "squeezenet"
     return out
 
 
