@@ -362,3 +362,23 @@ def test_text_index_with_glove(tmp_path: Path, cache_dir: Path, capsys) -> None:
     assert "index of texts" in one_line_error(capsys)
     manifest = json.loads((out / "index.json").read_text())
     assert manifest["encoder"]["name"] == "glove" and manifest["layer"] == "features"
+
+
+def test_discriminant_is_fitted_on_a_bounded_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((3, 16)) * 3
+    labels = [str(i % 3) for i in range(300)] + ["rare"]  # one item of a class: no spread to learn from
+    vectors = np.stack([centres[int(c)] if c != "rare" else np.zeros(16) for c in labels])
+    vectors = vectors + rng.standard_normal(vectors.shape)
+    full = similarity.fit_discriminant(vectors, labels)
+    assert full.shape == (16, 2)  # the 3 classes with >= 2 items
+    monkeypatch.setattr(similarity, "MAX_DISCRIMINANT_ITEMS", 60)
+    sampled = similarity.fit_discriminant(vectors, labels)
+    assert sampled.shape == (16, 2)
+    # the sample finds the same separation: items of a class are nearer each other than to the others
+    z = similarity.label_aware(normalise(vectors[:300]), sampled)
+    neighbours, _ = top_k_cosine(z, z, 5, exclude_self=True)
+    y = np.array(labels[:300])
+    assert precision_at_k(neighbours, y, y) >= 0.95
+    with pytest.raises(ValueError, match="two classes"):
+        similarity.fit_discriminant(vectors[:4], ["a", "a", "b", "c"])

@@ -107,6 +107,7 @@ def precision_at_k(neighbours: np.ndarray, query_labels: np.ndarray, index_label
 
 
 MIN_PER_CLASS = 2  # items a class needs for its spread to count in a discriminant
+MAX_DISCRIMINANT_ITEMS = 20_000  # a seeded sample of this many labelled items is plenty to estimate the directions
 
 
 def discriminant_classes(labels: list[object]) -> tuple[list[object], str | None]:
@@ -128,7 +129,8 @@ def discriminant_classes(labels: list[object]) -> tuple[list[object], str | None
 def fit_discriminant(vectors: np.ndarray, labels: list[object]) -> np.ndarray:
     """(dim, classes - 1) float32 projection onto the directions that best separate the labelled classes: linear
     discriminant analysis (scikit-learn's eigen solver, Ledoit-Wolf shrinkage of the within-class covariance), fitted
-    on the items of classes with at least :data:`MIN_PER_CLASS` items. In that space the within-class spread is the
+    on the items of classes with at least :data:`MIN_PER_CLASS` items (a seeded sample of
+    :data:`MAX_DISCRIMINANT_ITEMS` of them on a large index). In that space the within-class spread is the
     same in every direction, so a cosine there measures class likeness. ``ValueError`` when fewer than two classes
     can be used (see :func:`discriminant_classes`)."""
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
@@ -138,6 +140,12 @@ def fit_discriminant(vectors: np.ndarray, labels: list[object]) -> np.ndarray:
         raise ValueError(f"no discriminant can be learned: {why}")
     keep = set(usable)
     rows = [i for i, label in enumerate(labels) if label in keep]
+    if len(rows) > MAX_DISCRIMINANT_ITEMS:  # bounded memory and time on a large index (float64 copy of the rows)
+        rows = sorted(np.random.default_rng(0).choice(rows, MAX_DISCRIMINANT_ITEMS, replace=False).tolist())
+        usable, why = discriminant_classes([labels[i] for i in rows])
+        if why:
+            raise ValueError(f"no discriminant can be learned from a sample of {len(rows)} items: {why}")
+        rows = [i for i in rows if labels[i] in set(usable)]
     x = np.asarray(vectors, np.float64)[rows]
     y = [str(labels[i]) for i in rows]
     try:
