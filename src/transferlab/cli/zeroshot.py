@@ -15,10 +15,10 @@ def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("zeroshot", help=HELP, formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""
 From class names (images, ConSE): the backbone's ImageNet head gives its 10 most probable ImageNet classes; the
 MiniLM sentence embeddings of their names, weighted by those probabilities, place the image among meanings; it goes
-to the class name nearest by cosine (probabilities: softmax of cosine / temperature). Any name works ("golden
-retriever", "ants"); --classes LABEL=words keeps LABEL in the output and embeds the words. --words glove uses GloVe
-6B 50-d word vectors instead (ConSE's original kind of space; names must be words GloVe knows, multi-word names are
-averaged).
+to the class name nearest by cosine (probabilities: softmax of cosine / temperature). Names are English words
+("golden retriever", "ants"; a word GloVe 6B does not know, such as a typo, is an error naming it); --classes
+LABEL=words keeps LABEL in the output and embeds the words. --words glove uses GloVe 6B 50-d word vectors instead
+(ConSE's original kind of space; multi-word names are averaged).
 For text DATA the class names become "This text is about {label}." and each text goes to the nearest (MiniLM).
 
 From attributes (images): FILE is a CSV with a header (class,attr1,attr2,...) and one row per class of 0/1
@@ -55,7 +55,7 @@ Examples:
                    "ConSE paper's T)")
     p.add_argument("--words", choices=["glove", "minilm"], default="minilm",
                    help="ConSE: the space class names live in: minilm (MiniLM sentence embeddings of the names, the "
-                   "default: any name works) or glove (GloVe 6B 50-d word vectors: names must be words it knows)")
+                   "default) or glove (GloVe 6B 50-d word vectors, averaged over the words of a name)")
     p.add_argument("--temperature", type=float, default=0.1,
                    help="ConSE: softmax temperature over cosines (default 0.1); changes probabilities, not labels")
     p.add_argument("--method", choices=["dap", "mean", "cosine"], default="dap",

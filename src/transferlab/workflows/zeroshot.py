@@ -181,16 +181,14 @@ def _sentence_vectors(texts: Sequence[str]) -> np.ndarray:
 
 
 def class_name_vectors(classes: Sequence[ClassName], words: str = DEFAULT_WORDS) -> np.ndarray:
-    """(C, dim) vectors of the class names. ``glove``: GloVe 6B 50-d, multi-word names averaged; a name with a word
-    GloVe lacks is an error naming it, rather than a class silently described by half its name. ``minilm``: the
-    MiniLM sentence embedding of the name (any text works)."""
+    """(C, dim) vectors of the class names. ``glove``: GloVe 6B 50-d, multi-word names averaged. ``minilm``: the
+    MiniLM sentence embedding of the name. In both, every word of a name must be one GloVe's 400,000-word vocabulary
+    knows: a name with an unknown word (a typo, a code) is an error naming it, rather than a class silently described
+    by half its name or by a sentence embedding of noise."""
     from transferlab.backbones.glove import load_glove
 
-    if words == "minilm":
-        return _sentence_vectors([c.words for c in classes])
-    if words != "glove":
+    if words not in WORD_SPACES:
         raise UserError(f"--words {words}: choose one of {', '.join(WORD_SPACES)}")
-
     vectors, index = load_glove()
     rows, problems = [], []
     for c in classes:
@@ -200,9 +198,11 @@ def class_name_vectors(classes: Sequence[ClassName], words: str = DEFAULT_WORDS)
                                               if missing and missing != [c.words.lower()] else ""))
         rows.append(v)
     if problems:
-        raise UserError(f"no word vector for class name(s) {', '.join(problems)}: GloVe 6B knows lower-case English "
-                        "words; use another word, or keep the label and give words to look up with "
+        raise UserError(f"no word vector for class name(s) {', '.join(problems)}: class names must be English words "
+                        "(GloVe 6B's vocabulary); use another word, or keep the label and give words to look up with "
                         "--classes LABEL=words")
+    if words == "minilm":
+        return _sentence_vectors([c.words for c in classes])
     return np.stack(rows)  # type: ignore[arg-type]
 
 
