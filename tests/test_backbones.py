@@ -132,3 +132,21 @@ def test_device_follows_the_environment_and_moves_nested_tensors(monkeypatch):
     assert moved[0][0].device.type == moved[0][1].device.type == moved[1]["y"].device.type == "meta"
     assert moved[0][2] is None and moved[3] == 5 and isinstance(moved[2], list) and moved[2][0].device.type == "meta"
     assert moved[0][1].dtype == torch.long and batch[0][0].device.type == "cpu"  # the input is not changed
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "squeezenet1_1"])
+def test_normalize_batch_is_the_per_pixel_formula_in_nchw(name: str) -> None:
+    """The layout trick (transpose the uint8 pixels, then per-plane constants) changes no value: each element is
+    x * (1 / (255 std)) - mean / std in float32 (Lite's style), or the BGR pixel minus the mean (SqueezeNet's Caffe)."""
+    prep = get_backbone(name).preprocessing
+    pixels = np.random.default_rng(0).integers(0, 256, (3, prep.size, prep.size, 3), dtype=np.uint8)
+    got = prep.normalize_batch(pixels)
+    assert got.shape == (3, 3, prep.size, prep.size) and got.dtype == np.float32 and got.flags.c_contiguous
+    x = pixels.astype(np.float32)
+    mean = np.asarray(prep.mean, np.float32)
+    if prep.style == "caffe":
+        expected = x[..., ::-1] - mean
+    else:
+        std = np.asarray(prep.std, np.float32)
+        expected = x * (np.float32(1.0) / (np.float32(255.0) * std)) - mean / std
+    np.testing.assert_array_equal(got, expected.transpose(0, 3, 1, 2))

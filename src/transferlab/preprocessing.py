@@ -83,14 +83,17 @@ class Preprocessing:
         return np.asarray(self.resize_and_crop(img), dtype=np.uint8)
 
     def normalize_batch(self, pixels: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) uint8 -> normalised float32 (N, 3, H, W)."""
-        x = pixels.astype(np.float32)
+        """(N, H, W, 3) uint8 -> normalised float32 (N, 3, H, W). The uint8 pixels are transposed first, so each
+        per-channel constant applies to a whole contiguous plane (several times faster than broadcasting a (3,)
+        constant over the last axis); every element gets the same float32 operations, so the values are unchanged."""
+        x = np.ascontiguousarray(np.asarray(pixels, dtype=np.uint8).transpose(0, 3, 1, 2)).astype(np.float32)
+        mean = np.asarray(self.mean, dtype=np.float32).reshape(1, 3, 1, 1)
         if self.style == "caffe":
-            x = x[..., ::-1] - np.asarray(self.mean, dtype=np.float32)
-        else:
-            scale = 1.0 / (255.0 * np.asarray(self.std, dtype=np.float32))
-            x = x * scale - np.asarray(self.mean, dtype=np.float32) / np.asarray(self.std, dtype=np.float32)
-        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+            return np.ascontiguousarray(x[:, ::-1] - mean)
+        std = np.asarray(self.std, dtype=np.float32).reshape(1, 3, 1, 1)
+        x *= 1.0 / (255.0 * std)
+        x -= mean / std
+        return x
 
     def __call__(self, img: Image.Image) -> np.ndarray:
         return self.normalize_batch(self.to_uint8(img)[None])[0]
