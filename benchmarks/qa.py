@@ -87,6 +87,25 @@ def _train(data: Path, out: Path, limit: int | None = None, init: str | None = N
             "steps_per_epoch": r.metrics["steps_per_epoch"], "out": str(out)}
 
 
+def check_candidate(key: str, params: dict[str, Any], max_minutes: float, selection_f1_to_beat: float) -> None:
+    """A candidate default recipe judged by a rule fixed before its run: train on squad_v1.1/train.json with
+    ``params``; adopt when it trains within ``max_minutes`` and its F1 on the selection set (4,000 questions of
+    train_full_subset, other articles) reaches ``selection_f1_to_beat``; test.json is evaluated afterwards and reported
+    whatever it says. Rows under ``key`` in results/qa.json (benchmarks/qa_nodrop.py, qa_epochs.py)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    squad = SHARED / "squad_v1.1"
+    out = RUNS / f"reader_{key.removeprefix('candidate_')}"
+    row = {"params": params, "load_average_before": os.getloadavg(), **_train(squad / "train.json", out,
+                                                                             params=params)}
+    row["heldout_4000"] = _evaluate(out, _subset(squad / "train_full_subset.json", 4000))
+    row["adopt"] = row["train_minutes"] <= max_minutes and row["heldout_4000"]["f1"] >= selection_f1_to_beat
+    print("held-out:", row["heldout_4000"], "minutes:", row["train_minutes"], "adopt:", row["adopt"], flush=True)
+    _merge(key, row)
+    row.update(_evaluate(out, squad / "test.json"))
+    print(row)
+    _merge(key, row)
+
+
 def default_run(eval_limit: int | None, eval_only: bool, heldout: bool = False) -> None:
     """Train with defaults (unless ``eval_only``: the saved reader and its metrics.json are reused), evaluate."""
     squad = SHARED / "squad_v1.1"

@@ -13,12 +13,11 @@ Rule, written before the run: adopt ``epochs=4`` as the default when (a) it trai
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from qa import RUNS, SHARED, _evaluate, _merge, _subset, _train  # noqa: E402
+from qa import check_candidate  # noqa: E402
 
 PARAMS = {"epochs": 4, "body_dropout": 0.0}
 SELECTION_F1_TO_BEAT = 56.9 + 0.5
@@ -26,18 +25,8 @@ MAX_TRAIN_MINUTES = 28
 
 
 def main() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    squad = SHARED / "squad_v1.1"
-    out = RUNS / "reader_nodrop_ep4"
-    row = {"params": PARAMS, "load_average_before": os.getloadavg(), **_train(squad / "train.json", out,
-                                                                             params=PARAMS)}
-    row["heldout_4000"] = _evaluate(out, _subset(squad / "train_full_subset.json", 4000))
-    row["adopt"] = row["train_minutes"] <= MAX_TRAIN_MINUTES and row["heldout_4000"]["f1"] >= SELECTION_F1_TO_BEAT
-    print("held-out:", row["heldout_4000"], "minutes:", row["train_minutes"], "adopt:", row["adopt"], flush=True)
-    _merge("candidate_nodrop_ep4", row)
-    row.update(_evaluate(out, squad / "test.json"))
-    print(row)
-    _merge("candidate_nodrop_ep4", row)
+    check_candidate("candidate_nodrop_ep4", PARAMS, max_minutes=MAX_TRAIN_MINUTES,
+                    selection_f1_to_beat=SELECTION_F1_TO_BEAT)
 
 
 if __name__ == "__main__":

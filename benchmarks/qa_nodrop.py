@@ -14,29 +14,17 @@ seed-to-seed spread (0.5), i.e. >= 56.2. test.json is evaluated afterwards and r
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from qa import RUNS, SHARED, _evaluate, _merge, _subset, _train  # noqa: E402
+from qa import check_candidate  # noqa: E402
 
 PARAMS = {"epochs": 3, "body_dropout": 0.0}
 
 
 def main() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    squad = SHARED / "squad_v1.1"
-    out = RUNS / "reader_nodrop_ep3"
-    row = {"params": PARAMS, "load_average_before": os.getloadavg(), **_train(squad / "train.json", out,
-                                                                             params=PARAMS)}
-    row["heldout_4000"] = _evaluate(out, _subset(squad / "train_full_subset.json", 4000))
-    row["adopt"] = row["train_minutes"] <= 27 and row["heldout_4000"]["f1"] >= 56.2
-    print("held-out:", row["heldout_4000"], "minutes:", row["train_minutes"], "adopt:", row["adopt"], flush=True)
-    _merge("candidate_nodrop_ep3", row)
-    row.update(_evaluate(out, squad / "test.json"))
-    print(row)
-    _merge("candidate_nodrop_ep3", row)
+    check_candidate("candidate_nodrop_ep3", PARAMS, max_minutes=27, selection_f1_to_beat=56.2)
 
 
 if __name__ == "__main__":

@@ -8,14 +8,12 @@ sst2 for every exportable strategy is ``benchmarks/export_parity.py``.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import run_runtime_only
 from transferlab import runtime
 from transferlab.cli import main
 from transferlab.deploy.export import export_model, exportable
@@ -132,24 +130,11 @@ def test_text_headless_export_matches_and_runs_without_torch_sklearn_or_transfer
     _same_predictions(tmp_path / "m", export_dir, texts)
     expected = [p.get("label") for p in Model.load(tmp_path / "m").predict(texts)]
     # a fresh process where torch, scikit-learn, transformers and transferlab cannot be imported at all
-    script = textwrap.dedent(f"""
-        import json, sys
-        BLOCKED = ("torch", "sklearn", "transformers", "transferlab", "scipy", "safetensors")
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in BLOCKED:
-                    raise ImportError("blocked in this test: " + name)
-        sys.meta_path.insert(0, Block())
-        sys.path.insert(0, {str(export_dir)!r})
-        from transferlab_runtime import load
+    preds = run_runtime_only(export_dir, f"""
         preds = load({str(export_dir)!r}).predict({texts!r})
-        assert not any(m.split(".")[0] in BLOCKED for m in sys.modules), sorted(sys.modules)
         print(json.dumps([p.get("label") for p in preds]))
-    """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                         cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == expected
+    """, tmp_path)
+    assert preds == expected
 
 
 def test_export_refuses_what_it_cannot_export_exactly(digits_dir: Path, tmp_path: Path, cache_dir: Path,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_runtime_only
 from transferlab.cli import main
 from transferlab.data.qa_synthesis import synthesize
 from transferlab.data.squad import align_answer, read_passages, read_squad
@@ -492,9 +493,6 @@ def test_serve_answers_questions_about_a_passage_and_refuses_bad_bodies(trained)
 
 @pytest.mark.slow
 def test_export_answers_as_the_reader_does_without_torch_or_transferlab(trained, tmp_path: Path, capsys):
-    import subprocess
-    import textwrap
-
     from transferlab.workflows.qa import load_reader
 
     _, examples, _, result = trained
@@ -506,19 +504,9 @@ def test_export_answers_as_the_reader_does_without_torch_or_transferlab(trained,
     questions = [e.question for e in examples] + ["why " * 100 + "?"]  # a question cut at 64 tokens
     contexts = [e.context for e in examples] + [" ".join(p for p, _ in PASSAGES) * 3]  # a passage of many windows
     want = load_reader(result.out).answer(questions, contexts)
-    script = textwrap.dedent(f"""
-        import json, sys
-        BLOCKED = ("torch", "sklearn", "transformers", "transferlab", "scipy", "safetensors")
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in BLOCKED:
-                    raise ImportError("blocked in this test: " + name)
-        sys.meta_path.insert(0, Block())
-        sys.path.insert(0, {str(out)!r})
-        from transferlab_runtime import load
+    got = run_runtime_only(out, f"""
         reader = load({str(out)!r})
         answers = reader.answer({questions!r}, {contexts!r})
-        assert not any(m.split(".")[0] in BLOCKED for m in sys.modules), sorted(sys.modules)
         try:
             reader.predict(["a text"])
         except ValueError as exc:
@@ -526,10 +514,7 @@ def test_export_answers_as_the_reader_does_without_torch_or_transferlab(trained,
         else:
             raise AssertionError("predict() on a reader must refuse")
         print(json.dumps([[a["answer"], a["start"], a["score"]] for a in answers]))
-    """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    """, tmp_path)
     assert [(a, s) for a, s, _ in got] == [(w["answer"], w["start"]) for w in want]
     assert max(abs(sc - w["score"]) for (_, _, sc), w in zip(got, want, strict=True)) < 1e-4
 

@@ -135,17 +135,14 @@ def fit_discriminant(vectors: np.ndarray, labels: list[object]) -> np.ndarray:
     can be used (see :func:`discriminant_classes`)."""
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-    usable, why = discriminant_classes(labels)
+    rows = [i for i, label in enumerate(labels) if label is not None]
+    if len(rows) > MAX_DISCRIMINANT_ITEMS:  # bounded memory and time on a large index (float64 copy of the rows)
+        rows = sorted(np.random.default_rng(0).choice(rows, MAX_DISCRIMINANT_ITEMS, replace=False).tolist())
+    usable, why = discriminant_classes([labels[i] for i in rows])
     if why:
         raise ValueError(f"no discriminant can be learned: {why}")
     keep = set(usable)
-    rows = [i for i, label in enumerate(labels) if label in keep]
-    if len(rows) > MAX_DISCRIMINANT_ITEMS:  # bounded memory and time on a large index (float64 copy of the rows)
-        rows = sorted(np.random.default_rng(0).choice(rows, MAX_DISCRIMINANT_ITEMS, replace=False).tolist())
-        usable, why = discriminant_classes([labels[i] for i in rows])
-        if why:
-            raise ValueError(f"no discriminant can be learned from a sample of {len(rows)} items: {why}")
-        rows = [i for i in rows if labels[i] in set(usable)]
+    rows = [i for i in rows if labels[i] in keep]
     x = np.asarray(vectors, np.float64)[rows]
     y = [str(labels[i]) for i in rows]
     try:

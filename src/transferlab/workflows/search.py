@@ -141,10 +141,7 @@ class Index:
         how = "exact search" if not self.vectors.uses_ann else f"HNSW (efSearch {self.vectors.ef_search})"
         layer = f", {self.layer}" if self.modality == "image" and self.layer != "features" else ""
         centred = ", centred" if self.centre is not None else ""
-        metric = ""
-        if self.projection is not None:
-            classes = len(self.manifest.get("discriminant", {}).get("classes", [])) or self.projection.shape[1] + 1
-            metric = f", label-aware cosine ({classes} classes)"
+        metric = "" if self.projection is None else f", label-aware cosine ({self.projection.shape[1] + 1} classes)"
         return (f"{len(self)} {self.modality}s, {self.backbone}{layer}{centred}, {self.feature_dim}-d{metric}, "
                 f"{how}")
 
@@ -299,9 +296,7 @@ def _add_collection(index: Index, found: Collection, data: str | os.PathLike[str
 def _choose_metric(index: Index, vectors: np.ndarray, labels: list[str | None], metric: str) -> None:
     """Learn the label-aware metric from the first items' vectors and labels when ``metric`` asks for it (or, for
     ``auto``, when the labels allow it); say which metric the index uses and why in the manifest."""
-    if metric not in METRICS:
-        raise UserError(f"--metric {metric}: choose one of {', '.join(METRICS)}")
-    if metric == "cosine":
+    if metric == "cosine":  # the choices were checked by build_index before anything was read
         index.manifest["metric_reason"] = "--metric cosine: the features' cosine"
         return
     usable, why = discriminant_classes(labels)
@@ -319,7 +314,8 @@ def _choose_metric(index: Index, vectors: np.ndarray, labels: list[str | None], 
         index.manifest["metric_reason"] = f"the features' cosine: {exc}"
         return
     np.save(index.directory / DISCRIMINANT_FILE, index.projection)
-    counted = sum(1 for label in labels if label in set(usable))
+    keep = set(usable)
+    counted = sum(1 for label in labels if label in keep)
     index.manifest["discriminant"] = {"file": DISCRIMINANT_FILE, "classes": [str(c) for c in usable],
                                       "items": counted, "method": "LDA, Ledoit-Wolf shrinkage"}
     index.manifest["metric"] = "cosine+labels"
