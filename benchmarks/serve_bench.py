@@ -9,9 +9,11 @@ little), checking every answer: status 200 and the same label the sequential pas
 Reported: start-up (process start to the first ``/health`` 200) for the export folder and for the saved model folder
 (which the server exports itself first); one image per request sequentially (p50, p99, throughput) and ``--requests``
 requests at ``--concurrency`` (errors, p50, p99, throughput, mean batch the server formed); the same for one sentence
-per request. Results in benchmarks/results/serve.json.
+per request. The sequential and concurrent passes alternate in ``--rounds`` rounds, so that a drift in the machine's
+speed (a shared host) falls on both; the ratio of each round is reported too. Results in benchmarks/results/serve.json.
 
-    .venv/bin/python benchmarks/serve_bench.py [--requests 2000] [--concurrency 8] [--sequential 300] [--work DIR]
+    .venv/bin/python benchmarks/serve_bench.py [--requests 2000] [--concurrency 8] [--sequential 600] [--rounds 4]
+                                               [--work DIR]
 """
 
 from __future__ import annotations
@@ -147,12 +149,15 @@ def _label(body: bytes) -> str | None:
         return None
 
 
-def sequential(port: int, requests: list[bytes], n: int) -> tuple[dict[str, Any], list[str | None]]:
-    """``n`` requests one after another on one connection (after 20 unmeasured); also each input's label."""
+def sequential(port: int, requests: list[bytes], n: int, labels: list[str | None] | None = None
+               ) -> tuple[dict[str, Any], list[str | None]]:
+    """``n`` requests one after another on one connection (after 20 unmeasured); also each input's label (the first
+    answer for it; later rounds pass the labels in and check each answer against them)."""
     client = Client(port)
     for r in requests[:20]:
         client.call(r)
-    labels: list[str | None] = [None] * len(requests)
+    checking = labels is not None
+    labels = list(labels) if labels is not None else [None] * len(requests)
     times, errors = [], 0
     start = time.perf_counter()
     for i in range(n):
@@ -160,13 +165,13 @@ def sequential(port: int, requests: list[bytes], n: int) -> tuple[dict[str, Any]
         status, body = client.call(requests[i % len(requests)])
         times.append(time.perf_counter() - t)
         label = _label(body) if status == 200 else None
-        if label is None:
+        if label is None or (checking and labels[i % len(requests)] not in (None, label)):
             errors += 1
         elif labels[i % len(requests)] is None:
             labels[i % len(requests)] = label
     wall = time.perf_counter() - start
     client.close()
-    return _stats(times, errors, n, wall, 1), labels
+    return {**_stats(times, errors, n, wall, 1), "times": times}, labels
 
 
 def concurrent(port: int, requests: list[bytes], expected: list[str | None], n: int, workers: int) -> dict[str, Any]:
@@ -201,7 +206,7 @@ def concurrent(port: int, requests: list[bytes], expected: list[str | None], n: 
         t.start()
     for t in threads:
         t.join()
-    return _stats(times, state["errors"], n, time.perf_counter() - start, workers)
+    return {**_stats(times, state["errors"], n, time.perf_counter() - start, workers), "times": times}
 
 
 def _stats(times: list[float], errors: int, n: int, wall: float, workers: int) -> dict[str, Any]:
@@ -214,8 +219,21 @@ def _stats(times: list[float], errors: int, n: int, wall: float, workers: int) -
             "req_per_s": n / wall, "seconds": wall}
 
 
+def _pooled(passes: list[dict[str, Any]], workers: int) -> dict[str, Any]:
+    """One row for several passes of the same kind: latencies pooled, throughput over their summed time, and the
+    slowest and fastest pass's throughput."""
+    times = [t for p in passes for t in p["times"]]
+    row = _stats(times, sum(p["errors"] for p in passes), sum(p["requests"] for p in passes),
+                 sum(p["seconds"] for p in passes), workers)
+    rates = [p["req_per_s"] for p in passes]
+    return {**row, "req_per_s_min": min(rates), "req_per_s_max": max(rates)}
+
+
 def bench_model(name: str, model_dir: Path, export_dir: Path, cache: Path, requests_of: Any, inputs: list[Any],
                 args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Start-up twice, then ``args.rounds`` rounds of (a sequential pass, a concurrent pass), each round with its
+    share of the requests: alternating the two kinds cancels a drift in the machine's speed (other VMs on the same
+    host), which one long pass of each would put wholly into their ratio."""
     rows = []
     server = Server(model_dir, cache)  # start-up when the server exports the saved model itself
     rows.append({"case": f"{name}: start-up, saved model folder (exports it)", "startup_s": server.startup_s})
@@ -223,23 +241,38 @@ def bench_model(name: str, model_dir: Path, export_dir: Path, cache: Path, reque
     server = Server(export_dir, cache)
     rows.append({"case": f"{name}: start-up, export folder", "startup_s": server.startup_s})
     requests = [requests_of(server.port, x) for x in inputs]
-    seq, labels = sequential(server.port, requests, args.sequential)
+    rounds = max(1, args.rounds)
+    seqs, concs, labels, ratios = [], [], None, []
     before = server.health()
-    conc = concurrent(server.port, requests, labels, args.requests, args.concurrency)
+    for r in range(rounds):
+        seq, labels = sequential(server.port, requests, args.sequential // rounds, labels)
+        conc = concurrent(server.port, requests, labels, args.requests // rounds
+                          + (args.requests % rounds if r == rounds - 1 else 0), args.concurrency)
+        seqs.append(seq)
+        concs.append(conc)
+        ratios.append(round(conc["req_per_s"] / seq["req_per_s"], 3))
     after = server.health()
-    batches = after["batches"] - before["batches"]
-    conc["mean_batch"] = (after["predicted"] - before["predicted"]) / max(1, batches)
     server.stop()
+    seq, conc = _pooled(seqs, 1), _pooled(concs, args.concurrency)
+    # the batches the server formed: the sequential passes' requests each took one
+    seq_requests = sum(s["requests"] + 20 for s in seqs)
+    batches = after["batches"] - before["batches"] - seq_requests
+    conc["mean_batch"] = (after["predicted"] - before["predicted"] - seq_requests) / max(1, batches)
     seq["case"], conc["case"] = f"{name}: sequential", f"{name}: concurrency {args.concurrency}"
     conc["speedup"] = conc["req_per_s"] / seq["req_per_s"]
+    conc["speedup_per_round"] = ratios
     return [*rows, seq, conc]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=2000, help="requests in the concurrent pass (default 2000)")
+    parser.add_argument("--requests", type=int, default=2000,
+                        help="requests in the concurrent passes, all rounds together (default 2000)")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--sequential", type=int, default=300, help="requests in the sequential pass (default 300)")
+    parser.add_argument("--sequential", type=int, default=600,
+                        help="requests in the sequential passes, all rounds together (default 600)")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="alternating rounds of a sequential and a concurrent pass (default 4)")
     parser.add_argument("--sst2-train", type=int, default=1000, help="sst2 training sentences sampled (default 1000)")
     parser.add_argument("--work", type=Path, default=None, help="keep the models here (reused when present)")
     args = parser.parse_args()
@@ -294,7 +327,8 @@ def main() -> None:
         print(f"  {'PASS' if ok else 'FAIL'}  {name}")
     save_results("serve", {"load_average_before": load_before, "load_average_after": load_after,
                            "settings": {"requests": args.requests, "concurrency": args.concurrency,
-                                        "sequential": args.sequential, "sst2_train": args.sst2_train},
+                                        "sequential": args.sequential, "rounds": args.rounds,
+                                        "sst2_train": args.sst2_train},
                            "rows": rows, "checks": checks, "command": " ".join(["benchmarks/serve_bench.py",
                                                                                  *sys.argv[1:]])})
     if args.work is None:
