@@ -165,3 +165,36 @@ def test_stratified_split_is_seeded_and_stratified() -> None:
     assert (tr1, ev1) == (tr2, ev2)
     assert sorted(labels[i] for i in ev1) == ["a", "a", "b"]
     assert stratified_split(labels, 0.2, seed=4)[1] != ev1
+
+
+def test_evaluation_split_is_checked_without_running_the_network(tmp_path: Path) -> None:
+    """Bad files in train/ and val/ are both left out and reported, each under its split; the good val/ images are
+    only decoded (their features come later, from the backbones the chosen strategy uses), the train/ ones are
+    cached; a second run finds the val/ failures in the cache."""
+    from transferlab import runtime
+    from transferlab.backbones import DEFAULT_BACKBONE, get_backbone
+    from transferlab.cache import FeatureCache, file_digest
+    from transferlab.features.images import feature_key
+    from transferlab.workflows.common import prepare
+
+    for split, seeds in (("train", range(0, 8)), ("val", range(8, 12))):
+        for cls, offset in (("red", 0), ("green", 1)):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for s in seeds:
+                _photo(3 * s + offset).save(tmp_path / split / cls / f"{s}.png")
+    (tmp_path / "train" / "red" / "broken.jpg").write_bytes(b"not an image")
+    (tmp_path / "val" / "green" / "empty.png").write_bytes(b"")
+    cache_dir = tmp_path / "cache"
+    for attempt in range(2):
+        with runtime.settings(cache_directory=cache_dir, progress=False):
+            data = prepare(tmp_path)
+        skipped = {(Path(s["path"]).name, s["split"]): s["reason"] for s in data.report.to_dict()["skipped"]}
+        assert set(skipped) == {("broken.jpg", "train"), ("empty.png", "eval")}, attempt
+        assert "empty" in skipped[("empty.png", "eval")]
+        assert len(data.train) == 16 and len(data.eval) == 8
+    spec = get_backbone(DEFAULT_BACKBONE)
+    key = feature_key(spec, spec.preprocessing, "features")
+    with FeatureCache(cache_dir) as cache:
+        assert len(cache.get_many(key, [file_digest(p) for p in data.train.paths])) == 16
+        assert cache.get_many(key, [file_digest(p) for p in data.eval.paths]) == {}
+        assert cache.get_failures([file_digest(tmp_path / "val" / "green" / "empty.png")])

@@ -49,16 +49,18 @@ def logme(features: np.ndarray, labels: np.ndarray, max_iter: int = 100) -> floa
 
 
 def h_score(features: np.ndarray, labels: np.ndarray, shrinkage: float = 0.1) -> float:
+    """tr(cov^-1 cov_between) with a shrunk covariance. The between-class covariance is sum_k (n_k / n) mu_k mu_k^T,
+    so the trace is sum_k (n_k / n) mu_k^T cov^-1 mu_k: one solve against the K class means, not against a d x d
+    matrix (the same value, several times faster for 1,280-d features)."""
     f = np.asarray(features, np.float64)
     f = f - f.mean(axis=0)
     y = np.asarray(labels)
     cov = f.T @ f / len(f)
     cov = (1 - shrinkage) * cov + shrinkage * np.trace(cov) / cov.shape[0] * np.eye(cov.shape[0])
-    class_means = np.zeros_like(f)
-    for k in np.unique(y):
-        class_means[y == k] = f[y == k].mean(axis=0)
-    between = class_means.T @ class_means / len(f)
-    return float(np.trace(np.linalg.solve(cov, between)))
+    classes = np.unique(y)
+    means = np.stack([f[y == k].mean(axis=0) for k in classes], axis=1)  # (d, K)
+    weights = np.array([np.mean(y == k) for k in classes])
+    return float(np.sum(weights * np.einsum("dk,dk->k", means, np.linalg.solve(cov, means))))
 
 
 def knn_loo_accuracy(features: np.ndarray, labels: np.ndarray, k: int = 5) -> float:

@@ -291,6 +291,49 @@ class FeatureExtractor:
         return Extracted(arrays=arrays, ok=ok, failures=dict(sorted(failures.items())), cache_hits=hits,
                          computed=len(todo))
 
+    def unreadable(self, inputs: Sequence[ImageInput], desc: str = "reading images") -> dict[int, str]:
+        """The inputs that cannot be used, with the reason, found by decoding them as :meth:`extract` would (the
+        same resize and crop) but without running the network: for a split whose features may never be needed (an
+        evaluation split scored by other backbones). Inputs whose features are cached are not decoded again."""
+        failures: dict[int, str] = {}
+        todo: dict[int, object] = {}
+        digests: dict[int, str] = {}
+        for i, item in enumerate(inputs):
+            digest, source = content_digest(item)
+            if digest is None:
+                failures[i] = str(source)
+            else:
+                digests[i], todo[i] = digest, source
+        known = list(dict.fromkeys(digests.values()))
+        cached = self.cache.get_many(feature_key(self.spec, self.prep, "features"), known)
+        known_bad = self.cache.get_failures(known)
+        for i, d in digests.items():
+            if d in known_bad:
+                failures[i] = known_bad[d]
+                todo.pop(i)
+            elif d in cached:
+                todo.pop(i)
+
+        def check(source: object) -> str | None:
+            if isinstance(source, str | os.PathLike):
+                try:
+                    source = Path(source).read_bytes()
+                except OSError as exc:
+                    return f"cannot read file ({exc.strerror})"
+            prepared = self._prepare(source)  # type: ignore[arg-type]
+            return prepared if isinstance(prepared, str) else None
+
+        bar = progress_bar(total=len(todo), desc=desc, unit="img", enabled=self.progress)
+        # Pillow decodes and resizes without holding the GIL: the cores share the work
+        with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+            for i, reason in zip(todo, pool.map(check, todo.values()), strict=True):
+                bar.update(1)
+                if reason is not None:
+                    failures[i] = reason
+        bar.close()
+        self.cache.put_failures([(digests[i], failures[i]) for i in todo if i in failures])
+        return dict(sorted(failures.items()))
+
     def _compute(self, todo: dict[str, object], keys: dict[str, str], cached: dict[str, dict[str, np.ndarray]],
                  outputs: Sequence[str], desc: str) -> dict[str, str]:
         """Compute every output for the given contents (digest -> a path, file bytes or a decoded image); fill

@@ -93,9 +93,11 @@ def first_backbone(strategy: Strategy) -> str:
 
 
 def drop_unreadable(data: LabelledData, backbone: str = DEFAULT_BACKBONE) -> LabelledData:
-    """Images: decode every file once, in one pass over both splits, through the feature cache (so every strategy
-    and later run reuses the work); leave out and report the files that cannot be used. Text rows that cannot be
-    used were already left out (and reported) when the file was read."""
+    """Images: leave out and report the files that cannot be used. The training split goes through ``backbone``
+    into the feature cache (every strategy starts from it, and later runs reuse the work); the evaluation split is
+    only decoded (its features come from whichever backbones the chosen strategy uses: computing the default
+    backbone's here would be wasted work when those are others). Text rows that cannot be used were already left
+    out (and reported) when the file was read."""
     if data.task != "image":
         return data
     from transferlab.data.images import check_classes
@@ -104,13 +106,14 @@ def drop_unreadable(data: LabelledData, backbone: str = DEFAULT_BACKBONE) -> Lab
     get_backbone(backbone)
     splits = {"train": data.train, "eval": data.eval}
     extractor = FeatureExtractor(backbone, cache=runtime.get_cache(), progress=runtime.show_progress())
-    owners = [(name, path) for name, ds in splits.items() for path in ds.paths]
-    result = extractor.extract([p for _, p in owners], outputs=("features",), desc="reading images")
+    failures = {"train": extractor.extract(data.train.paths, outputs=("features",), desc="reading images").failures,
+                "eval": extractor.unreadable(data.eval.paths, desc="reading evaluation images")}
     bad: dict[str, set[str]] = {name: set() for name in splits}
-    for i, reason in result.failures.items():
-        name, path = owners[i]
-        data.report.skip(path, reason, name)
-        bad[name].add(path)
+    for name, found in failures.items():
+        for i, reason in found.items():
+            path = splits[name].paths[i]
+            data.report.skip(path, reason, name)
+            bad[name].add(path)
     data.train, data.eval = (ds.without(bad[name]) if bad[name] else ds for name, ds in splits.items())
     check_classes(data.train, f"{data.report.source} (train split, after leaving out unreadable files)")
     data.report.set_counts("train", data.train.labels or [])
