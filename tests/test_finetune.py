@@ -128,8 +128,36 @@ def test_probe_head_init_starts_from_the_linear_probe(tiny_digits: Path, cache_d
     lr_proba = LogisticRegression(C=1.0, max_iter=5000, random_state=0).fit(feats, ds.y).predict_proba(feats)
     np.testing.assert_allclose(probe.predict_proba(ds), lr_proba, atol=2e-3)
     assert (probe.predict_proba(ds).argmax(1) == ds.y).mean() > 0.9
-    random = make_strategy("finetune_top", n_groups=1, **still).fit(ds)
+    random = make_strategy("finetune_top", n_groups=1, head_init="random", **still).fit(ds)
     assert (random.predict_proba(ds).argmax(1) == ds.y).mean() < 0.5
+
+
+def test_probe_is_kept_when_fine_tuning_does_worse_on_held_out_images(tiny_digits: Path, cache_dir: Path,
+                                                                         tmp_path: Path) -> None:
+    """The default head starts from the probe and the probe is the fallback: a learning rate that wrecks the
+    network (1e3) loses to it on the held-out part of train, so the pretrained network comes back with its probe
+    refitted on all of train (what ``headless`` fits) and the saved history says so. A random head has no
+    fallback."""
+    ds = ImageDataset.from_folder(tiny_digits)
+    wrecked = make_strategy("finetune_top", n_groups=1, **dict(FAST, lr=1e3, head_lr=1e3, val_fraction=0.3,
+                                                               patience=None)).fit(ds)
+    check = wrecked.probe_check_
+    assert check["kept"] == "probe" and check["probe"]["val_accuracy"] > check["fine_tuned"]["val_accuracy"]
+    # what comes back is the headless model: logistic regression on every training image's frozen features
+    from sklearn.linear_model import LogisticRegression
+
+    from transferlab import runtime
+    from transferlab.features.images import FeatureExtractor
+
+    feats = FeatureExtractor("efficientnet_lite0", cache=runtime.get_cache(), input_size=64,
+                             progress=False).extract(ds.paths, outputs=("features",)).arrays["features"]
+    lr_proba = LogisticRegression(C=1.0, max_iter=5000, random_state=0).fit(feats, ds.y).predict_proba(feats)
+    np.testing.assert_allclose(wrecked.predict_proba(ds), lr_proba, atol=2e-3)
+    assert (wrecked.predict_proba(ds).argmax(1) == ds.y).mean() > 0.9
+    wrecked.save_weights(tmp_path)
+    assert json.loads((tmp_path / "history.json").read_text())["probe_check"]["kept"] == "probe"
+    assert make_strategy("finetune_top", n_groups=1, head_init="random",
+                         **dict(FAST, val_fraction=0.3)).fit(ds).probe_check_ is None
 
 
 def test_orientation_augmentation_turns_and_flips_vertically() -> None:

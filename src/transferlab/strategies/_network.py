@@ -204,6 +204,14 @@ def probe_head(net: ClassifierNet, spec_name: str, prep: Preprocessing, paths: S
         net.head.bias.copy_(torch.from_numpy(bias))
 
 
+def better(probe: dict[str, float], tuned: dict[str, float]) -> bool:
+    """Whether the probe beats the fine-tuned network on the held-out images: higher accuracy, or the same accuracy
+    and a lower cross-entropy (fine-tuning must earn its keep: a tie in both keeps the fine-tuned network)."""
+    if probe["val_accuracy"] != tuned["val_accuracy"]:
+        return probe["val_accuracy"] > tuned["val_accuracy"]
+    return probe["val_loss"] < tuned["val_loss"]
+
+
 @dataclass
 class Stage:
     """One call of the training loop: which backbone groups train, for how many epochs, at which rates."""
@@ -298,9 +306,13 @@ class NetworkStrategy(Strategy):
         tr_idx, va_idx = np.asarray(tr, np.int64), np.asarray(va, np.int64)
         data = ImageBatches(X.paths, labels, prep, int(self.batch_size), self.augment, self.seed)
         ckpt_root = self._prepare_checkpoints(X.paths)
+        probe: dict[str, Any] | None = None
         if getattr(self, "head_init", "random") == "probe":
             probe_head(net, self.backbone, prep, [X.paths[i] for i in tr_idx], labels[tr_idx], len(classes),
                        self.seed)
+            if len(va_idx):  # the probe is the fallback: what fine-tuning must beat on the held-out part of train
+                probe = {"metrics": self._held_out(net, data, va_idx),
+                         "state": {k: v.detach().clone() for k, v in net.state_dict().items()}}
         steps = -(-len(resample_indices(labels[tr_idx], self.sampling, np.random.default_rng(0))) // self.batch_size)
         weights = class_weight_tensor(labels[tr_idx], len(classes), self.class_weight)
         histories = []
@@ -322,12 +334,32 @@ class NetworkStrategy(Strategy):
                 checkpoint_dir=None if ckpt_root is None else ckpt_root / f"stage{s}", resume=bool(self.resume),
                 progress=runtime.show_progress(), desc=f"{self.name}: {stage.name}")
             histories.append({"stage": stage.name, "trainable_groups": stage.n_top_groups, **history.to_dict()})
+        self.probe_check_: dict[str, Any] | None = None
+        if probe is not None:
+            tuned = self._held_out(net, data, va_idx)
+            kept = "probe" if better(probe["metrics"], tuned) else "fine-tuned"
+            self.probe_check_ = {"held_out": len(va_idx), "probe": probe["metrics"], "fine_tuned": tuned,
+                                 "kept": kept}
+            if kept == "probe":  # the pretrained network again, its probe refitted on every training image
+                net.load_state_dict(probe["state"])
+                probe_head(net, self.backbone, prep, list(X.paths), labels, len(classes), self.seed)
+                log(f"{self.name}: kept the linear probe (refitted on all {len(labels)} training images): on the "
+                    f"{len(va_idx)} held-out ones it scored {probe['metrics']['val_accuracy']:.3f} accuracy, the "
+                    f"fine-tuned network {tuned['val_accuracy']:.3f}")
         net.eval()
         self.net_ = net
         self.classes_ = list(classes)
         self.history_ = histories
         self.preprocessing_ = prep
         return self
+
+    @staticmethod
+    def _held_out(net: ClassifierNet, data: ImageBatches, va_idx: np.ndarray) -> dict[str, float]:
+        """Accuracy and (unsmoothed) cross-entropy of ``net`` on the held-out training images."""
+        from transferlab.training import Classification, evaluate_batches
+
+        metrics, _ = evaluate_batches(net, data.eval_batches(va_idx), Classification())
+        return {"val_accuracy": float(metrics["accuracy"]), "val_loss": float(metrics["loss"])}
 
     def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
         self.check_is_fitted()
@@ -345,7 +377,8 @@ class NetworkStrategy(Strategy):
         state = {k: v.detach().contiguous() for k, v in self.net_.state_dict().items()}
         save_file(state, str(directory / "model.safetensors"))
         (directory / "model.safetensors").chmod(0o644)
-        (directory / "history.json").write_text(json.dumps({"stages": self.history_}, indent=2))
+        (directory / "history.json").write_text(json.dumps(
+            {"stages": self.history_, "probe_check": getattr(self, "probe_check_", None)}, indent=2))
         return {"kind": "network", "file": "model.safetensors", "backbone": self.backbone,
                 "n_classes": len(self.classes_), "dropout": self.dropout, "freeze_bn": self.pretrained,
                 "preprocessing": self.preprocessing_.to_dict()}
@@ -358,5 +391,7 @@ microscope images; false), ``dropout``, ``label_smoothing``, ``class_weight`` (`
 (``over``/``under``),
 ``bf16``, ``val_fraction`` (stratified hold-out of train for early stopping), ``patience``, ``seed``,
 ``checkpoint_dir`` and ``resume`` (set by ``transferlab train --out DIR [--resume]``), ``head_init``
-(``random``, or ``probe``: start the head from a logistic-regression probe on the cached frozen features, the
-LP-FT recipe, which keeps fine-tuning from wrecking good features on small data; not for ``from_scratch``)."""
+(``probe``, the default: start the head from a logistic-regression probe on the cached frozen features, the
+LP-FT recipe, which keeps fine-tuning from wrecking good features on small data, and keep that probe when it
+beats the fine-tuned network on the held-out part of train (``val_fraction``); ``random``: a random head and no
+fallback; not for ``from_scratch``)."""

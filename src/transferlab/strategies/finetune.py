@@ -21,7 +21,7 @@ class Finetune(NetworkStrategy):
                  input_size: int | None = None, augment: bool | str = True, dropout: float = 0.2,
                  label_smoothing: float = 0.1, class_weight: str | None = None, sampling: str | None = None,
                  bf16: bool = False, val_fraction: float = 0.15, patience: int | None = 3, seed: int = 0,
-                 head_init: str = "random",
+                 head_init: str = "probe",
                  checkpoint_dir: str | None = None, resume: bool = False) -> None:
         self.backbone = backbone
         self.epochs = epochs
