@@ -1,10 +1,13 @@
 """Fine-tuning benchmarks: accuracy against from-scratch and headless, and training throughput.
 
-    .venv/bin/python benchmarks/finetune.py [--parts throughput,hymenoptera,dtd,dtd_lpft,hymenoptera_bf16] [--seeds 3]
+    .venv/bin/python benchmarks/finetune.py [--parts throughput,hymenoptera,dtd,dtd_lpft,hymenoptera_bf16,defaults]
+                                            [--seeds 3] [--sets hymenoptera dtd_subset ...]
 
 * hymenoptera: ``gradual_unfreeze`` on efficientnet_lite0 (target >= 0.96 val accuracy, <= 3 min training on
   2 cores) beside ``from_scratch`` with the same epochs;
 * dtd_subset: the best fine-tuning run vs ``headless`` (target +2 points or >= 0.84);
+* defaults (issue 13): ``gradual_unfreeze``, ``finetune`` and ``finetune_top`` with default parameters against
+  ``headless`` on Lite0, on each shared image set, mean over seeds;
 * throughput of a full Lite0 fine-tuning step (forward + backward + AdamW) at 224 px, fp32 (target >= 9 img/s)
   and bf16 autocast.
 
@@ -21,6 +24,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("TRANSFERLAB_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
@@ -74,10 +80,58 @@ def run(data: Path, strategy: str, params: dict, out: Path, backbone: str = "eff
             "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "train_seconds": m["train_seconds"]}
 
 
+FINE_TUNING = ("gradual_unfreeze", "finetune", "finetune_top")
+IMAGE_SETS = ("hymenoptera", "cats_vs_dogs", "chest_xray_224", "dtd_subset")
+
+
+def defaults(sets: list[str], seeds: list[int], tmp: Path, earlier: dict, save: Any) -> dict:  # noqa: ANN401
+    """Issue 13, point 3: each fine-tuning strategy with default parameters against ``headless`` on the same
+    backbone (Lite0), per set and seed; also whether the run kept the linear probe (the fallback). Runs of other
+    seeds already in the results are kept, and the summary averages every seed recorded."""
+    runs = dict(earlier.get("runs", {}))
+    for name in sets:
+        data = DATASETS / name
+        if not data.is_dir():
+            print(f"skipping {name}: not found under {DATASETS}", flush=True)
+            continue
+        for seed in seeds:
+            for strategy in ("headless", *FINE_TUNING):
+                out = tmp / f"{name}_{strategy}_{seed}"
+                t0 = time.perf_counter()
+                row = run(data, strategy, {}, out, seed=seed)
+                row["wall_seconds"] = round(time.perf_counter() - t0, 1)
+                history = out / "history.json"
+                if history.exists():
+                    check = json.loads(history.read_text()).get("probe_check") or {}
+                    row["kept"] = check.get("kept")
+                runs[f"{name}/{strategy}/seed{seed}"] = row
+                print(f"{name} {strategy} seed {seed}: {row['accuracy']:.4f} in {row['wall_seconds']:.0f} s"
+                      + (f" (kept: {row['kept']})" if row.get("kept") else ""), flush=True)
+                earlier["runs"] = runs  # the document's own dict: saved after every run
+                save()
+    summary = []
+    for name in IMAGE_SETS:
+        base = [r["accuracy"] for k, r in runs.items() if k.startswith(f"{name}/headless/")]
+        for strategy in FINE_TUNING:
+            accs = [r["accuracy"] for k, r in runs.items() if k.startswith(f"{name}/{strategy}/")]
+            if accs and base:
+                summary.append({"dataset": name, "strategy": strategy, "seeds": len(accs),
+                                "mean_accuracy": float(np.mean(accs)), "headless_mean": float(np.mean(base)),
+                                "at_least_headless": bool(np.mean(accs) >= np.mean(base) - 1e-9)})
+    for r in summary:
+        print(f"{r['dataset']:<16}{r['strategy']:<18}{r['mean_accuracy']:>8.4f} vs headless {r['headless_mean']:.4f} "
+              f"({r['seeds']} seeds) {'ok' if r['at_least_headless'] else 'BELOW'}", flush=True)
+    return {"runs": runs, "summary": summary,
+            "rule": "default parameters (head from the linear probe, probe kept when it wins on the held-out part "
+                    "of train); Lite0; accuracy on each set's val/ split"}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--parts", default="throughput,hymenoptera,dtd")
-    ap.add_argument("--seeds", type=int, default=1, help="seeds of the dtd_lpft part (0..seeds-1)")
+    ap.add_argument("--seeds", type=int, default=1, help="seeds of the dtd_lpft and defaults parts (0..seeds-1)")
+    ap.add_argument("--first-seed", type=int, default=0, help="defaults part: seeds first-seed..first-seed+seeds-1")
+    ap.add_argument("--sets", nargs="*", default=list(IMAGE_SETS), help="image sets of the defaults part")
     args = ap.parse_args()
     parts = args.parts.split(",")
     os.environ.setdefault("TRANSFERLAB_QUIET", "1")
@@ -122,6 +176,10 @@ def main() -> int:
             rows[name] = run(data, "finetune_top", DTD_LPFT, tmp / f"d4_{seed}", DTD_LPFT_BACKBONE, seed)
             print(rows[name], flush=True)
             RESULTS.write_text(json.dumps(doc, indent=2))
+    if "defaults" in parts:
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+        doc["defaults"] = defaults(args.sets, seeds, tmp, doc.setdefault("defaults", {}),
+                                   lambda: RESULTS.write_text(json.dumps(doc, indent=2)))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(doc, indent=2))
     print(f"\n{'dataset/strategy':<44}{'accuracy':>10}{'macro_f1':>10}{'train s':>10}")

@@ -205,10 +205,9 @@ def probe_head(net: ClassifierNet, spec_name: str, prep: Preprocessing, paths: S
 
 
 def better(probe: dict[str, float], tuned: dict[str, float]) -> bool:
-    """Whether the probe beats the fine-tuned network on the held-out images: higher accuracy, or the same accuracy
-    and a lower cross-entropy (fine-tuning must earn its keep: a tie in both keeps the fine-tuned network)."""
-    if probe["val_accuracy"] != tuned["val_accuracy"]:
-        return probe["val_accuracy"] > tuned["val_accuracy"]
+    """Whether the probe beats the fine-tuned network on the held-out images: by the cross-entropy, the criterion
+    early stopping already uses to pick the best epoch (``val_loss``). On 20-40 held-out images one image moves the
+    accuracy by 2.5-5 points; the loss uses every image's confidence, so it is the steadier of the two."""
     return probe["val_loss"] < tuned["val_loss"]
 
 
