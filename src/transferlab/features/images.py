@@ -246,6 +246,15 @@ class FeatureExtractor:
         except ImageDecodeError as exc:
             return exc.reason
 
+    def _load(self, source: object) -> np.ndarray | str:
+        """A path (read now), file bytes or a decoded image -> the network's uint8 pixels, or why it cannot be used."""
+        if isinstance(source, str | os.PathLike):
+            try:
+                source = Path(source).read_bytes()
+            except OSError as exc:
+                return f"cannot read file ({exc.strerror})"
+        return self._prepare(source)  # type: ignore[arg-type]
+
     # --- the public call -------------------------------------------------------------------------------------
     def extract(self, inputs: Sequence[ImageInput], outputs: Sequence[str] = ("features",),
                 desc: str = "extracting features") -> Extracted:
@@ -314,22 +323,13 @@ class FeatureExtractor:
             elif d in cached:
                 todo.pop(i)
 
-        def check(source: object) -> str | None:
-            if isinstance(source, str | os.PathLike):
-                try:
-                    source = Path(source).read_bytes()
-                except OSError as exc:
-                    return f"cannot read file ({exc.strerror})"
-            prepared = self._prepare(source)  # type: ignore[arg-type]
-            return prepared if isinstance(prepared, str) else None
-
         bar = progress_bar(total=len(todo), desc=desc, unit="img", enabled=self.progress)
         # Pillow decodes and resizes without holding the GIL: the cores share the work
         with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-            for i, reason in zip(todo, pool.map(check, todo.values()), strict=True):
+            for i, prepared in zip(todo, pool.map(self._load, todo.values()), strict=True):
                 bar.update(1)
-                if reason is not None:
-                    failures[i] = reason
+                if isinstance(prepared, str):
+                    failures[i] = prepared
         bar.close()
         self.cache.put_failures([(digests[i], failures[i]) for i in todo if i in failures])
         return dict(sorted(failures.items()))
@@ -343,16 +343,7 @@ class FeatureExtractor:
         batches = [items[s : s + self.batch_size] for s in range(0, len(items), self.batch_size)]
 
         def load_batch(batch: list[tuple[str, object]]) -> list[np.ndarray | str]:
-            out: list[np.ndarray | str] = []
-            for _digest, source in batch:
-                if isinstance(source, str | os.PathLike):
-                    try:
-                        source = Path(source).read_bytes()
-                    except OSError as exc:
-                        out.append(f"cannot read file ({exc.strerror})")
-                        continue
-                out.append(self._prepare(source))  # type: ignore[arg-type]
-            return out
+            return [self._load(source) for _digest, source in batch]
 
         bar = progress_bar(total=len(items), desc=desc, unit="img", enabled=self.progress)
         # Decode ahead on a worker thread while the network runs; while the ONNX model is still being exported

@@ -343,8 +343,9 @@ class NetworkStrategy(Strategy):
                 net.load_state_dict(probe["state"])
                 probe_head(net, self.backbone, prep, list(X.paths), labels, len(classes), self.seed)
                 log(f"{self.name}: kept the linear probe (refitted on all {len(labels)} training images): on the "
-                    f"{len(va_idx)} held-out ones it scored {probe['metrics']['val_accuracy']:.3f} accuracy, the "
-                    f"fine-tuned network {tuned['val_accuracy']:.3f}")
+                    f"{len(va_idx)} held-out ones its cross-entropy was {probe['metrics']['val_loss']:.3f} "
+                    f"(accuracy {probe['metrics']['val_accuracy']:.3f}), the fine-tuned network's "
+                    f"{tuned['val_loss']:.3f} ({tuned['val_accuracy']:.3f})")
         net.eval()
         self.net_ = net
         self.classes_ = list(classes)
