@@ -102,8 +102,11 @@ def defaults(sets: list[str], seeds: list[int], tmp: Path, earlier: dict, save: 
                 row["wall_seconds"] = round(time.perf_counter() - t0, 1)
                 history = out / "history.json"
                 if history.exists():
-                    check = json.loads(history.read_text()).get("probe_check") or {}
+                    saved = json.loads(history.read_text())
+                    check = saved.get("probe_check") or {}
                     row["kept"] = check.get("kept")
+                    row["probe_check"] = check
+                    row["schedule"] = saved.get("schedule")
                 runs[f"{name}/{strategy}/seed{seed}"] = row
                 print(f"{name} {strategy} seed {seed}: {row['accuracy']:.4f} in {row['wall_seconds']:.0f} s"
                       + (f" (kept: {row['kept']})" if row.get("kept") else ""), flush=True)
@@ -122,8 +125,9 @@ def defaults(sets: list[str], seeds: list[int], tmp: Path, earlier: dict, save: 
         print(f"{r['dataset']:<16}{r['strategy']:<18}{r['mean_accuracy']:>8.4f} vs headless {r['headless_mean']:.4f} "
               f"({r['seeds']} seeds) {'ok' if r['at_least_headless'] else 'BELOW'}", flush=True)
     return {"runs": runs, "summary": summary,
-            "rule": "default parameters (head from the linear probe, probe kept when it wins on the held-out part "
-                    "of train); Lite0; accuracy on each set's val/ split"}
+            "rule": "default parameters (head from the linear probe, schedule from the data-size rule, probe kept "
+                    "unless the fine-tuned network is significantly better on the held-out images, McNemar's exact "
+                    "test at 5%); Lite0; accuracy on each set's val/ split"}
 
 
 def main() -> int:

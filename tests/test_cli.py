@@ -162,6 +162,19 @@ def test_global_options_reach_the_command(tmp_path: Path, capsys) -> None:
     assert {"headless", "frozen_head", "finetune"} <= names
 
 
+def test_strategies_name_explains_one_strategy_with_its_schedule_rule(capsys) -> None:
+    """``transferlab strategies finetune`` prints the whole documentation, including the data-size rule behind the
+    defaults left at None; an unknown name is one line and exit 2."""
+    capsys.readouterr()
+    assert main(["strategies", "finetune"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("finetune [image]") and "Schedule rule" in out and "sqrt(n / 1000)" in out
+    assert "lr=None" in out.splitlines()[-1]
+    assert main(["strategies", "finetunes"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no strategy 'finetunes'" in err[0] and "finetune_top" in err[0]
+
+
 def test_bad_input_exits_2_with_one_line_on_stderr(tmp_path: Path, capsys) -> None:
     capsys.readouterr()
     assert main(["predict", str(tmp_path), "x.jpg"]) == 2  # not a model folder

@@ -65,8 +65,9 @@ def test_discriminative_learning_rates() -> None:
 
     net = build_net("efficientnet_lite0", 3, 0.2, pretrained=False)
     n = len(net.backbone_groups())
-    clf = make_strategy("gradual_unfreeze", lr=1e-3, lr_ratio=2.5, head_lr=5e-3)
-    stages = clf.stages(n)
+    clf = make_strategy("gradual_unfreeze", lr=1e-3, lr_ratio=2.5, head_lr=5e-3, n_stages=n, head_init="random")
+    clf.schedule_ = clf.resolve_schedule(1000, 63)
+    stages = clf.stages(n, 1000)
     assert [s.n_top_groups for s in stages] == list(range(n + 1))
     groups = clf._param_groups(net, Stage("top 4", 4, 1))
     lrs = [g["lr"] for g in groups]
@@ -75,9 +76,13 @@ def test_discriminative_learning_rates() -> None:
     np.testing.assert_allclose(np.array(lrs[1:-1]) / np.array(lrs[:-2]), 2.5)  # each earlier group: / lr_ratio
     assert groups[0]["name"] == f"group{n - 4}"
     # default ratio 3, and finetune gives every backbone group the same rate
-    default = make_strategy("gradual_unfreeze")._param_groups(net, Stage("all", n, 1))
+    default = make_strategy("gradual_unfreeze")
+    default.schedule_ = default.resolve_schedule(200, 13)
+    default = default._param_groups(net, Stage("all", n, 1))
     assert default[-3]["lr"] == pytest.approx(default[-2]["lr"] / 3)
-    flat = make_strategy("finetune", lr=1e-4)._param_groups(net, Stage("all", n, 1))
+    flat = make_strategy("finetune", lr=1e-4)
+    flat.schedule_ = flat.resolve_schedule(200, 13)
+    flat = flat._param_groups(net, Stage("all", n, 1))
     assert {g["lr"] for g in flat[:-1]} == {1e-4} and len(flat) == n + 1
     # frozen groups get no gradients
     net.set_trainable(2)
@@ -155,9 +160,62 @@ def test_probe_is_kept_when_fine_tuning_does_worse_on_held_out_images(tiny_digit
     np.testing.assert_allclose(wrecked.predict_proba(ds), lr_proba, atol=2e-3)
     assert (wrecked.predict_proba(ds).argmax(1) == ds.y).mean() > 0.9
     wrecked.save_weights(tmp_path)
-    assert json.loads((tmp_path / "history.json").read_text())["probe_check"]["kept"] == "probe"
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history["probe_check"]["kept"] == "probe" and history["schedule"]["lr"] == 1e3
+    assert history["schedule"]["stages"] == [{"name": "last 1 groups", "trainable_groups": 1, "epochs": 1}]
     assert make_strategy("finetune_top", n_groups=1, head_init="random",
                          **dict(FAST, val_fraction=0.3)).fit(ds).probe_check_ is None
+
+
+def test_schedule_rule_from_the_training_set_size() -> None:
+    """The documented rule (SCHEDULE_DOC): about 120 optimizer steps in 2 to 8 passes, the reference learning rate
+    times sqrt(n / 1000) below 1,000 images, with the probe head one rate for head and body and no label smoothing;
+    gradual_unfreeze unfreezes one more group each time the set doubles beyond 100 images; values passed win."""
+    from transferlab.strategies._network import schedule_rule
+
+    small = schedule_rule(200, 13, 1e-4, head_from_probe=True)
+    assert small["epochs"] == 8 and small["lr"] == pytest.approx(1e-4 * 0.2**0.5)
+    assert small["head_lr"] == small["lr"] and small["label_smoothing"] == 0
+    large = schedule_rule(20000, 1250, 1e-4, head_from_probe=False)
+    assert large == {"epochs": 2, "lr": 1e-4, "head_lr": 1e-3, "label_smoothing": 0.1}
+    assert schedule_rule(1000, 40, 3e-4, True)["epochs"] == 3
+
+    def stages(n_train: int, **params):  # noqa: ANN003, ANN202
+        clf = make_strategy("gradual_unfreeze", **params)
+        clf.schedule_ = clf.resolve_schedule(n_train, -(-n_train // 16))
+        return [(s.n_top_groups, s.epochs) for s in clf.stages(5, n_train)], clf.schedule_
+
+    assert stages(150)[0] == [(1, 8)]  # the probe is the head stage: no head-only epochs
+    assert stages(250)[0] == [(1, 1), (2, 7)]
+    assert stages(450)[0] == [(1, 1), (2, 1), (3, 3)]  # 29 steps per epoch: 5 epochs in all
+    assert stages(100000)[0] == [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)]  # all groups, 2 epochs budget
+    assert stages(150, head_init="random")[0] == [(0, 2), (1, 8)]
+    explicit, sched = stages(250, epochs=3, lr=1e-3, n_stages=1)
+    assert explicit == [(1, 3)] and sched["lr"] == 1e-3 and sched["from_rule"] == ["head_lr", "label_smoothing"]
+
+
+def test_probe_is_kept_unless_fine_tuning_is_significantly_better() -> None:
+    """The fallback's rule, on held-out images (McNemar's exact test, one-sided, 5%): fixing 4 of the probe's
+    mistakes and breaking none is within chance (p = 1/16), fixing 5 is not (1/32); fixing 8 and breaking 2 is still
+    chance (p = 0.055); a network that is only more confident on the same answers does not replace the probe."""
+    from transferlab.strategies._network import better, mcnemar_p
+
+    assert mcnemar_p(4, 0) == 1 / 16 and mcnemar_p(5, 0) == 1 / 32 and mcnemar_p(0, 0) == 1.0
+    assert mcnemar_p(8, 2) == pytest.approx(56 / 1024) and mcnemar_p(9, 2) == pytest.approx(67 / 2048)
+    probe = np.zeros(40, int)
+    probe[:10] = 1  # 10 of 40 wrong
+
+    def tuned(fixed: int, broken: int) -> np.ndarray:
+        out = probe.copy()
+        out[:fixed] = 0
+        out[20 : 20 + broken] = 1
+        return out
+
+    assert better({"errors": probe}, {"errors": tuned(4, 0)})
+    assert not better({"errors": probe}, {"errors": tuned(5, 0)})
+    assert better({"errors": probe}, {"errors": tuned(8, 2)})
+    assert not better({"errors": probe}, {"errors": tuned(9, 2)})
+    assert better({"errors": probe, "val_loss": 0.3}, {"errors": probe, "val_loss": 0.01})
 
 
 def test_orientation_augmentation_turns_and_flips_vertically() -> None:

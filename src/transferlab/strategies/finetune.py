@@ -1,8 +1,8 @@
 """finetune: train the whole pretrained network and a new head, the backbone with a small learning rate.
 
-The backbone starts from ImageNet weights and moves slowly (``lr``, default 1e-4) while the new head learns fast
-(``head_lr``, default 1e-3); BatchNorm statistics stay frozen. One stage, one cosine schedule with a short
-warm-up so the random head does not wreck the pretrained features in the first steps.
+The backbone starts from ImageNet weights and moves slowly (``lr``: 1e-4 from 1,000 training images, less below,
+see the schedule rule) from a head that starts as the linear probe; BatchNorm statistics stay frozen. One stage,
+one cosine schedule with a short warm-up.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from transferlab.strategies._network import COMMON_DOC, NetworkStrategy, Stage
 class Finetune(NetworkStrategy):
     __doc__ = __doc__ + "\n" + COMMON_DOC
     name = "finetune"
-    summary = "whole pretrained network + new head, small backbone lr, larger head lr (AdamW), frozen BN statistics"
+    summary = "whole pretrained network from the linear-probe head, small lr (AdamW), frozen BN statistics"
+    reference_lr = 1e-4
 
-    def __init__(self, backbone: str = "efficientnet_lite0", epochs: int = 6, lr: float = 1e-4,
-                 head_lr: float = 1e-3, optimizer: str = "adamw", schedule: str = "cosine",
+    def __init__(self, backbone: str = "efficientnet_lite0", epochs: int | None = None, lr: float | None = None,
+                 head_lr: float | None = None, optimizer: str = "adamw", schedule: str = "cosine",
                  warmup_epochs: float = 0.5, weight_decay: float = 1e-4, batch_size: int = 16,
                  input_size: int | None = None, augment: bool | str = True, dropout: float = 0.2,
-                 label_smoothing: float = 0.1, class_weight: str | None = None, sampling: str | None = None,
+                 label_smoothing: float | None = None, class_weight: str | None = None, sampling: str | None = None,
                  bf16: bool = False, val_fraction: float = 0.15, patience: int | None = 3, seed: int = 0,
                  head_init: str = "probe",
                  checkpoint_dir: str | None = None, resume: bool = False) -> None:
@@ -46,5 +47,5 @@ class Finetune(NetworkStrategy):
         self.checkpoint_dir = checkpoint_dir
         self.resume = resume
 
-    def stages(self, n_groups: int) -> list[Stage]:
-        return [Stage("all layers", n_groups, int(self.epochs))]
+    def stages(self, n_groups: int, n_train: int) -> list[Stage]:
+        return [Stage("all layers", n_groups, self.schedule_["epochs"])]

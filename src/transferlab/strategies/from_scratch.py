@@ -46,5 +46,5 @@ class FromScratch(NetworkStrategy):
         self.checkpoint_dir = checkpoint_dir
         self.resume = resume
 
-    def stages(self, n_groups: int) -> list[Stage]:
-        return [Stage("all layers", n_groups, int(self.epochs))]
+    def stages(self, n_groups: int, n_train: int) -> list[Stage]:
+        return [Stage("all layers", n_groups, self.schedule_["epochs"])]
