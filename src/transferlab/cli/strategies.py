@@ -16,7 +16,8 @@ def add_parser(subparsers: Any) -> None:
                               "defaults; with NAME, that strategy's whole documentation (how it trains, what each "
                               "parameter does, rules such as the fine-tuning schedule).")
     p.add_argument("name", nargs="?", help="one strategy to explain in full, e.g. finetune")
-    p.add_argument("--json", action="store_true", help='print {"strategies": [...]} as JSON on stdout')
+    p.add_argument("--json", action="store_true", help='print {"strategies": [...]} (with NAME: that strategy, '
+                   'with its "doc") as JSON on stdout')
 
 
 def run(args: argparse.Namespace) -> int:

@@ -226,8 +226,14 @@ def better(probe: dict[str, Any], tuned: dict[str, Any]) -> bool:
     when it breaks none (5-0, 7-1, 9-2, ...). Measured before this rule: winning by 2 images of 36 (5.6 points)
     turned into losing 3 of 153 on hymenoptera val/, and a lower cross-entropy with the same answers only meant more
     confidence (0.941 vs 0.954 on val/)."""
+    fixed, broken = fixed_and_broken(probe, tuned)
+    return not mcnemar_p(fixed, broken) < SIGNIFICANCE
+
+
+def fixed_and_broken(probe: dict[str, Any], tuned: dict[str, Any]) -> tuple[int, int]:
+    """How many held-out images the fine-tuned network gets right that the probe got wrong, and the reverse."""
     diff = np.asarray(tuned["errors"], np.int64) - np.asarray(probe["errors"], np.int64)
-    return not mcnemar_p(int((diff < 0).sum()), int((diff > 0).sum())) < SIGNIFICANCE
+    return int((diff < 0).sum()), int((diff > 0).sum())
 
 
 SCHEDULE_STEPS = 120  # optimizer steps the epoch rule aims for
@@ -415,8 +421,7 @@ class NetworkStrategy(Strategy):
         if probe is not None:
             tuned = self._held_out(net, data, va_idx)
             kept = "probe" if better(probe["metrics"], tuned) else "fine-tuned"
-            diff = np.asarray(tuned["errors"], np.int64) - np.asarray(probe["metrics"]["errors"], np.int64)
-            fixed, broken = int((diff < 0).sum()), int((diff > 0).sum())
+            fixed, broken = fixed_and_broken(probe["metrics"], tuned)
             brief = {k: v for k, v in probe["metrics"].items() if k != "errors"}
             self.probe_check_ = {"held_out": len(va_idx), "probe": brief,
                                  "fine_tuned": {k: v for k, v in tuned.items() if k != "errors"},
@@ -424,7 +429,7 @@ class NetworkStrategy(Strategy):
                                  "kept": kept}
             verdict = (f"on the {len(va_idx)} held-out training images the fine-tuned network got "
                        f"{tuned['val_accuracy']:.3f} right, the probe {brief['val_accuracy']:.3f}: fine-tuning "
-                       f"fixed {fixed} and broke {broken} (McNemar p = {mcnemar_p(fixed, broken):.3f}, "
+                       f"fixed {fixed} and broke {broken} (McNemar p = {self.probe_check_['p_value']:.3f}, "
                        f"needs < {SIGNIFICANCE})")
             if kept == "probe":  # the pretrained network again, its probe refitted on every training image
                 net.load_state_dict(probe["state"])

@@ -10,8 +10,6 @@ one more group each time it doubles beyond 100 images; see the schedule rule).
 
 from __future__ import annotations
 
-import numpy as np
-
 from transferlab.errors import UserError
 from transferlab.strategies._network import COMMON_DOC, NetworkStrategy, Stage
 
@@ -60,7 +58,7 @@ class GradualUnfreeze(NetworkStrategy):
         self.resume = resume
 
     def stages(self, n_groups: int, n_train: int) -> list[Stage]:
-        by_size = max(1, 1 + int(np.floor(np.log2(max(n_train, 1) / 100)))) if n_train >= 100 else 1
+        by_size = max(1, (n_train // 100).bit_length())  # 1 + floor(log2(n / 100)) from 100 images, else 1
         n = min(n_groups, by_size) if self.n_stages is None else int(self.n_stages)
         if not 0 <= n <= n_groups:
             raise UserError(f"n_stages must be between 0 and {n_groups} (the layer groups of {self.backbone}), "
@@ -72,8 +70,8 @@ class GradualUnfreeze(NetworkStrategy):
         if head_epochs < 0 or int(self.stage_epochs) < 1 or (head_epochs == 0 and not from_probe):
             raise UserError("stage_epochs must be >= 1 and head_epochs >= 1 (0 only with head_init=probe)")
         total = self.schedule_["epochs"]
+        last = max(1, total - int(self.stage_epochs) * (n - 1))  # the last stage gets the rest of the budget
         stages = [Stage("head", 0, head_epochs)] if head_epochs else []
         for k in range(1, n + 1):
-            rest = max(1, total - int(self.stage_epochs) * (n - 1))
-            stages.append(Stage(f"top {k} groups", k, rest if k == n else int(self.stage_epochs)))
+            stages.append(Stage(f"top {k} groups", k, last if k == n else int(self.stage_epochs)))
         return stages or [Stage("head", 0, max(1, total))]
