@@ -225,19 +225,27 @@ def _speed_of(reader: Any, short: list[Any]) -> tuple[float, float]:
     return round(qps, 1), round(statistics.median(times), 1)
 
 
-def speed() -> None:
+def speed(reader_name: str = "reader_default") -> None:
     """Questions/s on short passages (<= 120 words, all their questions in one call) and the p50 latency of one
-    question about one short passage, reader loaded once: the saved reader (PyTorch) and its ONNX export run by
-    the copyable runtime (onnxruntime, what ``serve`` uses)."""
+    question about one short passage, reader loaded once: the saved reader (PyTorch; in bf16 where the CPU has bf16
+    matrix units, then also in float32) and its ONNX export run by the copyable runtime (onnxruntime, float32)."""
+    from transferlab._torch import native_bf16
     from transferlab.data.squad import read_squad
     from transferlab.deploy.export import export_model
     from transferlab.workflows.qa import load_reader
 
     examples, _ = read_squad(SHARED / "squad_v1.1" / "test.json")
     short = [e for e in examples if len(e.context.split()) <= 120][:400]
-    row: dict[str, Any] = {"short_passages": len(short)}
-    row["questions_per_second"], row["p50_ms_one_question"] = _speed_of(load_reader(RUNS / "reader_default"), short)
-    export_dir = export_model(RUNS / "reader_default", RUNS / "reader_default_onnx")
+    row: dict[str, Any] = {"short_passages": len(short), "cpu_bf16_units": native_bf16()}
+    reader = load_reader(RUNS / reader_name)  # bf16 on a CPU with bf16 matrix units (AMX), else float32
+    row["reader"], row["body"], row["reader_bf16"] = reader_name, reader.weights.get("base"), reader.bf16
+    row["questions_per_second"], row["p50_ms_one_question"] = _speed_of(reader, short)
+    if reader.bf16:  # the same reader in float32, for comparison
+        os.environ["TRANSFERLAB_BF16"] = "0"
+        row["float32_questions_per_second"], row["float32_p50_ms_one_question"] = _speed_of(
+            load_reader(RUNS / reader_name), short)
+        del os.environ["TRANSFERLAB_BF16"]
+    export_dir = export_model(RUNS / reader_name, RUNS / f"{reader_name}_onnx")
     # the export in a process of its own, as `serve` runs it (torch's idle threads would share the cores)
     import subprocess
 
@@ -246,7 +254,7 @@ def speed() -> None:
     row.update(json.loads(proc.stdout.strip().splitlines()[-1]))
     row["load_average"] = os.getloadavg()
     print(row)
-    _merge("speed", row)
+    _merge("speed" if reader_name == "reader_default" else f"speed_{reader_name}", row)
 
 
 def speed_exported(export_dir: str) -> None:
@@ -271,6 +279,7 @@ def main() -> None:
     p.add_argument("--domains", nargs="*", default=[])
     p.add_argument("--modes", nargs="*", default=["as_is", "labels", "no_labels", "scratch"])
     p.add_argument("--speed", action="store_true")
+    p.add_argument("--speed-reader", default="reader_default", help="--speed: the reader folder under runs/qa/")
     p.add_argument("--speed-exported", default=None, help=argparse.SUPPRESS)
     p.add_argument("--eval-limit", type=int, default=None, help="evaluate on N questions of a seeded shuffle")
     p.add_argument("--eval-only", action="store_true", help="--default: evaluate the saved reader, do not train")
@@ -284,7 +293,7 @@ def main() -> None:
     if args.domains:
         domain_transfer(args.domains, args.modes, args.eval_limit)
     if args.speed:
-        speed()
+        speed(args.speed_reader)
     if args.speed_exported:
         speed_exported(args.speed_exported)
 

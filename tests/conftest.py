@@ -13,6 +13,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TRANSFERLAB_QUIET", "1")
+# float32 answers everywhere, so exactness checks (export vs reader) hold on CPUs with bf16 units too; the bf16 path
+# has its own test (tests/test_qa.py), which sets this itself
+os.environ.setdefault("TRANSFERLAB_BF16", "0")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TRANSFERLAB_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))

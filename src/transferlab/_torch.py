@@ -77,6 +77,36 @@ def torch_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def native_bf16() -> bool:
+    """Whether networks should *answer* (not train) in bfloat16: ``TRANSFERLAB_BF16`` (``1``/``0``), else whether
+    the CPU has bfloat16 matrix units (Intel AMX). With them the reader's matrix products run ~2x faster in bf16
+    (Sapphire Rapids here: 73 vs 40 questions/s, 398 of 400 answers identical); without them (AVX2 only) bf16 is
+    emulated and ~10x *slower*, so the answer there is False."""
+    import os
+
+    wanted = os.environ.get("TRANSFERLAB_BF16", "").strip().lower()
+    if wanted in ("0", "1", "true", "false", "yes", "no"):
+        return wanted in ("1", "true", "yes")
+    import torch
+
+    try:
+        return bool(torch.cpu._is_amx_tile_supported()) and torch_device() == "cpu"
+    except (AttributeError, RuntimeError):  # an older torch: no way to ask, stay in float32
+        return False
+
+
+def bf16_linears(net: object) -> object:
+    """Cast ``net``'s linear layers (its matrix products) to bfloat16 in place, for answering under
+    ``torch.autocast("cpu", torch.bfloat16)``: the weights are then cast once, not at every call (the one-question
+    latency of the reader: 27 vs 37 ms). Embeddings and layer norms stay float32."""
+    import torch
+
+    for module in net.modules():  # type: ignore[attr-defined]
+        if isinstance(module, torch.nn.Linear):
+            module.to(torch.bfloat16)
+    return net
+
+
 def to_device(value: object, device: str) -> object:
     """Tensors (also inside tuples, lists and dicts) moved to ``device``; anything else as it is."""
     import torch

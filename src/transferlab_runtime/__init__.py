@@ -365,8 +365,9 @@ class ExportedModel:
         logits: list[np.ndarray] = [np.zeros((0, 2), np.float32)] * len(ids)
         for idx in _length_batches([len(x) for x in ids], batch_size):
             feed = {spec["name"]: _pad([ids[i] for i in idx], int(spec["pad_id"]), np.int64),
-                    spec["mask"]: _pad([[1] * len(ids[i]) for i in idx], 0, np.int64),
-                    spec["type_ids"]: _pad([types[i] for i in idx], 0, np.int64)}
+                    spec["mask"]: _pad([[1] * len(ids[i]) for i in idx], 0, np.int64)}
+            if spec.get("type_ids"):  # BERT-like readers; MPNet takes none
+                feed[spec["type_ids"]] = _pad([types[i] for i in idx], 0, np.int64)
             out = self.session.run([self.info["output"]], feed)[0]
             for r, i in enumerate(idx):
                 logits[i] = out[r, : len(ids[i])]

@@ -18,9 +18,11 @@ def _param_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a reader parameter: max_length, stride, max_answer_tokens, epochs, lr, head_lr, batch_size, "
                    "negative_fraction, backbone, ... (repeatable)")
-    p.add_argument("--backbone", default=None, help="transformer text encoder to start from (default minilm; mpnet, "
-                   "or a `pretrain-text --method mlm` folder); ignored with --init")
-    p.add_argument("--epochs", type=int, default=None, help="passes over the questions (default 2; 1 for adapt)")
+    p.add_argument("--backbone", default=None, help="transformer text encoder to start from (default: mpnet on a CPU "
+                   "with bf16 matrix units (AMX) where it is installed, else minilm; or a `pretrain-text --method mlm` "
+                   "folder); ignored with --init")
+    p.add_argument("--epochs", type=int, default=None, help="passes over the questions (default: 1 for mpnet, 3 for "
+                   "minilm; 2 with --init, 1 for adapt)")
     p.add_argument("--seed", type=int, default=0, help="seed: the same seed gives the same numbers")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last complete epoch")
     p.add_argument("--eval", dest="eval_data", default=None, metavar="DATA",

@@ -26,6 +26,7 @@ GloVe and word-CNN models, the TF-IDF + embedding hybrid) is refused with the re
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import shutil
 import tempfile
@@ -346,25 +347,28 @@ def export_qa_reader(directory: Path, config: dict[str, Any], g: Graph) -> str:
     from transferlab.model.qa_loaders import load_reader_net
 
     net, _, w = load_reader_net(directory, config)
+    # BERT-like bodies (MiniLM) take token type ids; MPNet has none, and its graph takes ids and mask only
+    with_types = "token_type_ids" in inspect.signature(net.body.forward).parameters
 
     class Spans(torch.nn.Module):
         def __init__(self, inner: Any) -> None:
             super().__init__()
             self.inner = inner
 
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
             return self.inner((input_ids, attention_mask, token_type_ids))
 
-    names = ["input_ids", "attention_mask", "token_type_ids"]
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if with_types else [])
     ids = torch.ones((2, 8), dtype=torch.long)
-    model = _torch_graph(Spans(net), (ids, torch.ones_like(ids), torch.zeros_like(ids)), names,
-                         {n: {0: "batch", 1: "tokens"} for n in names})
+    example = (ids, torch.ones_like(ids)) + ((torch.zeros_like(ids),) if with_types else ())
+    model = _torch_graph(Spans(net), example, names, {n: {0: "batch", 1: "tokens"} for n in names})
     folder = directory / w["transformer"]
     for n in names:
         g.inputs.append(helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "tokens"]))
         g.nodes.append(_identity(n, f"net/{n}"))
     g.input_specs.append({"name": "input_ids", "kind": "qa_tokens", "tokenizer": "tokenizer.json",
-                          "mask": "attention_mask", "type_ids": "token_type_ids", "pad_id": _pad_id(folder),
+                          "mask": "attention_mask", "type_ids": "token_type_ids" if with_types else None,
+                          "pad_id": _pad_id(folder),
                           "max_length": int(w["max_length"]), "stride": int(w["stride"]),
                           "n_best": int(w.get("n_best", 20)), "max_answer_tokens": int(w.get("max_answer_tokens", 30)),
                           "null_threshold": w.get("null_threshold")})

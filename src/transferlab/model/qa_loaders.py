@@ -41,7 +41,10 @@ class QAPredictor:
     (what ``transferlab predict`` calls) says so."""
 
     def __init__(self, net: Any, tokenizer: Any, weights: dict[str, Any]) -> None:  # noqa: ANN401
-        self.net = net
+        from transferlab._torch import bf16_linears, native_bf16
+
+        self.bf16 = native_bf16()  # a CPU with bf16 matrix units answers ~2x faster in bf16
+        self.net = bf16_linears(net) if self.bf16 else net
         self.tokenizer = tokenizer
         self.weights = weights
 
@@ -56,7 +59,7 @@ class QAPredictor:
         w = self.weights
         return answer(self.net, self.tokenizer, questions, contexts, int(w["max_length"]), int(w["stride"]),
                       int(w.get("max_answer_tokens", 30)), int(w.get("n_best", 20)), w.get("null_threshold"),
-                      batch_size, progress)
+                      batch_size, progress, self.bf16)
 
     def predict_proba(self, inputs: Sequence[object]) -> Any:  # noqa: ANN401
         raise UserError("this model is a question-answering reader: use `transferlab qa ask` or `qa evaluate`")

@@ -127,14 +127,15 @@ def collate_windows(windows: Windows, chunk: Sequence[int], pad_id: int = 0
 
 
 def window_logits(net: SpanReader, windows: Windows, batch_size: int = 32, pad_id: int = 0,
-                  progress: Any = None) -> list[np.ndarray]:  # noqa: ANN401
-    """(length, 2) float32 logits per window, in order; batches of similar length (little padding)."""
+                  progress: Any = None, bf16: bool = False) -> list[np.ndarray]:  # noqa: ANN401
+    """(length, 2) float32 logits per window, in order; batches of similar length (little padding). ``bf16``: under
+    CPU bfloat16 autocast (see :func:`transferlab._torch.native_bf16`)."""
     out: list[np.ndarray] = [np.zeros((0, 2), np.float32)] * len(windows)
     order = np.argsort(windows.lengths(), kind="stable")
     net.eval()
     device = torch_device()
     net.to(device)
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and device == "cpu"):
         for s in range(0, len(order), batch_size):
             chunk = order[s : s + batch_size]
             logits = net(to_device(collate_windows(windows, chunk, pad_id), device)).float().cpu().numpy()
@@ -156,12 +157,12 @@ def decode(windows: Windows, logits: Sequence[np.ndarray], contexts: Sequence[st
 
 def answer(net: SpanReader, tokenizer: Any, questions: Sequence[str], contexts: Sequence[str],  # noqa: ANN401
            max_length: int, stride: int, max_answer_tokens: int = 30, n_best: int = 20,
-           null_threshold: float | None = None, batch_size: int = 32, progress: Any = None  # noqa: ANN401
-           ) -> list[dict[str, Any]]:
+           null_threshold: float | None = None, batch_size: int = 32, progress: Any = None,  # noqa: ANN401
+           bf16: bool = False) -> list[dict[str, Any]]:
     """Answer each question from its context: all windows of all pairs are run through the network in batches (many
     questions about one passage share a batch), then decoded per pair."""
     windows = encode_windows(tokenizer, questions, contexts, max_length, stride)
-    logits = window_logits(net, windows, batch_size, tokenizer.pad_token_id or 0, progress)
+    logits = window_logits(net, windows, batch_size, tokenizer.pad_token_id or 0, progress, bf16)
     return decode(windows, logits, contexts, n_best, max_answer_tokens, null_threshold)
 
 

@@ -23,6 +23,12 @@ batch 16, windows 256 / stride 96, 2 epochs) within the same CPU time, without l
   time, so 3 epochs (``epochs=3``) cost less than 2 did. Adopted by the rule written in benchmarks/qa_nodrop.py
   before its run: 21.6 min here, selection-set F1 56.9 vs 55.7 (test.json, looked at afterwards: 62.3 vs 61.1).
 
+- the body, epochs, rate and precision come from a recipe per body (:data:`RECIPES`, :meth:`QAReader.recipe`) unless
+  given: all-mpnet-base-v2 (12 layers, 768 wide) on a CPU with bf16 matrix units (AMX) where it is installed, one
+  epoch at 5e-5 trained in bf16 autocast: 20.3 min here, selection-set F1 71.5 vs 57.0 for MiniLM (adopted by the
+  rule written in benchmarks/qa_mpnet.py before its run). Elsewhere MiniLM, 3 epochs at 2e-4 in float32: mpnet
+  costs ~8x MiniLM's compute per token, hours per epoch without bf16 units.
+
 ``init`` starts from a saved reader (``transferlab qa train --init DIR``, ``qa adapt``) instead of the packaged body;
 ``backbone`` names any registered transformer text encoder (``minilm``, ``mpnet``) or a ``pretrain-text`` folder.
 With ``checkpoint_dir`` every epoch is saved and ``resume=True`` continues an interrupted run (same batches).
@@ -60,15 +66,33 @@ class SpanObjective(Objective):
                       "span_accuracy": int((best == targets).all(1).sum())}, n
 
 
+RECIPES: dict[str, dict[str, float]] = {  # per body: what its defaults were chosen as (see the module doc)
+    "minilm": {"epochs": 3, "lr": 2e-4},  # benchmarks/qa_sweep.py, qa_nodrop.py
+    "mpnet": {"epochs": 1, "lr": 5e-5},  # benchmarks/qa_mpnet.py
+}
+
+
+def default_body() -> tuple[str, str]:
+    """(body, reason): mpnet where the CPU has bf16 matrix units and mpnet is installed, else MiniLM."""
+    from transferlab._torch import native_bf16
+    from transferlab.backbones import get_backbone
+
+    if not native_bf16():
+        return "minilm", "this CPU has no bf16 matrix units (AMX), where mpnet would train for hours"
+    if not get_backbone("mpnet").is_installed():
+        return "minilm", "mpnet is not installed (`transferlab models` says how to add it)"
+    return "mpnet", "the CPU has bf16 matrix units (AMX): the stronger mpnet body trains within ~20 min"
+
+
 class QAReader(BaseEstimator):
     name = "qa_reader"
 
-    def __init__(self, backbone: str = "minilm", max_length: int = 256, stride: int = 96,
-                 max_answer_tokens: int = 30, n_best: int = 20, epochs: int = 3, lr: float = 2e-4,
+    def __init__(self, backbone: str | None = None, max_length: int = 256, stride: int = 96,
+                 max_answer_tokens: int = 30, n_best: int = 20, epochs: int | None = None, lr: float | None = None,
                  head_lr: float = 1e-3, batch_size: int = 8, warmup_epochs: float = 0.1,
                  weight_decay: float = 0.01, negative_fraction: float = 0.1, train_word_embeddings: bool = False,
                  frozen_layers: int = 0, body_dropout: float | None = 0.0, null_threshold: float | None = None,
-                 bf16: bool = False,
+                 bf16: bool | None = None,
                  init: str | None = None, seed: int = 0,
                  checkpoint_dir: str | None = None, resume: bool = False) -> None:
         self.backbone = backbone
@@ -94,14 +118,34 @@ class QAReader(BaseEstimator):
         self.resume = resume
 
     # --- parameters --------------------------------------------------------------------------------------------
+    def recipe(self) -> dict[str, Any]:
+        """The body, epochs, rate and precision this reader trains with: the parameters given, the rest from
+        :data:`RECIPES` (a started reader's body is its own), with the reason for the body."""
+        from transferlab._torch import native_bf16
+
+        if self.init:
+            weights = json.loads((Path(self.init) / "config.json").read_text()).get("weights", {}) \
+                if (Path(self.init) / "config.json").exists() else {}
+            body, why = str(weights.get("base", "minilm")), f"the body of {self.init}"
+        elif self.backbone is not None:
+            body, why = str(self.backbone), "asked for"
+        else:
+            body, why = default_body()
+        base = RECIPES.get(body, RECIPES["minilm"])
+        return {"backbone": body, "reason": why,
+                "epochs": int(self.epochs if self.epochs is not None else base["epochs"]),
+                "lr": float(self.lr if self.lr is not None else base["lr"]),
+                "bf16": bool(self.bf16) if self.bf16 is not None else native_bf16()}
+
     def _check_params(self) -> None:
         if not 32 <= int(self.max_length) <= 512:
             raise UserError(f"max_length must be between 32 and 512 tokens, got {self.max_length}")
         if not 0 <= int(self.stride) < int(self.max_length) - MAX_QUESTION_ROOM:
             raise UserError(f"stride must be >= 0 and well below max_length ({self.max_length}), got {self.stride}")
-        if int(self.epochs) < 1 or int(self.batch_size) < 1 or int(self.max_answer_tokens) < 1:
+        if (self.epochs is not None and int(self.epochs) < 1) or int(self.batch_size) < 1 \
+                or int(self.max_answer_tokens) < 1:
             raise UserError("epochs, batch_size and max_answer_tokens must be >= 1")
-        if not self.lr > 0 or not self.head_lr > 0:
+        if (self.lr is not None and not self.lr > 0) or not self.head_lr > 0:
             raise UserError(f"lr and head_lr must be > 0, got {self.lr} and {self.head_lr}")
         if self.body_dropout is not None and not 0 <= float(self.body_dropout) < 1:
             raise UserError(f"body_dropout must be in [0, 1) or None (the encoder's own), got {self.body_dropout}")
@@ -120,9 +164,9 @@ class QAReader(BaseEstimator):
             from transferlab.model.qa_loaders import load_reader_net
 
             net, tokenizer, weights = load_reader_net(Path(self.init))
-            return net, tokenizer, str(weights.get("base", self.backbone))
-        body, tokenizer = load_pretrained_body(transformer_folder(self.backbone))
-        return SpanReader(body), tokenizer, str(self.backbone)
+            return net, tokenizer, str(weights.get("base", self.recipe_["backbone"]))
+        body, tokenizer = load_pretrained_body(transformer_folder(self.recipe_["backbone"]))
+        return SpanReader(body), tokenizer, str(self.recipe_["backbone"])
 
     def _param_groups(self, net: Any) -> list[dict[str, Any]]:  # noqa: ANN401
         k = int(self.frozen_layers)
@@ -140,7 +184,7 @@ class QAReader(BaseEstimator):
                 body_params.append(p)
         for p in net.head.parameters():
             p.requires_grad_(True)
-        return [{"params": body_params, "lr": float(self.lr), "name": "body"},
+        return [{"params": body_params, "lr": float(self.recipe_["lr"]), "name": "body"},
                 {"params": list(net.head.parameters()), "lr": float(self.head_lr), "name": "head"}]
 
     def _run_identity(self, examples: Sequence[Any]) -> str:
@@ -169,6 +213,9 @@ class QAReader(BaseEstimator):
         examples = list(X)
         if not examples:
             raise UserError("no questions to train on")
+        self.recipe_ = r = self.recipe()
+        log(f"qa_reader: body {r['backbone']} ({r['reason']}), {r['epochs']} epoch(s) at lr {r['lr']:g}, "
+            f"{'bf16 autocast' if r['bf16'] else 'float32'}")
         set_torch_threads()
         seed_everything(int(self.seed))
         net, tokenizer, base = self._start()
@@ -200,10 +247,10 @@ class QAReader(BaseEstimator):
             yield from span_batches(windows, bucketed_order(lengths, chosen, bs, rng), pad)
 
         checkpoint = self._prepare_checkpoints(examples)
-        cfg = TrainConfig(epochs=int(self.epochs), lr=float(self.lr), optimizer="adamw",
+        cfg = TrainConfig(epochs=r["epochs"], lr=r["lr"], optimizer="adamw",
                           weight_decay=float(self.weight_decay), schedule="cosine",
                           warmup_epochs=float(self.warmup_epochs), patience=None, clip_grad_norm=1.0,
-                          bf16=bool(self.bf16), seed=int(self.seed))
+                          bf16=r["bf16"], seed=int(self.seed))
         history = train_loop(net, self._param_groups(net), train_batches, None, steps, cfg,
                              checkpoint_dir=checkpoint, resume=bool(self.resume), progress=runtime.show_progress(),
                              desc="qa_reader", objective=SpanObjective())
