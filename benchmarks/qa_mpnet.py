@@ -3,7 +3,7 @@
 The default reader (MiniLM, 3 epochs, float32) scores F1 62.3 on test.json (target 63 within 30 min) and 56.97 on
 the selection set (4,000 questions of train_full_subset, other articles). A third epoch or a 4th did not close the
 gap: the 6-layer, 384-wide body is the limit. mpnet (12 layers, 768 wide, ~8x the compute per token) costs ~2 h per
-epoch in float32 on an AVX2 CPU, but the CPUs now lent (a KVM Xeon with AMX flags) have bfloat16 matrix units (AMX): a bf16
+epoch in float32 on an AVX2 CPU, but the CPU now lent (a KVM Xeon) has bfloat16 matrix units (AMX): a bf16
 step measured ~19 min per epoch of train.json here (240 questions timed). So: one epoch, bf16 autocast training.
 
 Parameters, chosen before the run from the usual BERT-base SQuAD recipe, not tuned: ``lr=5e-5`` (the top of BERT's

@@ -320,7 +320,10 @@ def test_saved_reader_loads_and_answers_identically(trained):
     assert saved.answer(questions, contexts) == result.reader.answer(questions, contexts)
     config = json.loads((result.out / "config.json").read_text())
     assert config["task"] == "qa" and config["weights"]["kind"] == "qa_reader"
-    assert {"f1", "exact_match", "train_seconds"} <= set(json.loads((result.out / "metrics.json").read_text()))
+    metrics = json.loads((result.out / "metrics.json").read_text())
+    assert {"f1", "exact_match", "train_seconds"} <= set(metrics)
+    assert {k: metrics["recipe"][k] for k in ("backbone", "epochs", "lr", "bf16")} == {
+        "backbone": "minilm", "epochs": 6, "lr": 3e-4, "bf16": False}  # the fixture's values; TRANSFERLAB_BF16=0
     with pytest.raises(Exception, match="question-answering reader"):
         load_model(result.out).predict(["a text"])
 

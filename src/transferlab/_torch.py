@@ -79,9 +79,9 @@ def torch_device() -> str:
 
 def native_bf16() -> bool:
     """Whether readers answer, and by default train (``qa_reader``'s ``bf16=None``), in bfloat16:
-    ``TRANSFERLAB_BF16`` (``1``/``0``), else whether the CPU has bfloat16 matrix units (Intel AMX). With them the reader's matrix products run ~2x faster in bf16
-    (the Xeon with AMX here: 73 vs 40 questions/s, 398 of 400 answers identical); without them (AVX2 only) bf16 is
-    emulated and ~10x *slower*, so the answer there is False."""
+    ``TRANSFERLAB_BF16`` (``1``/``0``), else whether the CPU has bfloat16 matrix units (Intel AMX). With them the
+    reader's matrix products run ~2x faster in bf16 (the Xeon with AMX here: 73 vs 40 questions/s, 398 of 400
+    answers identical); without them (AVX2 only) bf16 is emulated and ~10x *slower*, so the answer there is False."""
     import os
 
     wanted = os.environ.get("TRANSFERLAB_BF16", "").strip().lower()

@@ -193,6 +193,7 @@ class QAReader(BaseEstimator):
         for ex in examples:
             h.update(f"{ex.id}\x00{ex.question}\x00{ex.answers}\x00{len(ex.context)}".encode())
         params = {k: v for k, v in self.get_params().items() if k not in ("checkpoint_dir", "resume")}
+        params["recipe"] = {k: v for k, v in self.recipe_.items() if k != "reason"}  # what None resolved to here
         h.update(json.dumps(params, sort_keys=True, default=str).encode())
         return h.hexdigest()
 

@@ -99,7 +99,7 @@ def _fit_and_save(reader: Any, examples: list[QAExample], report: DataReport, ou
     t0 = time.perf_counter()
     reader.fit(examples)
     metrics: dict[str, Any] = {"train_seconds": time.perf_counter() - t0, "train_questions": len(examples),
-                               **reader.train_windows_, **extra_metrics}
+                               **reader.train_windows_, "recipe": reader.recipe_, **extra_metrics}
     evaluation = None
     if eval_data is not None:
         evaluation = evaluate_reader(reader, eval_data)
