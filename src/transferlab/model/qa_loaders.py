@@ -13,6 +13,12 @@ from typing import Any
 from transferlab.errors import UserError
 
 
+def saved_reader_weights(directory: Path) -> dict[str, Any]:
+    """The ``weights`` entry of a saved reader's config.json ({} when the folder has none): its body, windows."""
+    path = Path(directory) / "config.json"
+    return json.loads(path.read_text()).get("weights", {}) if path.exists() else {}
+
+
 def load_reader_net(directory: Path, config: dict[str, Any] | None = None) -> tuple[Any, Any, dict[str, Any]]:
     """(SpanReader in eval mode, tokenizer, the config's ``weights`` entry) of a saved reader."""
     from safetensors.torch import load_file

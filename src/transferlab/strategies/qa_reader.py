@@ -122,11 +122,10 @@ class QAReader(BaseEstimator):
         """The body, epochs, rate and precision this reader trains with: the parameters given, the rest from
         :data:`RECIPES` (a started reader's body is its own), with the reason for the body."""
         from transferlab._torch import native_bf16
+        from transferlab.model.qa_loaders import saved_reader_weights
 
         if self.init:
-            weights = json.loads((Path(self.init) / "config.json").read_text()).get("weights", {}) \
-                if (Path(self.init) / "config.json").exists() else {}
-            body, why = str(weights.get("base", "minilm")), f"the body of {self.init}"
+            body, why = str(saved_reader_weights(Path(self.init)).get("base", "minilm")), f"the body of {self.init}"
         elif self.backbone is not None:
             body, why = str(self.backbone), "asked for"
         else:

@@ -78,8 +78,9 @@ def _reader_params(init: str | None, params: dict[str, Any] | None, defaults: di
     out = dict(defaults) if init else {}
     out.update(params or {})
     if init:
-        weights = json.loads((Path(init) / "config.json").read_text()).get("weights", {}) \
-            if (Path(init) / "config.json").exists() else {}
+        from transferlab.model.qa_loaders import saved_reader_weights
+
+        weights = saved_reader_weights(Path(init))
         for key in ("max_length", "stride", "max_answer_tokens"):  # keep the windows the reader was trained on
             if key in weights:
                 out.setdefault(key, weights[key])
