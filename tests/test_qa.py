@@ -10,6 +10,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import run_runtime_only
@@ -615,3 +616,62 @@ def test_an_mpnet_reader_trains_saves_and_exports_without_type_ids(tiny_file: Pa
     """, tmp_path)
     assert [(a, s) for a, s, _ in got] == [(w["answer"], w["start"]) for w in want]
     assert max(abs(sc - w["score"]) for (_, _, sc), w in zip(got, want, strict=True)) < 1e-4
+
+
+@pytest.mark.slow
+def test_teacher_logits_reach_the_students_tokens_and_distillation_pulls_towards_the_teacher(trained):
+    import torch
+
+    from transferlab.model.qa_loaders import load_reader_net
+    from transferlab.nn.qa import encode_windows, teacher_span_targets, window_logits
+    from transferlab.strategies.qa_reader import DistillSpanObjective, QAReader
+
+    data, examples, before, result = trained
+    net, tokenizer, _ = load_reader_net(result.out)
+    questions, contexts = [e.question for e in examples], [e.context for e in examples]
+    windows = encode_windows(tokenizer, questions, contexts, 128, 32)
+    own = window_logits(net, windows)
+    soft = teacher_span_targets(net, tokenizer, questions, contexts, windows, 128, 32)
+    for w, offs in enumerate(windows.offsets):  # one tokenizer: each context token takes its own logits
+        ctx = np.asarray([o is not None for o in offs])
+        assert np.allclose(soft[w][ctx], own[w][ctx], atol=1e-4)
+        assert (soft[w][~ctx] == -1e4).all()  # no teacher mass on the question or special tokens
+    objective = DistillSpanObjective(alpha=1.0, temperature=2.0)
+    logits = torch.from_numpy(np.stack([own[0], own[0]]))
+    hard = torch.tensor([[1, 1], [1, 1]])
+    same, _, _ = objective.batch_loss(lambda _: logits, None, (hard, logits.clone(), torch.ones(2)), training=True)
+    other, _, _ = objective.batch_loss(lambda _: logits.flip(1), None, (hard, logits.clone(), torch.ones(2)), True)
+    assert float(same) < 1e-5 < float(other)
+    # a student from the packaged body, taught by the trained reader alone (alpha 1: no gold spans), answers as the
+    # teacher does far more often than the untrained reader did
+    teacher = [a["answer"] for a in result.reader.answer(questions, contexts)]
+    student = QAReader(backbone="minilm", teacher=str(result.out), distill_alpha=1.0, max_length=128, stride=32,
+                       epochs=6, batch_size=10, lr=3e-4, head_lr=3e-3, body_dropout=None).fit(examples)
+    agree = sum(a["answer"] == t for a, t in zip(student.answer(questions, contexts), teacher, strict=True))
+    agreed_before = sum(r["prediction"] == t for r, t in zip(before["per_question"], teacher, strict=True))
+    print("agree with the teacher: before", agreed_before, "after", agree)
+    assert agree >= agreed_before + 4
+
+
+@pytest.mark.slow
+def test_init_weight_averages_the_trained_weights_with_the_starting_readers(trained):
+    from safetensors.torch import load_file
+
+    from transferlab.strategies.qa_reader import QAReader
+
+    _, examples, _, result = trained
+    start = load_file(str(result.out / "model.safetensors"))
+    params = {"init": str(result.out), "epochs": 1, "batch_size": 10, "max_length": 128, "stride": 32,
+              "lr": 1e-3, "head_lr": 1e-2}
+    alone = QAReader(**params).fit(examples[:10]).net_.state_dict()
+    half = QAReader(**params, init_weight=0.5).fit(examples[:10]).net_.state_dict()
+    moved = [k for k in start if not torch_equal(alone[k], start[k])]
+    assert moved  # the training moved some weights; the average sits halfway for every one of them
+    for k in start:
+        assert np.allclose(half[k].numpy(), (start[k].numpy() + alone[k].numpy()) / 2, atol=1e-6), k
+    with pytest.raises(UserError, match="init_weight"):
+        QAReader(init_weight=1.0).fit(examples)
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())

@@ -38,6 +38,7 @@ def add_parser(subparsers: Any) -> None:
   transferlab qa ask reader/ --context passage.txt --question "Who wrote it?" --question "When?"
   transferlab qa train in_domain.json --init reader/ --out reader_domain/
   transferlab qa adapt reader/ unlabelled.txt --out reader_domain/
+  transferlab qa train squad.json --backbone minilm --teacher reader/ --out reader_fast/   # distil: faster
 """)
     sub = p.add_subparsers(dest="qa_command", metavar="SUBCOMMAND", required=True, parser_class=type(p))
     t = sub.add_parser("train", help="train a reader on a SQuAD v1.1/v2.0 file")
@@ -46,8 +47,13 @@ def add_parser(subparsers: Any) -> None:
                    help="start from a trained reader (domain adaptation with labelled questions; lower rates)")
     t.add_argument("--out", required=True, help="folder to save the reader into")
     t.add_argument("--limit", type=int, default=None, help="train on N questions of a seeded sample")
+    t.add_argument("--teacher", default=None, metavar="DIR",
+                   help="distil a trained reader into this one (knowledge distillation): e.g. --backbone minilm "
+                        "--teacher reader_mpnet/ gives a reader that answers ~5x faster than the mpnet teacher and "
+                        "better than MiniLM trained alone")
     _param_option(t)
-    a = sub.add_parser("adapt", help="adapt a reader to unlabelled passages with synthesised questions")
+    a = sub.add_parser("adapt", help="adapt a reader to unlabelled passages with synthesised questions (the "
+                       "result is averaged with the starting reader: --param init_weight=0 turns that off)")
     a.add_argument("reader", metavar="DIR")
     a.add_argument("unlabelled", metavar="UNLABELLED",
                    help="a .txt file of paragraphs separated by blank lines, or a SQuAD JSON (questions ignored)")
@@ -84,6 +90,8 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         params["backbone"] = args.backbone
     if args.epochs is not None:
         params["epochs"] = args.epochs
+    if getattr(args, "teacher", None) is not None:
+        params["teacher"] = args.teacher
     return params
 
 

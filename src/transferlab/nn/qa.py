@@ -172,3 +172,47 @@ def span_batches(windows: Windows, batches: Sequence[np.ndarray], pad_id: int = 
     for chunk in batches:
         targets = torch.from_numpy(np.stack([windows.starts[chunk], windows.ends[chunk]], 1))
         yield collate_windows(windows, chunk, pad_id), targets
+
+
+def teacher_span_targets(net: SpanReader, tokenizer: Any, questions: Sequence[str],  # noqa: ANN401
+                         contexts: Sequence[str], student: Windows, max_length: int, stride: int,
+                         bf16: bool = False, batch_size: int = 32, progress: Any = None  # noqa: ANN401
+                         ) -> list[np.ndarray]:
+    """A teacher reader's start and end logits on a student's windows, for distillation: the teacher runs on its own
+    windows (its tokenizer may differ), each logit is keyed by the character where its token starts (start logit)
+    or ends (end logit), the highest over the teacher's windows of a pair; a student token takes the logits of the
+    teacher token with its start or end character. Positions with none (question, special tokens, tokens the two
+    tokenizers split differently) get -1e4: no teacher mass there."""
+    tw = encode_windows(tokenizer, questions, contexts, max_length, stride)
+    logits = window_logits(net, tw, batch_size, tokenizer.pad_token_id or 0, progress, bf16)
+    starts: list[dict[int, float]] = [{} for _ in questions]
+    ends: list[dict[int, float]] = [{} for _ in questions]
+    for w, (offs, lg) in enumerate(zip(tw.offsets, logits, strict=True)):
+        s, e = starts[tw.example[w]], ends[tw.example[w]]
+        for t, o in enumerate(offs):
+            if o is None:
+                continue
+            s[o[0]] = max(s.get(o[0], -1e4), float(lg[t, 0]))
+            e[o[1]] = max(e.get(o[1], -1e4), float(lg[t, 1]))
+    out = []
+    for w, offs in enumerate(student.offsets):
+        s, e = starts[student.example[w]], ends[student.example[w]]
+        arr = np.full((len(offs), 2), -1e4, np.float32)
+        for t, o in enumerate(offs):
+            if o is not None:
+                arr[t, 0], arr[t, 1] = s.get(o[0], -1e4), e.get(o[1], -1e4)
+        out.append(arr)
+    return out
+
+
+def distill_batches(windows: Windows, soft: Sequence[np.ndarray], use: np.ndarray, batches: Sequence[np.ndarray],
+                    pad_id: int = 0) -> Iterator[tuple[Any, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
+    """(inputs, (start/end targets, the teacher's logits padded with -1e4, whether to distil each window))."""
+    for chunk in batches:
+        inputs = collate_windows(windows, chunk, pad_id)
+        length = inputs[0].shape[1]
+        teacher = np.full((len(chunk), length, 2), -1e4, np.float32)
+        for r, i in enumerate(chunk):
+            teacher[r, : len(soft[i])] = soft[i]
+        targets = torch.from_numpy(np.stack([windows.starts[chunk], windows.ends[chunk]], 1))
+        yield inputs, (targets, torch.from_numpy(teacher), torch.from_numpy(use[chunk].astype(np.float32)))

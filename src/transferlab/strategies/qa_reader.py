@@ -30,6 +30,11 @@ batch 16, windows 256 / stride 96, 2 epochs) within the same CPU time, without l
   costs ~8x MiniLM's compute per token, hours per epoch without bf16 units.
 
 ``init`` starts from a saved reader (``transferlab qa train --init DIR``, ``qa adapt``) instead of the packaged body;
+``init_weight`` then keeps that share of the starting reader's weights in the final ones (weight-space ensembling,
+WiSE-FT: Wortsman et al., 2022), what ``qa adapt`` does by default (see benchmarks/qa_wise.py).
+``teacher`` (a saved reader folder or a trained reader) distils a stronger reader into this one: the span
+cross-entropy is mixed with the KL divergence to the teacher's start and end distributions
+(:class:`DistillSpanObjective`; ``distill_alpha``, ``distill_temperature``).
 ``backbone`` names any registered transformer text encoder (``minilm``, ``mpnet``) or a ``pretrain-text`` folder.
 With ``checkpoint_dir`` every epoch is saved and ``resume=True`` continues an interrupted run (same batches).
 """
@@ -66,6 +71,35 @@ class SpanObjective(Objective):
                       "span_accuracy": int((best == targets).all(1).sum())}, n
 
 
+class DistillSpanObjective(SpanObjective):
+    """Knowledge distillation (Hinton et al., 2015) for span readers: ``(1 - alpha)`` times the span cross-entropy
+    plus ``alpha`` times the KL divergence between the teacher's and the student's start (and end) distributions
+    over the window at ``temperature`` (times its square, so gradients keep their scale), on the windows marked
+    for distillation. The DistilBERT SQuAD recipe's alpha 0.5 and temperature 2 are the defaults."""
+
+    def __init__(self, alpha: float = 0.5, temperature: float = 2.0) -> None:
+        self.alpha = float(alpha)
+        self.temperature = float(temperature)
+
+    def batch_loss(self, model: Any, inputs: Any, targets: Any,  # noqa: ANN401
+                   training: bool) -> tuple[Any, dict[str, float], int]:
+        import torch
+        import torch.nn.functional as F  # noqa: N812
+
+        hard, teacher, use = targets
+        logits = model(inputs).float()
+        ce = (F.cross_entropy(logits[..., 0], hard[:, 0]) + F.cross_entropy(logits[..., 1], hard[:, 1])) / 2
+        t = self.temperature
+        p = F.softmax(teacher / t, dim=1)
+        kl = (torch.xlogy(p, p) - p * F.log_softmax(logits / t, dim=1)).sum(1).mean(1)  # (batch,)
+        kd = (kl * use).sum() / use.sum().clamp(min=1.0) * t * t
+        loss = (1 - self.alpha) * ce + self.alpha * kd
+        best = logits.detach().argmax(1)
+        n = len(hard)
+        self.last_outputs = best
+        return loss, {"loss": float(loss.detach()) * n, "span_accuracy": int((best == hard).all(1).sum())}, n
+
+
 RECIPES: dict[str, dict[str, float]] = {  # per body: what its defaults were chosen as (see the module doc)
     "minilm": {"epochs": 3, "lr": 2e-4},  # benchmarks/qa_sweep.py, qa_nodrop.py
     "mpnet": {"epochs": 1, "lr": 5e-5},  # benchmarks/qa_mpnet.py
@@ -92,8 +126,9 @@ class QAReader(BaseEstimator):
                  head_lr: float = 1e-3, batch_size: int = 8, warmup_epochs: float = 0.1,
                  weight_decay: float = 0.01, negative_fraction: float = 0.1, train_word_embeddings: bool = False,
                  frozen_layers: int = 0, body_dropout: float | None = 0.0, null_threshold: float | None = None,
-                 bf16: bool | None = None,
-                 init: str | None = None, seed: int = 0,
+                 bf16: bool | None = None, teacher: Any = None, distill_alpha: float = 0.5,  # noqa: ANN401
+                 distill_temperature: float = 2.0, init: str | None = None, init_weight: float = 0.0,
+                 seed: int = 0,
                  checkpoint_dir: str | None = None, resume: bool = False) -> None:
         self.backbone = backbone
         self.max_length = max_length
@@ -112,7 +147,11 @@ class QAReader(BaseEstimator):
         self.body_dropout = body_dropout
         self.null_threshold = null_threshold
         self.bf16 = bf16
+        self.teacher = teacher
+        self.distill_alpha = distill_alpha
+        self.distill_temperature = distill_temperature
         self.init = init
+        self.init_weight = init_weight
         self.seed = seed
         self.checkpoint_dir = checkpoint_dir
         self.resume = resume
@@ -150,6 +189,11 @@ class QAReader(BaseEstimator):
             raise UserError(f"body_dropout must be in [0, 1) or None (the encoder's own), got {self.body_dropout}")
         if int(self.frozen_layers) < 0:
             raise UserError(f"frozen_layers must be >= 0, got {self.frozen_layers}")
+        if not 0 <= float(self.distill_alpha) <= 1 or not float(self.distill_temperature) > 0:
+            raise UserError(f"distill_alpha must be in [0, 1] and distill_temperature > 0, got {self.distill_alpha} "
+                            f"and {self.distill_temperature}")
+        if not 0 <= float(self.init_weight) < 1:
+            raise UserError(f"init_weight must be in [0, 1), got {self.init_weight}")
         if not 0 <= self.negative_fraction <= 1:
             raise UserError(f"negative_fraction must be in [0, 1], got {self.negative_fraction}")
 
@@ -204,7 +248,7 @@ class QAReader(BaseEstimator):
 
         from transferlab import runtime
         from transferlab._torch import set_torch_threads
-        from transferlab.nn.qa import encode_windows, span_batches
+        from transferlab.nn.qa import distill_batches, encode_windows, span_batches
         from transferlab.nn.transformer import bucketed_order
         from transferlab.progress import log
         from transferlab.training import TrainConfig, seed_everything, train_loop
@@ -241,11 +285,20 @@ class QAReader(BaseEstimator):
         log(f"qa_reader: {len(examples)} questions, {len(windows)} windows ({len(positive)} with the answer or "
             f"unanswerable; {n_neg} of {len(negative)} others per epoch), {steps} steps per epoch")
 
-        def train_batches(epoch: int) -> Iterator[tuple[Any, torch.Tensor]]:
+        soft = self._teacher_targets(examples, windows) if self.teacher is not None else None
+        use = (windows.starts > 0) & ~impossible  # distil where the answer is in the window
+
+        def train_batches(epoch: int) -> Iterator[tuple[Any, Any]]:
             rng = np.random.default_rng((int(self.seed), epoch))
             chosen = np.concatenate([positive, rng.choice(negative, n_neg, replace=False)]) if n_neg else positive
-            yield from span_batches(windows, bucketed_order(lengths, chosen, bs, rng), pad)
+            order = bucketed_order(lengths, chosen, bs, rng)
+            if soft is None:
+                yield from span_batches(windows, order, pad)
+            else:
+                yield from distill_batches(windows, soft, use, order, pad)
 
+        mix = float(self.init_weight) if self.init else 0.0
+        start = {k: v.detach().clone() for k, v in net.state_dict().items()} if mix else None
         checkpoint = self._prepare_checkpoints(examples)
         cfg = TrainConfig(epochs=r["epochs"], lr=r["lr"], optimizer="adamw",
                           weight_decay=float(self.weight_decay), schedule="cosine",
@@ -253,7 +306,14 @@ class QAReader(BaseEstimator):
                           bf16=r["bf16"], seed=int(self.seed))
         history = train_loop(net, self._param_groups(net), train_batches, None, steps, cfg,
                              checkpoint_dir=checkpoint, resume=bool(self.resume), progress=runtime.show_progress(),
-                             desc="qa_reader", objective=SpanObjective())
+                             desc="qa_reader", objective=SpanObjective() if soft is None else
+                             DistillSpanObjective(float(self.distill_alpha), float(self.distill_temperature)))
+        if start is not None:  # weight-space ensembling with the starting reader (WiSE-FT)
+            with torch.no_grad():
+                for k, v in net.state_dict().items():
+                    if v.is_floating_point():
+                        v.mul_(1 - mix).add_(start[k].to(v.dtype), alpha=mix)
+            log(f"qa_reader: weights averaged with {self.init}'s ({mix:g} of the starting reader's)")
         for p in net.parameters():
             p.requires_grad_(False)
         net.eval()
@@ -263,7 +323,38 @@ class QAReader(BaseEstimator):
                                 else 0.0 if impossible.any() else None)
         self.train_windows_ = {"windows": len(windows), "with_answer": len(positive), "others_per_epoch": n_neg,
                                "steps_per_epoch": steps}
+        if soft is not None:
+            self.train_windows_["teacher"] = str(self.teacher) if isinstance(self.teacher, str | Path) else \
+                f"a trained {getattr(self.teacher, 'base_', '?')} reader"
         return self
+
+    def _teacher_targets(self, examples: Sequence[Any], windows: Any) -> list[np.ndarray]:  # noqa: ANN401
+        """The teacher's logits on this reader's windows (``teacher``: a saved reader folder or a fitted QAReader)."""
+        from transferlab._torch import native_bf16
+        from transferlab.nn.qa import teacher_span_targets
+        from transferlab.progress import log, progress_bar
+
+        if isinstance(self.teacher, str | Path):
+            from transferlab._torch import bf16_linears
+            from transferlab.model.qa_loaders import load_reader_net
+
+            if not (Path(self.teacher) / "config.json").exists():
+                raise UserError(f"{self.teacher}: not a saved reader (no config.json); the teacher is a folder "
+                                "written by `transferlab qa train`")
+            net, tokenizer, _ = load_reader_net(Path(self.teacher))
+            net = bf16_linears(net) if native_bf16() else net  # ours alone: cast once (see QAPredictor)
+            name = str(self.teacher)
+        elif hasattr(self.teacher, "net_"):
+            net, tokenizer, name = self.teacher.net_, self.teacher.tokenizer_, f"the {self.teacher.base_} reader"
+        else:
+            raise UserError(f"teacher must be a saved reader folder or a trained qa_reader, got {self.teacher!r}")
+        log(f"qa_reader: distilling {name} (alpha {self.distill_alpha:g}, temperature {self.distill_temperature:g})")
+        bar = progress_bar(total=None, desc="teacher", unit="window")
+        soft = teacher_span_targets(net, tokenizer, [e.question for e in examples], [e.context for e in examples],
+                                    windows, int(self.max_length), int(self.stride), bf16=native_bf16(),
+                                    progress=bar.update)
+        bar.close()
+        return soft
 
     def _prepare_checkpoints(self, examples: Sequence[Any]) -> Path | None:
         if not self.checkpoint_dir:
