@@ -192,6 +192,9 @@ class QAReader(BaseEstimator):
         if not 0 <= float(self.distill_alpha) <= 1 or not float(self.distill_temperature) > 0:
             raise UserError(f"distill_alpha must be in [0, 1] and distill_temperature > 0, got {self.distill_alpha} "
                             f"and {self.distill_temperature}")
+        if isinstance(self.teacher, str | Path) and not (Path(self.teacher) / "config.json").exists():
+            raise UserError(f"{self.teacher}: not a saved reader (no config.json); the teacher is a folder written "
+                            "by `transferlab qa train`")
         if not 0 <= float(self.init_weight) < 1:
             raise UserError(f"init_weight must be in [0, 1), got {self.init_weight}")
         if not 0 <= self.negative_fraction <= 1:
@@ -338,9 +341,6 @@ class QAReader(BaseEstimator):
             from transferlab._torch import bf16_linears
             from transferlab.model.qa_loaders import load_reader_net
 
-            if not (Path(self.teacher) / "config.json").exists():
-                raise UserError(f"{self.teacher}: not a saved reader (no config.json); the teacher is a folder "
-                                "written by `transferlab qa train`")
             net, tokenizer, _ = load_reader_net(Path(self.teacher))
             net = bf16_linears(net) if native_bf16() else net  # ours alone: cast once (see QAPredictor)
             name = str(self.teacher)
