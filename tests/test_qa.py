@@ -672,7 +672,7 @@ def test_init_weight_averages_the_trained_weights_with_the_starting_readers(trai
     with pytest.raises(UserError, match="init_weight"):
         QAReader(init_weight=1.0).fit(examples)
     with pytest.raises(UserError, match="not a saved reader"):  # checked before any body is loaded
-        QAReader(teacher=str(result.out / "transformer")).fit(examples)
+        QAReader(teacher=str(result.out / "no_such_reader")).fit(examples)
 
 
 def torch_equal(a, b) -> bool:
