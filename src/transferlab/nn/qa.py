@@ -209,11 +209,8 @@ def teacher_span_targets(net: SpanReader, tokenizer: Any, questions: Sequence[st
 def distill_batches(windows: Windows, soft: Sequence[np.ndarray], use: np.ndarray, batches: Sequence[np.ndarray],
                     pad_id: int = 0) -> Iterator[tuple[Any, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
     """(inputs, (start/end targets, the teacher's logits padded with -1e4, whether to distil each window))."""
-    for chunk in batches:
-        inputs = collate_windows(windows, chunk, pad_id)
-        length = inputs[0].shape[1]
-        teacher = np.full((len(chunk), length, 2), -1e4, np.float32)
+    for chunk, (inputs, targets) in zip(batches, span_batches(windows, batches, pad_id), strict=True):
+        teacher = np.full((len(chunk), inputs[0].shape[1], 2), -1e4, np.float32)
         for r, i in enumerate(chunk):
             teacher[r, : len(soft[i])] = soft[i]
-        targets = torch.from_numpy(np.stack([windows.starts[chunk], windows.ends[chunk]], 1))
         yield inputs, (targets, torch.from_numpy(teacher), torch.from_numpy(use[chunk].astype(np.float32)))

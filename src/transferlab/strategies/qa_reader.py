@@ -32,7 +32,7 @@ batch 16, windows 256 / stride 96, 2 epochs) within the same CPU time, without l
 ``init`` starts from a saved reader (``transferlab qa train --init DIR``, ``qa adapt``) instead of the packaged body;
 ``init_weight`` then keeps that share of the starting reader's weights in the final ones (weight-space ensembling,
 WiSE-FT: Wortsman et al., 2022), what ``qa adapt`` does by default (see benchmarks/qa_wise.py).
-``teacher`` (a saved reader folder or a trained reader) distils a stronger reader into this one: the span
+``teacher`` (a saved reader folder) distils a stronger reader into this one: the span
 cross-entropy is mixed with the KL divergence to the teacher's start and end distributions
 (:class:`DistillSpanObjective`; ``distill_alpha``, ``distill_temperature``).
 ``backbone`` names any registered transformer text encoder (``minilm``, ``mpnet``) or a ``pretrain-text`` folder.
@@ -60,15 +60,22 @@ class SpanObjective(Objective):
 
     def batch_loss(self, model: Any, inputs: Any, targets: Any,  # noqa: ANN401
                    training: bool) -> tuple[Any, dict[str, float], int]:
-        import torch.nn.functional as F  # noqa: N812
-
         logits = model(inputs).float()
-        loss = (F.cross_entropy(logits[..., 0], targets[:, 0]) + F.cross_entropy(logits[..., 1], targets[:, 1])) / 2
+        return self._finish(logits, targets, span_loss(logits, targets))
+
+    def _finish(self, logits: Any, targets: Any, loss: Any) -> tuple[Any, dict[str, float], int]:  # noqa: ANN401
         best = logits.detach().argmax(1)
         n = len(targets)
         self.last_outputs = best
         return loss, {"loss": float(loss.detach()) * n,
                       "span_accuracy": int((best == targets).all(1).sum())}, n
+
+
+def span_loss(logits: Any, targets: Any) -> Any:  # noqa: ANN401
+    """The mean of the start and the end cross-entropy of (batch, length, 2) logits against (batch, 2) positions."""
+    import torch.nn.functional as F  # noqa: N812
+
+    return (F.cross_entropy(logits[..., 0], targets[:, 0]) + F.cross_entropy(logits[..., 1], targets[:, 1])) / 2
 
 
 class DistillSpanObjective(SpanObjective):
@@ -88,16 +95,11 @@ class DistillSpanObjective(SpanObjective):
 
         hard, teacher, use = targets
         logits = model(inputs).float()
-        ce = (F.cross_entropy(logits[..., 0], hard[:, 0]) + F.cross_entropy(logits[..., 1], hard[:, 1])) / 2
         t = self.temperature
         p = F.softmax(teacher / t, dim=1)
         kl = (torch.xlogy(p, p) - p * F.log_softmax(logits / t, dim=1)).sum(1).mean(1)  # (batch,)
         kd = (kl * use).sum() / use.sum().clamp(min=1.0) * t * t
-        loss = (1 - self.alpha) * ce + self.alpha * kd
-        best = logits.detach().argmax(1)
-        n = len(hard)
-        self.last_outputs = best
-        return loss, {"loss": float(loss.detach()) * n, "span_accuracy": int((best == hard).all(1).sum())}, n
+        return self._finish(logits, hard, (1 - self.alpha) * span_loss(logits, hard) + self.alpha * kd)
 
 
 RECIPES: dict[str, dict[str, float]] = {  # per body: what its defaults were chosen as (see the module doc)
@@ -126,7 +128,7 @@ class QAReader(BaseEstimator):
                  head_lr: float = 1e-3, batch_size: int = 8, warmup_epochs: float = 0.1,
                  weight_decay: float = 0.01, negative_fraction: float = 0.1, train_word_embeddings: bool = False,
                  frozen_layers: int = 0, body_dropout: float | None = 0.0, null_threshold: float | None = None,
-                 bf16: bool | None = None, teacher: Any = None, distill_alpha: float = 0.5,  # noqa: ANN401
+                 bf16: bool | None = None, teacher: str | None = None, distill_alpha: float = 0.5,
                  distill_temperature: float = 2.0, init: str | None = None, init_weight: float = 0.0,
                  seed: int = 0,
                  checkpoint_dir: str | None = None, resume: bool = False) -> None:
@@ -192,7 +194,7 @@ class QAReader(BaseEstimator):
         if not 0 <= float(self.distill_alpha) <= 1 or not float(self.distill_temperature) > 0:
             raise UserError(f"distill_alpha must be in [0, 1] and distill_temperature > 0, got {self.distill_alpha} "
                             f"and {self.distill_temperature}")
-        if isinstance(self.teacher, str | Path) and not (Path(self.teacher) / "config.json").exists():
+        if self.teacher is not None and not (Path(self.teacher) / "config.json").exists():
             raise UserError(f"{self.teacher}: not a saved reader (no config.json); the teacher is a folder written "
                             "by `transferlab qa train`")
         if not 0 <= float(self.init_weight) < 1:
@@ -327,28 +329,20 @@ class QAReader(BaseEstimator):
         self.train_windows_ = {"windows": len(windows), "with_answer": len(positive), "others_per_epoch": n_neg,
                                "steps_per_epoch": steps}
         if soft is not None:
-            self.train_windows_["teacher"] = str(self.teacher) if isinstance(self.teacher, str | Path) else \
-                f"a trained {getattr(self.teacher, 'base_', '?')} reader"
+            self.train_windows_["teacher"] = str(self.teacher)
         return self
 
     def _teacher_targets(self, examples: Sequence[Any], windows: Any) -> list[np.ndarray]:  # noqa: ANN401
-        """The teacher's logits on this reader's windows (``teacher``: a saved reader folder or a fitted QAReader)."""
-        from transferlab._torch import native_bf16
+        """The logits of the teacher (a saved reader folder) on this reader's windows."""
+        from transferlab._torch import bf16_linears, native_bf16
+        from transferlab.model.qa_loaders import load_reader_net
         from transferlab.nn.qa import teacher_span_targets
         from transferlab.progress import log, progress_bar
 
-        if isinstance(self.teacher, str | Path):
-            from transferlab._torch import bf16_linears
-            from transferlab.model.qa_loaders import load_reader_net
-
-            net, tokenizer, _ = load_reader_net(Path(self.teacher))
-            net = bf16_linears(net) if native_bf16() else net  # ours alone: cast once (see QAPredictor)
-            name = str(self.teacher)
-        elif hasattr(self.teacher, "net_"):
-            net, tokenizer, name = self.teacher.net_, self.teacher.tokenizer_, f"the {self.teacher.base_} reader"
-        else:
-            raise UserError(f"teacher must be a saved reader folder or a trained qa_reader, got {self.teacher!r}")
-        log(f"qa_reader: distilling {name} (alpha {self.distill_alpha:g}, temperature {self.distill_temperature:g})")
+        net, tokenizer, _ = load_reader_net(Path(str(self.teacher)))
+        net = bf16_linears(net) if native_bf16() else net  # cast once, as QAPredictor does
+        log(f"qa_reader: distilling {self.teacher} (alpha {self.distill_alpha:g}, "
+            f"temperature {self.distill_temperature:g})")
         bar = progress_bar(total=None, desc="teacher", unit="window")
         soft = teacher_span_targets(net, tokenizer, [e.question for e in examples], [e.context for e in examples],
                                     windows, int(self.max_length), int(self.stride), bf16=native_bf16(),
