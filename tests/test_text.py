@@ -157,14 +157,20 @@ def test_headless_and_zeroshot_round_trip(tmp_path: Path, cache_dir: Path):
         assert [p["label"] for p in preds] == ["positive", "negative"]
 
 
-def test_hybrid_round_trip(tmp_path: Path, cache_dir: Path):
+@pytest.mark.parametrize("encoder", ["minilm", "mpnet"])
+def test_hybrid_round_trip(encoder: str, tmp_path: Path, cache_dir: Path):
+    from transferlab.backbones import get_backbone
     from transferlab.workflows.train import train
 
+    if not get_backbone(encoder).is_installed():
+        pytest.skip(f"{encoder} is not installed (scripts/setup.sh assembles it)")
     rows = [(t, "positive") for t in POS] + [(t, "negative") for t in NEG]
     data = _write_csv(tmp_path / "tiny.csv", rows * 2)
     result = train(data, task="text", out=tmp_path / "hybrid", strategy="hybrid", val_fraction=0.25,
-                        params={"min_df": 1, "max_df": 1.0})
+                   params={"min_df": 1, "max_df": 1.0, "encoder": encoder})
     assert result.model.config["strategy"]["name"] == "text_hybrid"
+    # the saved model names its encoder, and the loader embeds with that one (the probabilities below agree)
+    assert result.model.config["weights"]["encoder"] == get_backbone(encoder).model_id
     assert result.metrics["accuracy"] >= 0.75
     files = {p.name for p in (tmp_path / "hybrid").iterdir()}
     assert {"tfidf.json", "tfidf.safetensors", "head.json"} <= files

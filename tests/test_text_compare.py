@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import shared_dataset
-from transferlab.analysis.advice import FEW_SHOT_PER_CLASS
+from transferlab.analysis.advice import FEW_SHOT_PER_CLASS, finetune_params
+from transferlab.backbones import trainable_text_body
 from transferlab.cli import main
 from transferlab.data.texts import read_text_file
 from transferlab.model import Model
@@ -58,7 +59,8 @@ def test_text_compare_leaderboard_report_winner_and_cache(news_dir: Path, cache_
     labels = {r["label"] for r in board}
     from transferlab.backbones.mpnet import available
 
-    mpnet = {"text_headless[encoder=mpnet]"} if available() else set()  # 480 texts: well within its time budget
+    # 480 texts: well within mpnet's time budget, so it joins alone and beside TF-IDF
+    mpnet = {"text_headless[encoder=mpnet]", "text_hybrid[encoder=mpnet]"} if available() else set()
     assert labels == {"bow", "text_headless", "text_headless[encoder=glove]", "text_hybrid", "text_zeroshot"} | mpnet
     accs = [r["accuracy_mean"] for r in board]
     assert accs == sorted(accs, reverse=True)
@@ -119,8 +121,8 @@ def test_text_auto_measures_cheap_classifiers(news_dir: Path, cache_dir: Path, t
     from transferlab.backbones.mpnet import available
 
     # the strongest installed encoder joins the cheap candidates when the data is small enough for it
-    assert set(scores) == {"bow", "text_headless", "text_hybrid"} | ({"text_headless[encoder=mpnet]"} if available()
-                                                                      else set())
+    mpnet = {"text_headless[encoder=mpnet]", "text_hybrid[encoder=mpnet]"} if available() else set()
+    assert set(scores) == {"bow", "text_headless", "text_hybrid"} | mpnet
     best = max(scores, key=scores.get)
     assert best.split("[")[0] == auto["strategy"] and auto["params"].get("encoder", "minilm") in (best + "minilm")
     assert best in auto["reason"] and "cross-validation" in auto["reason"]
@@ -174,8 +176,32 @@ def test_text_auto_fine_tunes_only_when_the_cheap_classifiers_leave_room(monkeyp
     assert cheap.scores[cheap.strategy] >= CHEAP_IS_ENOUGH and "seconds, not minutes" in cheap.reason
     sst2 = balanced("sst2", 500)  # sentiment: frozen embeddings and n-grams score ~0.8
     choice = auto_select(sst2, "text")
-    assert choice.strategy == "text_finetune" and choice.params == {"max_length": 64, "epochs": 3}
+    body = trainable_text_body()[0]  # mpnet in bf16 where the CPU has bf16 matrix units and mpnet is installed
+    assert choice.strategy == "text_finetune" and choice.params == finetune_params(body, 64)
+    assert choice.backbone == body and body in choice.reason
     assert max(choice.scores.values()) < CHEAP_IS_ENOUGH and "leave room" in choice.reason
+
+
+def test_the_fine_tuned_text_body_follows_the_cpu(monkeypatch) -> None:
+    from transferlab.analysis.advice import recommend_text
+    from transferlab.backbones import get_backbone
+
+    monkeypatch.setenv("TRANSFERLAB_BF16", "0")  # no bf16 matrix units: mpnet would train for hours
+    body, why = trainable_text_body()
+    assert body == "minilm" and "no bf16 matrix units" in why
+    plain = recommend_text(6920, 2, 3310, 30.0, body=body, body_reason=why)
+    assert plain.params == {"max_length": 64, "epochs": 3} and "fine-tune minilm" in plain.reason
+    monkeypatch.setenv("TRANSFERLAB_BF16", "1")
+    body, why = trainable_text_body()
+    assert body == ("mpnet" if get_backbone("mpnet").is_installed() else "minilm")
+    strong = recommend_text(3800, 4, 950, 55.0, body="mpnet", body_reason="the CPU has bf16 matrix units")
+    assert strong.params == {"max_length": 128, "epochs": 2, "backbone": "mpnet", "bf16": True}
+    assert "fine-tune mpnet (the CPU has bf16 matrix units)" in strong.reason and "bf16" in strong.reason
+    # what auto hands to the strategy builds it: the body and the precision reach text_finetune
+    from transferlab.workflows.common import build_strategy
+
+    built = build_strategy("text_finetune", "text", None, strong.params)
+    assert (built.backbone, built.bf16, built.epochs, built.max_length) == ("mpnet", True, 2, 128)
 
 
 def test_text_compare_bad_choices_exit_2(news_dir: Path, cache_dir: Path, capsys) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 from pathlib import Path
@@ -112,12 +113,14 @@ def test_word_network_bad_params():
 
 
 # --- MiniLM fine-tuning --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("params", [{}, {"gradual": True}])
+@pytest.mark.parametrize("params", [{}, {"gradual": True}, {"bf16": True}])
 def test_finetune_contract_and_round_trip(params: dict, tmp_path: Path):
     strategy = make_strategy("text_finetune", modality="text", epochs=1, max_length=16, batch_size=16,
                              val_fraction=0.2, **params)
     _round_trip(strategy, _dataset(48), tmp_path,
                 {"model.safetensors", "tokenizer.json", "vocab.txt", "config.json", "history.json"})
+    config = json.loads((tmp_path / strategy.name / "config.json").read_text())
+    assert config["weights"]["bf16"] is bool(params.get("bf16"))  # the loader answers in bf16 where trained in it
     if params.get("gradual"):
         assert [h["trainable_groups"] for h in strategy.history_] == [1, 2, 3, 4]
     else:

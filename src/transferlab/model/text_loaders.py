@@ -103,13 +103,16 @@ def load_tfidf_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
 
 
 def load_tfidf_embedding_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
-    """Saved TF-IDF vocabulary and IDF beside cached MiniLM sentence embeddings, then one linear head."""
-    from transferlab.features.text import SentenceEncoder
+    """Saved TF-IDF vocabulary and IDF beside cached sentence embeddings (MiniLM, or the encoder the weights name),
+    then one linear head."""
+    from transferlab.backbones import encoder_name
+    from transferlab.features.text import text_encoder
     from transferlab.features.tfidf import TfidfFeaturizer
 
     w = config["weights"]
     featurizer, head = TfidfFeaturizer.load(directory), Head.load(directory)
-    encoder, weight = SentenceEncoder(int(w.get("max_length", 256))), float(w.get("embedding_weight", 1.0))
+    encoder = text_encoder(encoder_name(str(w.get("encoder", ""))), int(w.get("max_length", 256)))
+    weight = float(w.get("embedding_weight", 1.0))
 
     def classify(texts: list[str], side: np.ndarray | None = None) -> np.ndarray:
         return sparse_linear_proba(head, join_sparse(stack_features(featurizer.transform(texts), encoder.embed(texts),
@@ -137,6 +140,7 @@ def load_transformer(directory: Path, config: dict[str, Any]) -> TextPredictor:
     """A saved fine-tuned transformer classifier (body + pooling + head) and its tokenizer."""
     from safetensors.torch import load_file
 
+    from transferlab._torch import native_bf16
     from transferlab.nn.transformer import TransformerClassifier, body_from_config, predict_transformer
 
     w = config["weights"]
@@ -145,7 +149,8 @@ def load_transformer(directory: Path, config: dict[str, Any]) -> TextPredictor:
     net.load_state_dict(load_file(str(directory / w["file"])))
     net.eval()
     max_length = int(w["max_length"])
-    return TextPredictor(lambda texts: predict_transformer(net, tokenizer, texts, max_length),
+    bf16 = bool(w.get("bf16", False)) and native_bf16()  # trained in bf16: answer in it where the CPU has the units
+    return TextPredictor(lambda texts: predict_transformer(net, tokenizer, texts, max_length, bf16=bf16),
                          text_column=text_column_of(config))
 
 

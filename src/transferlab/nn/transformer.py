@@ -105,11 +105,13 @@ def eval_batches(encoded: Sequence[Sequence[int]], indices: np.ndarray, batch_si
 
 
 def predict_transformer(net: TransformerClassifier, tokenizer: object, texts: Sequence[str], max_length: int,
-                        batch_size: int = 64) -> np.ndarray:
+                        batch_size: int = 64, bf16: bool = False) -> np.ndarray:
+    """Class probabilities, (n, classes) float32; ``bf16``: under CPU bfloat16 autocast (a model trained in it, on a
+    CPU with bf16 matrix units: ~2x faster)."""
     encoded = tokenize(tokenizer, texts, max_length)
     out = np.zeros((len(texts), net.head.out_features), np.float32)
     net.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         for chunk, inputs in eval_batches(encoded, np.arange(len(texts)), batch_size):
             out[chunk] = torch.softmax(net(inputs).float(), 1).numpy()
     return out

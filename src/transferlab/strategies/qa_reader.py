@@ -108,18 +108,6 @@ RECIPES: dict[str, dict[str, float]] = {  # per body: what its defaults were cho
 }
 
 
-def default_body() -> tuple[str, str]:
-    """(body, reason): mpnet where the CPU has bf16 matrix units and mpnet is installed, else MiniLM."""
-    from transferlab._torch import native_bf16
-    from transferlab.backbones import get_backbone
-
-    if not native_bf16():
-        return "minilm", "this CPU has no bf16 matrix units (AMX), where mpnet would train for hours"
-    if not get_backbone("mpnet").is_installed():
-        return "minilm", "mpnet is not installed (`transferlab models` says how to add it)"
-    return "mpnet", "the CPU has bf16 matrix units (AMX): the stronger mpnet body trains within ~20 min"
-
-
 class QAReader(BaseEstimator):
     name = "qa_reader"
 
@@ -163,6 +151,7 @@ class QAReader(BaseEstimator):
         """The body, epochs, rate and precision this reader trains with: the parameters given, the rest from
         :data:`RECIPES` (a started reader's body is its own), with the reason for the body."""
         from transferlab._torch import native_bf16
+        from transferlab.backbones import trainable_text_body
         from transferlab.model.qa_loaders import saved_reader_weights
 
         if self.init:
@@ -170,7 +159,7 @@ class QAReader(BaseEstimator):
         elif self.backbone is not None:
             body, why = str(self.backbone), "asked for"
         else:
-            body, why = default_body()
+            body, why = trainable_text_body()
         base = RECIPES.get(body, RECIPES["minilm"])
         return {"backbone": body, "reason": why,
                 "epochs": int(self.epochs if self.epochs is not None else base["epochs"]),

@@ -12,8 +12,11 @@ which runs ``epochs``; each group's rate is the one above divided by ``lr_ratio`
 ``lr_ratio`` > 1 still gives lower layers smaller rates (layer-wise decay).
 
 A stratified ``val_fraction`` of train is held out for early stopping and the best epoch's weights are kept.
-``backbone`` is None for the packaged MiniLM, or a folder from ``transferlab pretrain-text --method mlm`` (MiniLM
-adapted to your own unlabelled texts).
+``backbone`` is None for the packaged MiniLM, ``mpnet`` (all-mpnet-base-v2: 12 layers, 768 wide, much stronger), or a
+folder from ``transferlab pretrain-text --method mlm`` (MiniLM adapted to your own unlabelled texts). ``bf16=True``
+trains (and predicts) under CPU bfloat16 autocast: ~2x faster on a CPU with bf16 matrix units (Intel AMX), ~10x
+slower without them. ``--strategy auto`` fine-tunes mpnet in bf16 for 2 epochs where the CPU has those units (sst2's
+6,920 sentences: ~6.7 min per epoch, test accuracy 0.931), MiniLM for 3 epochs elsewhere.
 Measured on these 2 CPU cores: about 0.6 s per batch of 32 sst2 sentences when the machine is otherwise idle.
 """
 
@@ -165,14 +168,15 @@ class TextFinetune(Strategy):
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
-        from transferlab._torch import set_torch_threads
+        from transferlab._torch import native_bf16, set_torch_threads
         from transferlab.data.texts import texts_of
         from transferlab.nn.transformer import predict_transformer
 
         self.check_is_fitted()
         X, _ = self._as_dataset(X)  # noqa: N806
         set_torch_threads()
-        return predict_transformer(self.net_, self.tokenizer_, texts_of(X), int(self.max_length))
+        return predict_transformer(self.net_, self.tokenizer_, texts_of(X), int(self.max_length),
+                                   bf16=bool(self.bf16) and native_bf16())
 
     def save_weights(self, directory: Path) -> dict[str, Any]:
         from safetensors.torch import save_file
@@ -188,4 +192,4 @@ class TextFinetune(Strategy):
         return {"kind": "text_transformer", "file": "model.safetensors", "transformer": "transformer",
                 "base": str(self.backbone) if self.backbone else MINILM, "pooling": "mean",
                 "n_classes": len(self.classes_),
-                "max_length": int(self.max_length), "dropout": float(self.dropout)}
+                "max_length": int(self.max_length), "dropout": float(self.dropout), "bf16": bool(self.bf16)}

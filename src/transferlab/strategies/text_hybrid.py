@@ -11,9 +11,10 @@ max_df 0.5 and weight 0.5 (CV accuracy with a ridge classifier: TF-IDF alone 0.8
 
 TF-IDF: sublinear term frequency, words seen in fewer than ``min_df`` documents or in more than ``max_df`` of them
 dropped (``max_df`` < 1 removes the stop words of the corpus at hand). The embeddings are the cached ones of
-``text_headless`` (texts cut at ``max_length`` tokens). Side columns (``--feature-columns``) are encoded and stacked
-after both blocks. Saved as the TF-IDF vocabulary and IDF (JSON + safetensors) and a linear head over the stacked
-features; no pickles.
+``text_headless`` (texts cut at ``max_length`` tokens) of ``encoder``: MiniLM, or any registered text encoder
+(``mpnet``: stronger, several times slower to embed; ``auto`` lets it in where the data embeds within its budget).
+Side columns (``--feature-columns``) are encoded and stacked after both blocks. Saved as the TF-IDF vocabulary and
+IDF (JSON + safetensors) and a linear head over the stacked features; no pickles.
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
 
 class TextHybrid(SparseTextLinear):
     name = "text_hybrid"
-    summary = "TF-IDF word n-grams + frozen MiniLM sentence embeddings, one logistic regression"
+    summary = "TF-IDF word n-grams + frozen sentence embeddings (MiniLM; encoder=mpnet), one logistic regression"
     kind = "text_tfidf+embedding+head"
 
     def __init__(self, word_ngrams: int = 1, min_df: int = 2, max_df: float = 0.5,
                  max_features: int | None = 300_000, embedding_weight: float = 0.5, C: float | None = 30.0,  # noqa: N803
-                 cv: int = 3, max_length: int = 256, seed: int = 0) -> None:
+                 cv: int = 3, max_length: int = 256, encoder: str = "minilm", seed: int = 0) -> None:
         self.word_ngrams = word_ngrams
         self.min_df = min_df
         self.max_df = max_df
@@ -46,6 +47,7 @@ class TextHybrid(SparseTextLinear):
         self.C = C
         self.cv = cv
         self.max_length = max_length
+        self.encoder = encoder
         self.seed = seed
 
     def _validate(self) -> None:
@@ -61,9 +63,9 @@ class TextHybrid(SparseTextLinear):
             raise UserError(f"cv must be >= 2, got {self.cv}")
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        from transferlab.features.text import SentenceEncoder
+        from transferlab.features.text import text_encoder
 
-        return SentenceEncoder(int(self.max_length)).embed(texts)
+        return text_encoder(self.encoder, int(self.max_length)).embed(texts)
 
     def _choose_c(self, features: Any, labels: np.ndarray) -> float:
         from sklearn.linear_model import LogisticRegressionCV
@@ -88,7 +90,7 @@ class TextHybrid(SparseTextLinear):
         return stack_features(self.featurizer_.transform(texts), self._embed(texts), float(self.embedding_weight))
 
     def _weights_info(self) -> dict[str, Any]:
-        from transferlab.backbones.minilm import MINILM
+        from transferlab.backbones import get_backbone
 
-        return {"encoder": MINILM, "max_length": int(self.max_length),
+        return {"encoder": get_backbone(self.encoder).model_id, "max_length": int(self.max_length),
                 "embedding_weight": float(self.embedding_weight)}

@@ -62,9 +62,12 @@ def advise(train: Any, task: str, ranking: list[dict[str, Any]] | None = None) -
     ImageNet-head confidence (from ``ranking`` when given, else from the cached logits); text: size, classes,
     examples in the smallest class, length of the texts, side columns."""
     if task == "text":
+        from transferlab.backbones import trainable_text_body
+
         counts = np.bincount(train.y, minlength=len(train.classes))
+        body, why = trainable_text_body()
         return recommend_text(len(train), len(train.classes), int(counts.min()), _words_p90(train.texts),
-                              bool(train.features))
+                              bool(train.features), body, why)
     rows = {r["backbone"]: r for r in ranking or []}
     if DEFAULT_BACKBONE in rows:
         confidence = rows[DEFAULT_BACKBONE]["imagenet_confidence"]
@@ -118,15 +121,19 @@ def cross_validate(train: Any, task: str, candidates: tuple[tuple[str, dict[str,
 
 
 FAST_ENCODER_BUDGET_S = 60.0  # no --strategy: a slower encoder joins only if it embeds the training texts this fast
+# --strategy auto where the advice is to measure: the frozen classifiers *are* the answer, so the stronger encoder may
+# take as long as auto's fine-tuning takes elsewhere (sst2 or ag_news: ~15-25 min with mpnet on a CPU with bf16 units)
+MEASURE_ENCODER_BUDGET_S = 900.0
 
 
 def text_candidates(train: Any, budget_s: float | None = None) -> tuple[tuple[tuple[str, dict[str, Any]], ...], str]:
     """The cheap text candidates, with frozen embeddings of the strongest installed encoder the data can afford
-    (mpnet when installed and the training texts embed within ``budget_s``), and why."""
+    (mpnet when installed and the training texts embed within ``budget_s``: alone and beside TF-IDF), and why."""
     from transferlab.features.ranking import TEXT_EMBED_BUDGET_S, strongest_affordable_encoder
 
     encoder, why = strongest_affordable_encoder(list(train.texts), budget_s or TEXT_EMBED_BUDGET_S)
-    extra = (("text_headless", {"encoder": encoder}),) if encoder != "minilm" else ()
+    extra = (("text_headless", {"encoder": encoder}), ("text_hybrid", {"encoder": encoder})) \
+        if encoder != "minilm" else ()
     return CHEAP_CANDIDATES["text"] + extra, why
 
 
@@ -166,7 +173,8 @@ def auto_select(train: Any, task: str | None = None, seed: int = 0, folds: int =
                         f"are measured instead (`--strategy auto` follows the advice).", slow.facts)
     if advice.strategy not in ("measure", "text_finetune"):
         return AutoChoice(advice.strategy, "minilm", dict(advice.params), advice.reason, advice, {}, "cv_scores")
-    candidates, encoder_why = text_candidates(train, FAST_ENCODER_BUDGET_S if fast else None)
+    budget = FAST_ENCODER_BUDGET_S if fast else MEASURE_ENCODER_BUDGET_S if advice.strategy == "measure" else None
+    candidates, encoder_why = text_candidates(train, budget)
     scores, unusable, k = cross_validate(train, task, candidates, seed, folds)
     best = max(scores, key=lambda name: (scores[name], -list(scores).index(name)))
     best_name, best_params = next((n, p) for n, p in candidates if candidate_label(n, p) == best)
@@ -176,7 +184,8 @@ def auto_select(train: Any, task: str | None = None, seed: int = 0, folds: int =
     if advice.strategy == "text_finetune":
         if scores[best] < CHEAP_IS_ENOUGH:
             reason = f"{advice.reason} The cheap classifiers leave room ({how}: {best} {scores[best]:.3f}; {others})."
-            return AutoChoice("text_finetune", "minilm", dict(advice.params), reason, advice, scores, "cv_scores")
+            body = str(advice.params.get("backbone", "minilm"))
+            return AutoChoice("text_finetune", body, dict(advice.params), reason, advice, scores, "cv_scores")
         reason = (f"{advice.reason} But {best} already reaches macro-F1 {scores[best]:.3f} in {how} ({others}): "
                   f"fine-tuning has at most {100 * (1 - scores[best]):.1f} points left to win, so {best} is chosen "
                   "(seconds, not minutes).")

@@ -162,12 +162,13 @@ def backbone_label(strategy: Strategy) -> str:
     if name == "bow":
         return "tf-idf"
     if name == "text_hybrid":
-        return "tf-idf+minilm"
+        return f"tf-idf+{params.get('encoder', 'minilm')}"
     if name in ("text_embedding_cnn", "text_embedding_rnn"):
         emb = params.get("embeddings", "glove")
         return "glove" if emb == "glove" else str(emb)
-    if params.get("backbone"):
-        return f"minilm@{Path(str(params['backbone'])).name}"
+    if params.get("backbone"):  # a pretrain-text folder, or a packaged body by name (text_finetune's mpnet)
+        body = str(params["backbone"])
+        return f"minilm@{Path(body).name}" if Path(body).is_dir() else body
     return str(params.get("encoder", "minilm"))
 
 

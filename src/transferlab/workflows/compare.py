@@ -127,6 +127,11 @@ def candidates_for(strategies: list[str] | None = None, backbones: list[str] | N
     out += [Candidate("text_headless", f"minilm@{Path(b).name}" if Path(b).is_dir() else b, _text_encoder_params(b))
             for b in names]
     out.append(Candidate("text_hybrid", "tf-idf+minilm"))
+    from transferlab.backbones import DEFAULT_TEXT_ENCODER, packaged_transformer
+
+    # a stronger packaged transformer (mpnet) that the data can afford also goes beside TF-IDF
+    out += [Candidate("text_hybrid", f"tf-idf+{b}", (("encoder", b),)) for b in names
+            if b != DEFAULT_TEXT_ENCODER and not Path(b).is_dir() and packaged_transformer(b)]
     if train is not None and class_names_are_words(list(train.classes)):
         out.append(Candidate("text_zeroshot", "minilm"))
     if thorough:

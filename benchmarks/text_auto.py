@@ -1,0 +1,77 @@
+"""Issue 13, acceptance 2: `transferlab train --strategy auto` on ag_news, newsgroups20 and sst2 (full train split),
+with default parameters, against the targets (ag_news >= 0.92, newsgroups20 >= 0.80, sst2 >= 0.90 within 30 min).
+
+Each run: a fresh feature cache, `train DATA --strategy auto --json` (sst2 evaluated on its test split), wall time
+of the whole command (data report, auto's measurements, training and evaluation). The printed table says what auto
+chose (strategy, body, parameters), the accuracy and the minutes; the results go to
+benchmarks/results/text_auto.json, merged by data set with earlier runs (the machine is noted per row: the body
+auto fine-tunes depends on whether the CPU has bf16 matrix units).
+
+    .venv/bin/python benchmarks/text_auto.py [--datasets sst2,ag_news,newsgroups20] [--warm-cache]
+
+``--warm-cache`` uses the user's feature cache (``TRANSFERLAB_CACHE`` or its default) instead of a fresh one: the
+accuracy is the same, the minutes are then not a cold run's (the row says which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import RESULTS, cli, datasets_in, print_table, save_results  # noqa: E402
+
+TARGETS = {"ag_news": 0.92, "newsgroups20": 0.80, "sst2": 0.90}
+MAX_MINUTES = {"sst2": 30.0}
+EVAL_SPLIT = {"sst2": "test"}
+
+
+def cpu_has_bf16_units() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cpu._is_amx_tile_supported())
+    except (ImportError, AttributeError, RuntimeError):
+        return False
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datasets", default="sst2,ag_news,newsgroups20")
+    ap.add_argument("--warm-cache", action="store_true", help="the user's feature cache, not a fresh one")
+    args = ap.parse_args()
+    names = args.datasets.split(",")
+    old_path = RESULTS / "text_auto.json"
+    rows = {r["dataset"]: r for r in json.loads(old_path.read_text()).get("rows", [])} if old_path.exists() else {}
+    amx = cpu_has_bf16_units()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for name, data, cache in datasets_in(names, tmp):
+            split = ["--eval-split", EVAL_SPLIT[name]] if name in EVAL_SPLIT else []
+            if args.warm_cache:
+                from transferlab.cache import default_cache_dir
+
+                cache = default_cache_dir()
+            doc, wall = cli(["train", str(data), "--strategy", "auto", "--out", str(tmp / f"auto-{name}"), *split],
+                            cache)
+            auto = doc["auto"]
+            minutes = wall / 60
+            met = doc["accuracy"] >= TARGETS[name] and minutes <= MAX_MINUTES.get(name, float("inf"))
+            rows[name] = {"dataset": name, "n_test": doc.get("n_eval", doc.get("n_test")),
+                          "auto": auto["strategy"], "body": auto.get("backbone"), "params": auto["params"],
+                          "accuracy": doc["accuracy"], "macro_f1": doc.get("macro_f1"), "minutes": round(minutes, 1),
+                          "target": TARGETS[name], "max_minutes": MAX_MINUTES.get(name), "met": met,
+                          "cpu_bf16_units": amx, "cache": "warm" if args.warm_cache else "cold",
+                          "reason": auto["reason"]}
+            print(f"{name}: {auto['strategy']} {auto['params']} accuracy {doc['accuracy']:.4f} in {minutes:.1f} min"
+                  f" ({'met' if met else 'NOT met'})", flush=True)
+    table = list(rows.values())
+    print_table(table, ["dataset", "auto", "body", "accuracy", "target", "minutes", "met", "cpu_bf16_units"])
+    print("results:", save_results("text_auto", {"rows": table}))
+
+
+if __name__ == "__main__":
+    main()
