@@ -36,7 +36,7 @@ from transferlab.strategies.base import Strategy
 class TextFinetune(Strategy):
     name = "text_finetune"
     modality = "text"
-    summary = "MiniLM fine-tuned end to end (AdamW, warm-up + cosine), optionally with gradual unfreezing"
+    summary = "MiniLM (or backbone=mpnet) fine-tuned end to end (AdamW, warm-up + cosine), optionally gradually"
 
     def __init__(self, epochs: int = 2, lr: float = 5e-5, head_lr: float = 1e-3, batch_size: int = 32,
                  max_length: int = 64, warmup_epochs: float = 0.1, weight_decay: float = 0.01,
