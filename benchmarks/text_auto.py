@@ -29,15 +29,6 @@ MAX_MINUTES = {"sst2": 30.0}
 EVAL_SPLIT = {"sst2": "test"}
 
 
-def cpu_has_bf16_units() -> bool:
-    try:
-        import torch
-
-        return bool(torch.cpu._is_amx_tile_supported())
-    except (ImportError, AttributeError, RuntimeError):
-        return False
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", default="sst2,ag_news,newsgroups20")
@@ -46,7 +37,9 @@ def main() -> None:
     names = args.datasets.split(",")
     old_path = RESULTS / "text_auto.json"
     rows = {r["dataset"]: r for r in json.loads(old_path.read_text()).get("rows", [])} if old_path.exists() else {}
-    amx = cpu_has_bf16_units()
+    from transferlab._torch import native_bf16
+
+    amx = native_bf16()  # what auto's body rule reads (TRANSFERLAB_BF16, else the CPU's AMX units)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for name, data, cache in datasets_in(names, tmp):
@@ -60,7 +53,7 @@ def main() -> None:
             auto = doc["auto"]
             minutes = wall / 60
             met = doc["accuracy"] >= TARGETS[name] and minutes <= MAX_MINUTES.get(name, float("inf"))
-            rows[name] = {"dataset": name, "n_test": doc.get("n_eval", doc.get("n_test")),
+            rows[name] = {"dataset": name, "count": doc["count"],
                           "auto": auto["strategy"], "body": auto.get("backbone"), "params": auto["params"],
                           "accuracy": doc["accuracy"], "macro_f1": doc.get("macro_f1"), "minutes": round(minutes, 1),
                           "target": TARGETS[name], "max_minutes": MAX_MINUTES.get(name), "met": met,
