@@ -204,6 +204,26 @@ def test_the_fine_tuned_text_body_follows_the_cpu(monkeypatch) -> None:
     assert (built.backbone, built.bf16, built.epochs, built.max_length) == ("mpnet", True, 2, 128)
 
 
+def test_few_shot_advice_tunes_the_same_body(monkeypatch) -> None:
+    """8 per class: SetFit-style text_fewshot on the body the CPU affords (mpnet with bf16 units, else MiniLM); the
+    parameters auto hands over build a text_fewshot on that body, trained in bf16 only where the units are."""
+    from transferlab.analysis.advice import recommend_text
+    from transferlab.workflows.common import build_strategy
+
+    few = recommend_text(16, 2, 8, 20.0, body="mpnet", body_reason="the CPU has bf16 matrix units")
+    assert few.strategy == "text_fewshot" and few.params == {"backbone": "mpnet"}
+    assert "encoder mpnet (the CPU has bf16 matrix units)" in few.reason
+    built = build_strategy("text_fewshot", "text", None, few.params)
+    assert built.backbone == "mpnet"
+    monkeypatch.setenv("TRANSFERLAB_BF16", "1")
+    assert built._use_bf16()
+    monkeypatch.setenv("TRANSFERLAB_BF16", "0")
+    assert not built._use_bf16()
+    assert recommend_text(16, 2, 8, 20.0).params == {}  # MiniLM: the strategy's own default body, float32
+    monkeypatch.setenv("TRANSFERLAB_BF16", "1")
+    assert not build_strategy("text_fewshot", "text", None, {})._use_bf16()
+
+
 def test_text_compare_bad_choices_exit_2(news_dir: Path, cache_dir: Path, capsys) -> None:
     for args, message in ((["--strategies", "nope"], "unknown text strategy 'nope'"),
                           (["--backbones", "efficientnet_lite0"], "an image backbone, but the data is text"),

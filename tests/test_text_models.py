@@ -157,6 +157,34 @@ def test_fewshot_contract_and_round_trip(tmp_path: Path):
     assert strategy.history_[0]["n_pairs"] == 2 * 2 * (16 + n_prompts)
 
 
+def test_fewshot_pairs_are_capped_for_mpnet_only():
+    """The rounds of pairs fall on larger draws for mpnet (max_pairs auto: 2,000), never below one; MiniLM keeps
+    all of them; a bad cap is a clear error."""
+    from transferlab.errors import UserError
+    from transferlab.strategies.text_fewshot import MPNET_MAX_PAIRS, TextFewShot
+
+    assert MPNET_MAX_PAIRS == 2000
+    assert TextFewShot(backbone="mpnet")._iterations(28) == 20  # 8 per class + 12 class-name sentences: 1,120 pairs
+    assert TextFewShot(backbone="mpnet")._iterations(140) == 7  # 64 per class: 1,960 pairs, not 5,600
+    assert TextFewShot(backbone="mpnet")._iterations(5000) == 1
+    assert TextFewShot()._iterations(140) == 20
+    assert TextFewShot(backbone="mpnet", max_pairs=None)._iterations(140) == 20
+    assert TextFewShot(max_pairs=560)._iterations(140) == 2
+    with pytest.raises(UserError, match="max_pairs"):
+        TextFewShot(max_pairs=0)._iterations(10)
+
+
+@pytest.mark.skipif(not __import__("transferlab.backbones.mpnet", fromlist=["available"]).available(),
+                    reason="all-mpnet-base-v2 is not installed (scripts/setup.sh assembles it)")
+def test_fewshot_on_mpnet_round_trip(tmp_path: Path):
+    """text_fewshot tunes mpnet (bf16 where the CPU has the units) and its saved model names and loads that body."""
+    strategy = make_strategy("text_fewshot", modality="text", num_iterations=1, max_length=16, backbone="mpnet")
+    _round_trip(strategy, _dataset(12), tmp_path, {"body.safetensors", "head.json", "tokenizer.json"})
+    config = json.loads((tmp_path / "text_fewshot" / "config.json").read_text())
+    assert "mpnet" in json.dumps(config)
+    assert strategy.body_.config.hidden_size == 768
+
+
 def test_label_prompts_only_for_class_names_that_are_words():
     from transferlab.errors import UserError
     from transferlab.strategies.text_fewshot import TextFewShot, label_prompt_examples

@@ -18,7 +18,12 @@ such as ``0``/``1`` say nothing). On sst2 with 8 examples per class it lifts tes
 Saved as the tuned body in safetensors, its tokenizer and config (``transformer/``) and the head (``head.json`` +
 ``head.safetensors``); the predictor needs neither the training code nor the MiniLM package. Side columns of the
 data (``--feature-columns``) are encoded and appended to the embeddings before the logistic regression.
-``backbone``: None for the packaged MiniLM, or a folder from ``transferlab pretrain-text --method mlm``.
+``backbone``: None for the packaged MiniLM, a registered text encoder (``mpnet``), or a folder from ``transferlab
+pretrain-text --method mlm``. ``--strategy auto`` picks the body by :func:`transferlab.backbones.trainable_text_body`:
+mpnet where the CPU has bf16 matrix units (AMX), MiniLM elsewhere. ``bf16`` (None: on for a body other than MiniLM
+where the CPU has those units) trains under bf16 autocast; the head's embeddings are always computed in float32.
+``max_pairs`` ("auto": 2,000 for a body other than MiniLM, no cap for MiniLM) lowers the rounds on larger draws so the
+number of pairs, and so the time, stays bounded.
 """
 
 from __future__ import annotations
@@ -83,6 +88,11 @@ def _pair_module(body: Any) -> Any:
     return PairSimilarity()
 
 
+MPNET_MAX_PAIRS = 2000  # fine-tuning needs a number of updates, not rounds: 8 per class (with the class-name
+# sentences, 28 texts) keeps all 20 rounds (1,120 pairs, ~4 min for mpnet here); 64 per class gets 7 rounds
+# (1,960 pairs, ~7 min) instead of 20 (5,600, ~19 min)
+
+
 class TextFewShot(Strategy):
     name = "text_fewshot"
     modality = "text"
@@ -91,7 +101,8 @@ class TextFewShot(Strategy):
 
     def __init__(self, num_iterations: int = 20, epochs: int = 1, lr: float = 2e-5, batch_size: int = 16,
                  max_length: int = 64, C: float = 1.0, backbone: str | None = None,  # noqa: N803
-                 label_prompts: bool | str = "auto", seed: int = 0) -> None:
+                 label_prompts: bool | str = "auto", bf16: bool | None = None, max_pairs: int | str | None = "auto",
+                 seed: int = 0) -> None:
         self.num_iterations = num_iterations
         self.epochs = epochs
         self.lr = lr
@@ -100,7 +111,31 @@ class TextFewShot(Strategy):
         self.C = C
         self.backbone = backbone
         self.label_prompts = label_prompts
+        self.bf16 = bf16
+        self.max_pairs = max_pairs
         self.seed = seed
+
+    def _iterations(self, n_texts: int) -> int:
+        """``num_iterations``, lowered so the pairs (2 per text per round) stay within ``max_pairs``: "auto" caps
+        them at :data:`MPNET_MAX_PAIRS` for a body other than MiniLM (mpnet: ~3 s per batch of 16 pairs here), no
+        cap for MiniLM; None: no cap."""
+        cap = self.max_pairs
+        if cap == "auto":
+            cap = None if self.backbone in (None, "minilm") else MPNET_MAX_PAIRS
+        if cap is None:
+            return int(self.num_iterations)
+        if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
+            raise UserError(f"max_pairs must be a positive number, auto or None, got {cap!r}")
+        return max(1, min(int(self.num_iterations), cap // (2 * max(1, n_texts))))
+
+    def _use_bf16(self) -> bool:
+        """``bf16`` as given; None: bf16 autocast for a body other than MiniLM (mpnet) where the CPU has bf16
+        matrix units (AMX), as ``text_finetune`` under ``auto`` and the QA reader train it; float32 otherwise."""
+        from transferlab._torch import native_bf16
+
+        if self.bf16 is not None:
+            return bool(self.bf16) and native_bf16()
+        return self.backbone not in (None, "minilm") and native_bf16()
 
     def _use_label_prompts(self, classes: list[str]) -> bool:
         if self.label_prompts == "auto":
@@ -147,7 +182,7 @@ class TextFewShot(Strategy):
         seed_everything(self.seed)
         body, tokenizer = load_pretrained_body(self._body_folder())
         encoded = tokenize(tokenizer, texts, int(self.max_length))
-        pairs = contrastive_pairs(labels, int(self.num_iterations), np.random.default_rng(self.seed))
+        pairs = contrastive_pairs(labels, self._iterations(len(labels)), np.random.default_rng(self.seed))
         net = _pair_module(body)
         bs = int(self.batch_size)
 
@@ -160,7 +195,8 @@ class TextFewShot(Strategy):
                 yield (a, b), torch.from_numpy(chunk[:, 2])
 
         cfg = TrainConfig(epochs=int(self.epochs), lr=self.lr, optimizer="adamw", weight_decay=0.01,
-                          schedule="cosine", warmup_epochs=0.1 * int(self.epochs), patience=None, seed=self.seed)
+                          schedule="cosine", warmup_epochs=0.1 * int(self.epochs), patience=None,
+                          bf16=self._use_bf16(), seed=self.seed)
         history = train_loop(net, [{"params": list(net.parameters()), "lr": self.lr, "name": "body"}],
                              train_batches, None, -(-len(pairs) // bs), cfg, progress=runtime.show_progress(),
                              desc=f"{self.name}: contrastive pairs", objective=PairSimilarity())

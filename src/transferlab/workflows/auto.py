@@ -172,7 +172,8 @@ def auto_select(train: Any, task: str | None = None, seed: int = 0, folds: int =
         advice = Advice("measure", {}, f"{slow.reason} That takes minutes: with no --strategy the cheap classifiers "
                         f"are measured instead (`--strategy auto` follows the advice).", slow.facts)
     if advice.strategy not in ("measure", "text_finetune"):
-        return AutoChoice(advice.strategy, "minilm", dict(advice.params), advice.reason, advice, {}, "cv_scores")
+        return AutoChoice(advice.strategy, str(advice.params.get("backbone", "minilm")), dict(advice.params),
+                          advice.reason, advice, {}, "cv_scores")
     budget = FAST_ENCODER_BUDGET_S if fast else MEASURE_ENCODER_BUDGET_S if advice.strategy == "measure" else None
     candidates, encoder_why = text_candidates(train, budget)
     scores, unusable, k = cross_validate(train, task, candidates, seed, folds)
