@@ -77,7 +77,7 @@ def recommend_text(n_train: int, n_classes: int, smallest_class: int, words_p90:
         why = f" ({body_reason})" if body_reason else ""
         return Advice("text_fewshot", params, f"{where}: few examples per class, so contrastive fine-tuning of the "
                       f"sentence encoder {body}{why} on pairs of them (SetFit) is the best bet; on sst2 with 8 per "
-                      f"class it scores {'0.86' if body == 'mpnet' else '0.75'} where frozen MiniLM embeddings score "
+                      f"class it scores {'0.87' if body == 'mpnet' else '0.75'} where frozen MiniLM embeddings score "
                       "0.63 (minutes).", facts)
     if smallest >= FINETUNE_PER_CLASS and p90 <= SHORT_TEXT_WORDS and has_side_columns:
         return Advice("measure", {}, f"{where}: fine-tuning would suit this much text, but it has no classifier "
