@@ -111,11 +111,8 @@ def draw(train: TextDataset, k: int, seed: int) -> TextDataset:
     return sub
 
 
-SETFIT_ENCODER = ["minilm"]  # --setfit-encoder
-
-
 def setfit_accuracy(sub: TextDataset, test: TextDataset, seed: int, params: dict | None,
-                    label_prompts: bool = False) -> tuple[float, float] | None:
+                    label_prompts: bool = False, encoder: str = "minilm") -> tuple[float, float] | None:
     """Test accuracy and training seconds of the SetFit library on the same draw, with our strategy's settings
     (pairs per example, epochs, body learning rate, batch size, max length), or with the library's own defaults
     (``params`` None); None when setfit is not importable.
@@ -130,7 +127,7 @@ def setfit_accuracy(sub: TextDataset, test: TextDataset, seed: int, params: dict
         return None
     from transferlab.backbones import transformer_folder
 
-    model = SetFitModel.from_pretrained(transformer_folder(SETFIT_ENCODER[0]))
+    model = SetFitModel.from_pretrained(transformer_folder(encoder))
     common = {"seed": seed, "report_to": "none", "output_dir": tempfile.mkdtemp(prefix="setfit_"),
               "save_strategy": "no"}
     if params is None:  # the library's own defaults
@@ -170,7 +167,8 @@ REFERENCES = {"setfit (library)": False, "setfit (library) + label prompts": Tru
 
 
 def fewshot(shots: list[int], draws: int, strategies: list[str], reference: bool, out: Path,
-            first_draw: int = 0, reference_shots: list[int] | None = None) -> list[dict]:
+            first_draw: int = 0, reference_shots: list[int] | None = None,
+            references: list[str] | None = None, setfit_encoder: str = "minilm") -> list[dict]:
     """Every strategy (and SetFit) on the same draws, draw by draw; rows are saved after every draw, so an
     interrupted run keeps what it measured (``draws`` lists the accuracies so far; ``first_draw`` resumes one, with
     seeds first_draw.. first_draw + draws - 1)."""
@@ -178,7 +176,7 @@ def fewshot(shots: list[int], draws: int, strategies: list[str], reference: bool
     rows = []
     for k in shots:
         with_reference = reference and (reference_shots is None or k in reference_shots)
-        names = strategies + (list(REFERENCES) if with_reference else [])
+        names = strategies + (list(references or list(REFERENCES)[:2]) if with_reference else [])
         accs: dict[str, list[float]] = {n: [] for n in names}
         seconds: dict[str, list[float]] = {n: [] for n in names}
         chose: dict[str, list[str]] = {n: [] for n in names}
@@ -187,24 +185,22 @@ def fewshot(shots: list[int], draws: int, strategies: list[str], reference: bool
             for strategy in list(names):
                 if strategy in REFERENCES:
                     ours = None if "defaults" in strategy else make_text_strategy("text_fewshot").get_params()
-                    got = setfit_accuracy(sub, test, seed, ours, REFERENCES[strategy])
+                    got = setfit_accuracy(sub, test, seed, ours, REFERENCES[strategy], setfit_encoder)
                     if got is None:
                         print("setfit is not installed: reference skipped", flush=True)
                         names.remove(strategy)
                         continue
                     acc, fit_s = got
-                elif strategy == "auto":  # what `transferlab train --strategy auto` would choose and fit
-                    from transferlab.workflows.auto import auto_select
-
-                    t0 = time.perf_counter()
-                    choice = auto_select(sub, "text", seed=seed)
-                    chose[strategy].append(f"{choice.strategy} {json.dumps(choice.params, sort_keys=True)}")
-                    model = make_text_strategy(choice.strategy, **choice.params, seed=seed).fit(sub)
-                    fit_s = time.perf_counter() - t0
-                    acc = float((model.predict(test) == np.asarray(test.labels)).mean())
                 else:
-                    name, params = _strategy_spec(strategy)
                     t0 = time.perf_counter()
+                    if strategy == "auto":  # what `transferlab train --strategy auto` chooses, timed with its fit
+                        from transferlab.workflows.auto import auto_select
+
+                        choice = auto_select(sub, "text", seed=seed)
+                        chose[strategy].append(f"{choice.strategy} {json.dumps(choice.params, sort_keys=True)}")
+                        name, params = choice.strategy, choice.params
+                    else:
+                        name, params = _strategy_spec(strategy)
                     model = make_text_strategy(name, **params, seed=seed).fit(sub)
                     fit_s = time.perf_counter() - t0
                     acc = float((model.predict(test) == np.asarray(test.labels)).mean())
@@ -218,7 +214,7 @@ def fewshot(shots: list[int], draws: int, strategies: list[str], reference: bool
                        "target": FEWSHOT_TARGETS.get(k),
                        "met": float(np.mean(accs[n])) >= FEWSHOT_TARGETS.get(k, 0), "cpu_count": os.cpu_count(),
                        **({"chose": chose[n]} if chose[n] else {}),
-                       **({"encoder": SETFIT_ENCODER[0]} if n in REFERENCES else {})}
+                       **({"encoder": setfit_encoder} if n in REFERENCES else {})}
                       for n in names if accs[n]]
             save(k_rows, out)
         rows += k_rows
@@ -251,9 +247,6 @@ def main() -> None:
     ap.add_argument("--setfit-encoder", default="minilm", help="the body the SetFit library starts from")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
-    SETFIT_ENCODER[0] = args.setfit_encoder
-    for name in [r for r in list(REFERENCES) if r not in args.references]:
-        del REFERENCES[name]
     out = Path(args.out)
     for spec in args.runs:
         r = run(*parse_run(spec))
@@ -262,7 +255,7 @@ def main() -> None:
         save([r], out)
     if args.fewshot:
         rows = fewshot(args.fewshot, args.draws, args.fewshot_strategies, args.setfit_reference, out, args.first_draw,
-                       args.reference_shots)
+                       args.reference_shots, args.references, args.setfit_encoder)
         for r in rows:
             extra = ",".join(f"{k}={v}" for k, v in r["params"].items() if k != "shots_per_class")
             print(f"sst2 {r['params']['shots_per_class']}/class {r['strategy'] + ' ' + extra:<34}{r['accuracy']:.4f} "

@@ -168,6 +168,7 @@ def test_fewshot_pairs_are_capped_for_mpnet_only():
     assert TextFewShot(backbone="mpnet")._iterations(140) == 7  # 64 per class: 1,960 pairs, not 5,600
     assert TextFewShot(backbone="mpnet")._iterations(5000) == 1
     assert TextFewShot()._iterations(140) == 20
+    assert TextFewShot(backbone="runs/pretrained_minilm")._iterations(140) == 20  # a pretrain-text folder is MiniLM
     assert TextFewShot(backbone="mpnet", max_pairs=None)._iterations(140) == 20
     assert TextFewShot(max_pairs=560)._iterations(140) == 2
     with pytest.raises(UserError, match="max_pairs"):

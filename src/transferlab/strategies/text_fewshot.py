@@ -20,9 +20,9 @@ Saved as the tuned body in safetensors, its tokenizer and config (``transformer/
 data (``--feature-columns``) are encoded and appended to the embeddings before the logistic regression.
 ``backbone``: None for the packaged MiniLM, a registered text encoder (``mpnet``), or a folder from ``transferlab
 pretrain-text --method mlm``. ``--strategy auto`` picks the body by :func:`transferlab.backbones.trainable_text_body`:
-mpnet where the CPU has bf16 matrix units (AMX), MiniLM elsewhere. ``bf16`` (None: on for a body other than MiniLM
-where the CPU has those units) trains under bf16 autocast; the head's embeddings are always computed in float32.
-``max_pairs`` ("auto": 2,000 for a body other than MiniLM, no cap for MiniLM) lowers the rounds on larger draws so the
+mpnet where the CPU has bf16 matrix units (AMX), MiniLM elsewhere. ``bf16`` (None: on for mpnet where the CPU has
+those units) trains under bf16 autocast; the head's embeddings are always computed in float32.
+``max_pairs`` ("auto": 2,000 for mpnet, no cap for MiniLM) lowers the rounds on larger draws so the
 number of pairs, and so the time, stays bounded.
 """
 
@@ -117,11 +117,11 @@ class TextFewShot(Strategy):
 
     def _iterations(self, n_texts: int) -> int:
         """``num_iterations``, lowered so the pairs (2 per text per round) stay within ``max_pairs``: "auto" caps
-        them at :data:`MPNET_MAX_PAIRS` for a body other than MiniLM (mpnet: ~3 s per batch of 16 pairs here), no
-        cap for MiniLM; None: no cap."""
+        them at :data:`MPNET_MAX_PAIRS` for mpnet (~3 s per batch of 16 pairs here), no cap for MiniLM; None: no
+        cap."""
         cap = self.max_pairs
         if cap == "auto":
-            cap = None if self.backbone in (None, "minilm") else MPNET_MAX_PAIRS
+            cap = MPNET_MAX_PAIRS if self._on_mpnet() else None
         if cap is None:
             return int(self.num_iterations)
         if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
@@ -129,13 +129,19 @@ class TextFewShot(Strategy):
         return max(1, min(int(self.num_iterations), cap // (2 * max(1, n_texts))))
 
     def _use_bf16(self) -> bool:
-        """``bf16`` as given; None: bf16 autocast for a body other than MiniLM (mpnet) where the CPU has bf16
+        """``bf16`` as given; None: bf16 autocast for mpnet where the CPU has bf16
         matrix units (AMX), as ``text_finetune`` under ``auto`` and the QA reader train it; float32 otherwise."""
         from transferlab._torch import native_bf16
 
         if self.bf16 is not None:
             return bool(self.bf16) and native_bf16()
-        return self.backbone not in (None, "minilm") and native_bf16()
+        return self._on_mpnet() and native_bf16()
+
+    def _on_mpnet(self) -> bool:
+        """Whether the body is the packaged mpnet (None, ``minilm`` and ``pretrain-text`` folders are MiniLM)."""
+        from transferlab.backbones import mpnet
+
+        return self.backbone == mpnet.NAME
 
     def _use_label_prompts(self, classes: list[str]) -> bool:
         if self.label_prompts == "auto":
