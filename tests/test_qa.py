@@ -249,26 +249,30 @@ def test_synthesised_questions_are_well_formed():
 
 
 def test_reader_recipe_follows_the_cpu_and_given_parameters_win(monkeypatch):
-    """No body named: mpnet (1 epoch, 5e-5, bf16) on a CPU with bf16 matrix units where it is installed, else
-    MiniLM (3 epochs, 2e-4, float32); a named body takes its own recipe; given values always win."""
+    """No body named: MiniLM. On a CPU with bf16 matrix units where mpnet is installed it is distilled from an mpnet
+    teacher trained in the run (2 epochs, 2e-4, bf16), else trained alone (3 epochs, 2e-4, float32); a named body
+    takes its own recipe and no teacher; given values always win."""
     from transferlab.backbones import get_backbone
     from transferlab.strategies.qa_reader import QAReader
 
     def key(r: dict) -> tuple:
-        return r["backbone"], r["epochs"], r["lr"], r["bf16"]
+        return r["backbone"], r["teacher"], r["epochs"], r["lr"], r["bf16"]
 
     monkeypatch.setenv("TRANSFERLAB_BF16", "0")
     r = QAReader().recipe()
-    assert key(r) == ("minilm", 3, 2e-4, False) and "AMX" in r["reason"]
-    assert key(QAReader(backbone="mpnet").recipe()) == ("mpnet", 1, 5e-5, False)
-    assert key(QAReader(epochs=2, lr=1e-4, bf16=True).recipe()) == ("minilm", 2, 1e-4, True)
+    assert key(r) == ("minilm", None, 3, 2e-4, False) and "AMX" in r["reason"]
+    assert key(QAReader(backbone="mpnet").recipe()) == ("mpnet", None, 1, 5e-5, False)
+    assert key(QAReader(epochs=2, lr=1e-4, bf16=True).recipe()) == ("minilm", None, 2, 1e-4, True)
     monkeypatch.setenv("TRANSFERLAB_BF16", "1")
     r = QAReader().recipe()
     if get_backbone("mpnet").is_installed():
-        assert key(r) == ("mpnet", 1, 5e-5, True)
+        assert key(r) == ("minilm", "mpnet", 2, 2e-4, True) and "33%" in r["reason"]
+        assert key(QAReader(teacher_fraction=0.25, epochs=1).recipe()) == ("minilm", "mpnet", 1, 2e-4, True)
     else:
-        assert key(r) == ("minilm", 3, 2e-4, True) and "not installed" in r["reason"]
-    assert key(QAReader(backbone="minilm", bf16=False).recipe()) == ("minilm", 3, 2e-4, False)
+        assert key(r) == ("minilm", None, 3, 2e-4, True) and "not installed" in r["reason"]
+    assert key(QAReader(teacher=None).recipe()) == ("minilm", None, 3, 2e-4, True)  # no teacher: MiniLM alone
+    assert key(QAReader(backbone="minilm", bf16=False).recipe()) == ("minilm", None, 3, 2e-4, False)
+    assert key(QAReader(backbone="mpnet").recipe()) == ("mpnet", None, 1, 5e-5, True)
     with pytest.raises(UserError, match="epochs"):
         QAReader(epochs=0).fit([])  # checked before anything is loaded
 
@@ -636,6 +640,25 @@ def test_teacher_logits_reach_the_students_tokens_and_distillation_pulls_towards
         ctx = np.asarray([o is not None for o in offs])
         assert np.allclose(soft[w][ctx], own[w][ctx], atol=1e-4)
         assert (soft[w][~ctx] == -1e4).all()  # no teacher mass on the question or special tokens
+    # with the gold spans the teacher runs only on its windows that hold the answer (the ones a student distils
+    # from): fewer windows, never a higher logit, and the same logits where a pair has that one window
+    spans = [(e.answers[0]["answer_start"], e.answers[0]["answer_start"] + len(e.answers[0]["text"]))
+             for e in examples]
+    labelled = encode_windows(tokenizer, questions, contexts, 64, 16, spans)
+    ran: list[int] = []
+    only = teacher_span_targets(net, tokenizer, questions, contexts, labelled, 64, 16, progress=ran.append,
+                                answers=spans)
+    full = teacher_span_targets(net, tokenizer, questions, contexts, labelled, 64, 16)
+    holds = labelled.starts > 0
+    assert sum(ran) == holds.sum() < len(labelled)
+    single = np.bincount(labelled.example, minlength=len(examples)) == 1
+    checked = 0
+    for w in range(len(labelled)):
+        assert (only[w] <= full[w] + 1e-4).all()
+        if holds[w] and single[labelled.example[w]]:
+            assert np.allclose(only[w], full[w], atol=1e-4)
+            checked += 1
+    assert checked
     objective = DistillSpanObjective(alpha=1.0, temperature=2.0)
     logits = torch.from_numpy(np.stack([own[0], own[0]]))
     hard = torch.tensor([[1, 1], [1, 1]])
@@ -673,3 +696,31 @@ def test_init_weight_averages_the_trained_weights_with_the_starting_readers(trai
         QAReader(init_weight=1.0).fit(examples)
     with pytest.raises(UserError, match="not a saved reader"):  # checked before any body is loaded
         QAReader(teacher=str(result.out / "no_such_reader")).fit(examples)
+
+
+@pytest.mark.slow
+def test_a_teacher_trained_in_the_run_learns_from_a_share_and_a_resumed_run_reuses_its_logits(trained, tmp_path,
+                                                                                              capsys, monkeypatch):
+    """``teacher`` naming an encoder trains that reader on ``teacher_fraction`` of the questions first and distils
+    it on the others; with checkpoints its logits are kept, so resuming a finished run trains no teacher and ends
+    with the same weights."""
+    from transferlab.strategies.qa_reader import QAReader
+
+    _, examples, _, _ = trained
+    params = {"backbone": "minilm", "teacher": "minilm", "teacher_fraction": 0.5, "epochs": 1, "batch_size": 4,
+              "max_length": 64, "stride": 16, "checkpoint_dir": str(tmp_path / "ck")}
+    first = QAReader(**params).fit(examples[:6])
+    assert first.train_windows_["teacher"] == "minilm" and first.train_windows_["teacher_questions"] == 3
+    assert first.train_windows_["distilled_questions"] == 3  # cross-fitted: logits on the questions it did not see
+    assert (tmp_path / "ck" / "teacher_logits.npz").exists()
+    capsys.readouterr()
+    monkeypatch.setenv("TRANSFERLAB_QUIET", "0")  # the log says where the logits came from
+    again = QAReader(**params, resume=True).fit(examples[:6])
+    assert "teacher's logits from" in capsys.readouterr().err
+    assert again.train_windows_["teacher_questions"] == 3
+    a, b = first.net_.state_dict(), again.net_.state_dict()
+    assert all((a[k] == b[k]).all() for k in a)
+    with pytest.raises(UserError, match="teacher_fraction"):
+        QAReader(teacher="minilm", teacher_fraction=0.0).fit(examples)
+    with pytest.raises(UserError, match="nor a text encoder"):
+        QAReader(teacher="glove").fit(examples)

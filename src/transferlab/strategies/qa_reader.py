@@ -23,18 +23,24 @@ batch 16, windows 256 / stride 96, 2 epochs) within the same CPU time, without l
   time, so 3 epochs (``epochs=3``) cost less than 2 did. Adopted by the rule written in benchmarks/qa_nodrop.py
   before its run: 21.6 min here, selection-set F1 56.9 vs 55.7 (test.json, looked at afterwards: 62.3 vs 61.1).
 
-- the body, epochs, rate and precision come from a recipe per body (:data:`RECIPES`, :meth:`QAReader.recipe`) unless
-  given: all-mpnet-base-v2 (12 layers, 768 wide) on a CPU with bf16 matrix units (AMX) where it is installed, one
-  epoch at 5e-5 trained in bf16 autocast: 20.3 min here, selection-set F1 71.5 vs 57.0 for MiniLM (adopted by the
-  rule written in benchmarks/qa_mpnet.py before its run). Elsewhere MiniLM, 3 epochs at 2e-4 in float32: mpnet
-  costs ~8x MiniLM's compute per token, hours per epoch without bf16 units.
+- the body, teacher, epochs, rate and precision come from a recipe per body (:data:`RECIPES`,
+  :meth:`QAReader.recipe`) unless given. The body is MiniLM: it answers >= 50 questions/s on two cores, which a
+  12-layer 768-wide body cannot (all-mpnet-base-v2: 11.8/s here). On a CPU with bf16 matrix units (AMX) where mpnet
+  is installed, the run first trains an mpnet reader (its own recipe: one epoch at 5e-5 in bf16 autocast; on all
+  the questions it scores selection-set F1 71.5 vs 57.0 for MiniLM, benchmarks/qa_mpnet.py) on a third of the
+  questions (``teacher_fraction``, set by the time budget: the teacher, its pass over the other questions' windows
+  and two student epochs fit in the 30 minutes issue 14 allows) and distils it into MiniLM on the other two thirds
+  (``teacher="auto"``; benchmarks/qa_distill.py).
+  Elsewhere MiniLM alone, 3 epochs at 2e-4 in float32: mpnet costs ~8x MiniLM's compute per token, hours per epoch
+  without bf16 units. ``--backbone mpnet`` trains the accurate, slower reader.
 
 ``init`` starts from a saved reader (``transferlab qa train --init DIR``, ``qa adapt``) instead of the packaged body;
 ``init_weight`` then keeps that share of the starting reader's weights in the final ones (weight-space ensembling,
 WiSE-FT: Wortsman et al., 2022), what ``qa adapt`` does by default (see benchmarks/qa_wise.py).
-``teacher`` (a saved reader folder) distils a stronger reader into this one: the span
-cross-entropy is mixed with the KL divergence to the teacher's start and end distributions
-(:class:`DistillSpanObjective`; ``distill_alpha``, ``distill_temperature``).
+``teacher`` (a saved reader folder, or an encoder name: a reader of that body trained in the run on
+``teacher_fraction`` of the questions) distils a stronger reader into this one: the span cross-entropy is mixed with
+the KL divergence to the teacher's start and end distributions (:class:`DistillSpanObjective`; ``distill_alpha``,
+``distill_temperature``), on the windows that hold the answer; the teacher runs only on those.
 ``backbone`` names any registered transformer text encoder (``minilm``, ``mpnet``) or a ``pretrain-text`` folder.
 With ``checkpoint_dir`` every epoch is saved and ``resume=True`` continues an interrupted run (same batches).
 """
@@ -105,7 +111,9 @@ class DistillSpanObjective(SpanObjective):
 RECIPES: dict[str, dict[str, float]] = {  # per body: what its defaults were chosen as (see the module doc)
     "minilm": {"epochs": 3, "lr": 2e-4},  # benchmarks/qa_sweep.py, qa_nodrop.py
     "mpnet": {"epochs": 1, "lr": 5e-5},  # benchmarks/qa_mpnet.py
+    "distilled": {"epochs": 2, "lr": 2e-4},  # MiniLM with a teacher trained in the run (benchmarks/qa_distill.py)
 }
+TEACHER_FRACTION = 1 / 3  # the share of the questions a teacher trained in the run learns from (the time budget)
 
 
 class QAReader(BaseEstimator):
@@ -116,8 +124,9 @@ class QAReader(BaseEstimator):
                  head_lr: float = 1e-3, batch_size: int = 8, warmup_epochs: float = 0.1,
                  weight_decay: float = 0.01, negative_fraction: float = 0.1, train_word_embeddings: bool = False,
                  frozen_layers: int = 0, body_dropout: float | None = 0.0, null_threshold: float | None = None,
-                 bf16: bool | None = None, teacher: str | None = None, distill_alpha: float = 0.5,
-                 distill_temperature: float = 2.0, init: str | None = None, init_weight: float = 0.0,
+                 bf16: bool | None = None, teacher: str | None = "auto", teacher_fraction: float = TEACHER_FRACTION,
+                 distill_alpha: float = 0.5, distill_temperature: float = 2.0, init: str | None = None,
+                 init_weight: float = 0.0,
                  seed: int = 0,
                  checkpoint_dir: str | None = None, resume: bool = False) -> None:
         self.backbone = backbone
@@ -138,6 +147,7 @@ class QAReader(BaseEstimator):
         self.null_threshold = null_threshold
         self.bf16 = bf16
         self.teacher = teacher
+        self.teacher_fraction = teacher_fraction
         self.distill_alpha = distill_alpha
         self.distill_temperature = distill_temperature
         self.init = init
@@ -148,20 +158,33 @@ class QAReader(BaseEstimator):
 
     # --- parameters --------------------------------------------------------------------------------------------
     def recipe(self) -> dict[str, Any]:
-        """The body, epochs, rate and precision this reader trains with: the parameters given, the rest from
-        :data:`RECIPES` (a started reader's body is its own), with the reason for the body."""
+        """The body, teacher, epochs, rate and precision this reader trains with: the parameters given, the rest from
+        :data:`RECIPES` (a started reader's body is its own), with the reason for the body.
+
+        No body and ``teacher="auto"`` (the defaults): MiniLM, which answers >= 50 questions/s on two cores. Where
+        the CPU has bf16 matrix units (AMX) and mpnet is installed, an mpnet reader is first trained on
+        ``teacher_fraction`` of the questions and distilled into it (``teacher`` "mpnet"); elsewhere MiniLM alone."""
         from transferlab._torch import native_bf16
-        from transferlab.backbones import trainable_text_body
+        from transferlab.backbones import minilm, trainable_text_body
         from transferlab.model.qa_loaders import saved_reader_weights
 
+        teacher = None if self.teacher == "auto" else self.teacher
         if self.init:
             body, why = str(saved_reader_weights(Path(self.init)).get("base", "minilm")), f"the body of {self.init}"
         elif self.backbone is not None:
             body, why = str(self.backbone), "asked for"
         else:
-            body, why = trainable_text_body()
-        base = RECIPES.get(body, RECIPES["minilm"])
-        return {"backbone": body, "reason": why,
+            best, because = trainable_text_body()
+            body = minilm.NAME
+            if self.teacher == "auto" and best != minilm.NAME:
+                teacher = best
+                why = (f"MiniLM answers >= 50 questions/s on two cores; an {best} teacher trained here on "
+                       f"{float(self.teacher_fraction):.0%} of the questions is distilled into it ({because})")
+            else:
+                why = "the default body" + ("" if self.teacher != "auto" else f" ({because}: no teacher)")
+        base = RECIPES["distilled"] if teacher is not None and self.teacher == "auto" and self.backbone is None \
+            and not self.init else RECIPES.get(body, RECIPES["minilm"])
+        return {"backbone": body, "reason": why, "teacher": teacher,
                 "epochs": int(self.epochs if self.epochs is not None else base["epochs"]),
                 "lr": float(self.lr if self.lr is not None else base["lr"]),
                 "bf16": bool(self.bf16) if self.bf16 is not None else native_bf16()}
@@ -183,9 +206,12 @@ class QAReader(BaseEstimator):
         if not 0 <= float(self.distill_alpha) <= 1 or not float(self.distill_temperature) > 0:
             raise UserError(f"distill_alpha must be in [0, 1] and distill_temperature > 0, got {self.distill_alpha} "
                             f"and {self.distill_temperature}")
-        if self.teacher is not None and not (Path(self.teacher) / "config.json").exists():
-            raise UserError(f"{self.teacher}: not a saved reader (no config.json); the teacher is a folder written "
-                            "by `transferlab qa train`")
+        if self.teacher not in (None, "auto") and not (Path(self.teacher) / "config.json").exists() \
+                and not _text_body(str(self.teacher)):
+            raise UserError(f"{self.teacher}: not a saved reader (no config.json) nor a text encoder; the teacher is a "
+                            "folder written by `transferlab qa train`, or an encoder (e.g. mpnet) to train one from")
+        if not 0 < float(self.teacher_fraction) <= 1:
+            raise UserError(f"teacher_fraction must be in (0, 1], got {self.teacher_fraction}")
         if not 0 <= float(self.init_weight) < 1:
             raise UserError(f"init_weight must be in [0, 1), got {self.init_weight}")
         if not 0 <= self.negative_fraction <= 1:
@@ -253,7 +279,7 @@ class QAReader(BaseEstimator):
             raise UserError("no questions to train on")
         self.recipe_ = r = self.recipe()
         log(f"qa_reader: body {r['backbone']} ({r['reason']}), {r['epochs']} epoch(s) at lr {r['lr']:g}, "
-            f"{'bf16 autocast' if r['bf16'] else 'float32'}")
+            f"{'bf16 autocast' if r['bf16'] else 'float32'}" + (f", teacher {r['teacher']}" if r["teacher"] else ""))
         set_torch_threads()
         seed_everything(int(self.seed))
         net, tokenizer, base = self._start()
@@ -279,8 +305,10 @@ class QAReader(BaseEstimator):
         log(f"qa_reader: {len(examples)} questions, {len(windows)} windows ({len(positive)} with the answer or "
             f"unanswerable; {n_neg} of {len(negative)} others per epoch), {steps} steps per epoch")
 
-        soft = self._teacher_targets(examples, windows) if self.teacher is not None else None
-        use = (windows.starts > 0) & ~impossible  # distil where the answer is in the window
+        checkpoint = self._prepare_checkpoints(examples)
+        soft, taught = (self._teacher_targets(examples, windows, spans, checkpoint) if r["teacher"] is not None
+                        else (None, np.ones(len(examples), bool)))
+        use = (windows.starts > 0) & ~impossible & taught[windows.example]  # where the teacher saw the answer
 
         def train_batches(epoch: int) -> Iterator[tuple[Any, Any]]:
             rng = np.random.default_rng((int(self.seed), epoch))
@@ -293,7 +321,6 @@ class QAReader(BaseEstimator):
 
         mix = float(self.init_weight) if self.init else 0.0
         start = {k: v.detach().clone() for k, v in net.state_dict().items()} if mix else None
-        checkpoint = self._prepare_checkpoints(examples)
         cfg = TrainConfig(epochs=r["epochs"], lr=r["lr"], optimizer="adamw",
                           weight_decay=float(self.weight_decay), schedule="cosine",
                           warmup_epochs=float(self.warmup_epochs), patience=None, clip_grad_norm=1.0,
@@ -318,26 +345,72 @@ class QAReader(BaseEstimator):
         self.train_windows_ = {"windows": len(windows), "with_answer": len(positive), "others_per_epoch": n_neg,
                                "steps_per_epoch": steps}
         if soft is not None:
-            self.train_windows_["teacher"] = str(self.teacher)
+            self.train_windows_["teacher"] = str(r["teacher"])
+            self.train_windows_.update(self.teacher_info_)
         return self
 
-    def _teacher_targets(self, examples: Sequence[Any], windows: Any) -> list[np.ndarray]:  # noqa: ANN401
-        """The logits of the teacher (a saved reader folder) on this reader's windows."""
+    def _teacher_targets(self, examples: Sequence[Any], windows: Any, spans: Sequence[Any],  # noqa: ANN401
+                         checkpoint: Path | None) -> tuple[list[np.ndarray], np.ndarray]:
+        """(the logits of the teacher on this reader's windows where they hold the answer, which questions have
+        them). The teacher is a saved reader folder (all questions), or an encoder name: then a reader of that body
+        is trained here (its own recipe, same seed) on a seeded ``teacher_fraction`` of the questions and gives
+        logits on the *others* only (cross-fitting: on its own training questions its outputs are fitted, not
+        predictions; and its pass costs a fraction of the time). With checkpoints the logits are kept, so a resumed
+        run skips the teacher."""
+        import time
+
         from transferlab._torch import bf16_linears, native_bf16
-        from transferlab.model.qa_loaders import load_reader_net
         from transferlab.nn.qa import teacher_span_targets
         from transferlab.progress import log, progress_bar
 
-        net, tokenizer, _ = load_reader_net(Path(str(self.teacher)))
+        cached = checkpoint / "teacher_logits.npz" if checkpoint is not None else None
+        if cached is not None and self.resume and cached.exists():
+            with np.load(cached) as z:
+                flat, cuts, taught = z["logits"], z["cuts"], z["taught"]
+                self.teacher_info_ = json.loads(str(z["info"]))
+            log(f"qa_reader: the teacher's logits from {cached}")
+            return [flat[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)], taught
+        teacher = str(self.recipe_["teacher"])
+        t0 = time.perf_counter()
+        if (Path(teacher) / "config.json").exists():
+            from transferlab.model.qa_loaders import load_reader_net
+
+            net, tokenizer, _ = load_reader_net(Path(teacher))
+            info: dict[str, Any] = {}
+            taught = np.ones(len(examples), bool)
+        else:
+            n = max(1, round(float(self.teacher_fraction) * len(examples)))
+            rng = np.random.default_rng(int(self.seed))
+            chosen = sorted(rng.choice(len(examples), n, replace=False).tolist()) if n < len(examples) \
+                else list(range(len(examples)))
+            log(f"qa_reader: training the {teacher} teacher on {n} of the {len(examples)} questions")
+            trained = QAReader(backbone=teacher, teacher=None, max_length=self.max_length, stride=self.stride,
+                               max_answer_tokens=self.max_answer_tokens, batch_size=self.batch_size,
+                               seed=self.seed).fit([examples[i] for i in chosen])
+            net, tokenizer = trained.net_, trained.tokenizer_
+            taught = np.ones(len(examples), bool)
+            if n < len(examples):
+                taught[chosen] = False
+            info = {"teacher_questions": n, "teacher_steps_per_epoch": trained.train_windows_["steps_per_epoch"],
+                    "teacher_train_seconds": round(time.perf_counter() - t0, 1)}
         net = bf16_linears(net) if native_bf16() else net  # cast once, as QAPredictor does
-        log(f"qa_reader: distilling {self.teacher} (alpha {self.distill_alpha:g}, "
+        log(f"qa_reader: distilling {teacher} (alpha {self.distill_alpha:g}, "
             f"temperature {self.distill_temperature:g})")
+        t1 = time.perf_counter()
         bar = progress_bar(total=None, desc="teacher", unit="window")
         soft = teacher_span_targets(net, tokenizer, [e.question for e in examples], [e.context for e in examples],
                                     windows, int(self.max_length), int(self.stride), bf16=native_bf16(),
-                                    progress=bar.update)
+                                    progress=bar.update,
+                                    answers=[sp if taught[i] else None for i, sp in enumerate(spans)])
         bar.close()
-        return soft
+        info.update({"teacher_pass_seconds": round(time.perf_counter() - t1, 1),
+                     "distilled_questions": int(taught.sum())})
+        self.teacher_info_ = info
+        if cached is not None:
+            cuts = np.cumsum([0] + [len(a) for a in soft])
+            np.savez(cached, logits=np.concatenate(soft) if soft else np.zeros((0, 2), np.float32), cuts=cuts,
+                     taught=taught, info=json.dumps(info))
+        return soft, taught
 
     def _prepare_checkpoints(self, examples: Sequence[Any]) -> Path | None:
         if not self.checkpoint_dir:
@@ -386,6 +459,16 @@ class QAReader(BaseEstimator):
                 "max_length": int(self.max_length), "stride": int(self.stride),
                 "max_answer_tokens": int(self.max_answer_tokens), "n_best": int(self.n_best),
                 "null_threshold": self.null_threshold_}
+
+
+def _text_body(name: str) -> bool:
+    """Whether ``name`` is a registered transformer text encoder (a teacher to train in the run)."""
+    from transferlab.backbones import get_backbone
+
+    try:
+        return getattr(get_backbone(name), "body_folder", None) is not None
+    except UserError:
+        return False
 
 
 MAX_QUESTION_ROOM = 16  # a window must leave some room for the context beside [CLS], question and [SEP]s
