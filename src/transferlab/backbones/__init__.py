@@ -86,7 +86,7 @@ def transformer_folder(name: str | os.PathLike[str]) -> str:
 
 
 def trainable_text_body() -> tuple[str, str]:
-    """(body, reason): the text body to fine-tune by default (the QA reader, ``text_finetune`` under ``auto``).
+    """(body, reason): the text body to fine-tune by default (the QA reader's teacher, ``auto``'s ``text_finetune``).
     mpnet where the CPU has bf16 matrix units (AMX) and mpnet is installed: trained in bf16 autocast it costs ~3.5x
     MiniLM's time for a much stronger body. Elsewhere MiniLM: without bf16 units mpnet would train for hours."""
     from transferlab._torch import native_bf16
