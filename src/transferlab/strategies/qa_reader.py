@@ -169,6 +169,7 @@ class QAReader(BaseEstimator):
         from transferlab.model.qa_loaders import saved_reader_weights
 
         teacher = None if self.teacher == "auto" else self.teacher
+        recipe = None  # the body's own, unless the default teacher is chosen below
         if self.init:
             body, why = str(saved_reader_weights(Path(self.init)).get("base", "minilm")), f"the body of {self.init}"
         elif self.backbone is not None:
@@ -177,13 +178,12 @@ class QAReader(BaseEstimator):
             best, because = trainable_text_body()
             body = minilm.NAME
             if self.teacher == "auto" and best != minilm.NAME:
-                teacher = best
+                teacher, recipe = best, "distilled"
                 why = (f"MiniLM answers >= 50 questions/s on two cores; an {best} teacher trained here on "
                        f"{float(self.teacher_fraction):.0%} of the questions is distilled into it ({because})")
             else:
                 why = "the default body" + ("" if self.teacher != "auto" else f" ({because}: no teacher)")
-        base = RECIPES["distilled"] if teacher is not None and self.teacher == "auto" and self.backbone is None \
-            and not self.init else RECIPES.get(body, RECIPES["minilm"])
+        base = RECIPES[recipe] if recipe else RECIPES.get(body, RECIPES["minilm"])
         return {"backbone": body, "reason": why, "teacher": teacher,
                 "epochs": int(self.epochs if self.epochs is not None else base["epochs"]),
                 "lr": float(self.lr if self.lr is not None else base["lr"]),
