@@ -85,8 +85,8 @@ BF16_BATCH = 128  # texts per bfloat16 batch (benchmarks/text_encoder_speed.py: 
 BF16_TOKEN_BUDGET = 16384  # padded tokens per bfloat16 batch
 
 
-def _bf16_linear(linear: Any) -> Any:
-    """``linear`` computed in bfloat16 (its weights cast once) between float32 activations."""
+def _bf16_linear(linear: Any, float_out: bool = True) -> Any:
+    """``linear`` computed in bfloat16 (its weights cast once); its output float32 unless ``float_out`` is False."""
     import torch
 
     class Bf16Linear(torch.nn.Module):
@@ -97,7 +97,8 @@ def _bf16_linear(linear: Any) -> Any:
                 torch.nn.Parameter(linear.bias.detach().to(torch.bfloat16), requires_grad=False)
 
         def forward(self, x: Any) -> Any:
-            return torch.nn.functional.linear(x.to(torch.bfloat16), self.weight, self.bias).float()
+            y = torch.nn.functional.linear(x.to(torch.bfloat16), self.weight, self.bias)
+            return y.float() if float_out else y
 
     return Bf16Linear()
 
@@ -106,16 +107,18 @@ def _bf16_linear(linear: Any) -> Any:
 def load_bf16_body(folder: str) -> Any:
     """The body of a local model folder whose linear layers compute in bfloat16 (its own copy: the float32 model
     :func:`load_minilm` shares is left as it is), for :class:`SentenceEncoder`'s ``bf16`` backend. Only the linear
-    layers (~all of the work on short texts): attention scores, softmax, GELU and layer norms stay float32. Under
-    autocast the attention scores too were bfloat16, and mpnet's vectors fell to cosine 0.99989 of float32's on sst2
-    sentences; with them in float32, 0.99993, at ~10% of the speed."""
+    layers (~all of the work on short texts): attention scores, softmax and layer norms stay float32; the
+    feed-forward block's wide middle (its first linear layer, the GELU) stays bfloat16 into the second, as under
+    autocast, since casting that 4x-wide tensor back and forth cost ~15% of MiniLM's time. Under autocast the
+    attention scores too were bfloat16, and mpnet's vectors fell to cosine 0.99989 of float32's on sst2 sentences;
+    with them in float32, 0.99993."""
     import torch
 
     model = _transformers().AutoModel.from_pretrained(folder, local_files_only=True).eval()
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
-            if isinstance(child, torch.nn.Linear):
-                setattr(module, name, _bf16_linear(child))
+            if isinstance(child, torch.nn.Linear):  # BertIntermediate, MPNetIntermediate: dense, then GELU
+                setattr(module, name, _bf16_linear(child, float_out=not type(module).__name__.endswith("Intermediate")))
     return model
 
 
