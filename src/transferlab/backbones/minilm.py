@@ -85,22 +85,24 @@ BF16_BATCH = 128  # texts per bfloat16 batch (benchmarks/text_encoder_speed.py: 
 BF16_TOKEN_BUDGET = 16384  # padded tokens per bfloat16 batch
 
 
-def _bf16_linear(linear: Any, float_out: bool = True) -> Any:
-    """``linear`` computed in bfloat16 (its weights cast once); its output float32 unless ``float_out`` is False."""
+@lru_cache(maxsize=1)
+def _bf16_linear_type() -> type:
+    """A linear layer computed in bfloat16 (weights cast once); its output float32 unless ``float_out`` is False."""
     import torch
 
     class Bf16Linear(torch.nn.Module):
-        def __init__(self) -> None:
+        def __init__(self, linear: torch.nn.Linear, float_out: bool = True) -> None:
             super().__init__()
+            self.float_out = float_out
             self.weight = torch.nn.Parameter(linear.weight.detach().to(torch.bfloat16), requires_grad=False)
             self.bias = None if linear.bias is None else \
                 torch.nn.Parameter(linear.bias.detach().to(torch.bfloat16), requires_grad=False)
 
-        def forward(self, x: Any) -> Any:
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             y = torch.nn.functional.linear(x.to(torch.bfloat16), self.weight, self.bias)
-            return y.float() if float_out else y
+            return y.float() if self.float_out else y
 
-    return Bf16Linear()
+    return Bf16Linear
 
 
 @lru_cache(maxsize=2)
@@ -115,11 +117,26 @@ def load_bf16_body(folder: str) -> Any:
     import torch
 
     model = _transformers().AutoModel.from_pretrained(folder, local_files_only=True).eval()
+    bf16_linear = _bf16_linear_type()
     for module in list(model.modules()):
+        wide_middle = type(module).__name__.endswith("Intermediate")  # BertIntermediate, MPNetIntermediate
         for name, child in list(module.named_children()):
-            if isinstance(child, torch.nn.Linear):  # BertIntermediate, MPNetIntermediate: dense, then GELU
-                setattr(module, name, _bf16_linear(child, float_out=not type(module).__name__.endswith("Intermediate")))
+            if isinstance(child, torch.nn.Linear):
+                setattr(module, name, bf16_linear(child, float_out=not wide_middle))
     return model
+
+
+def _torch_run(model: Any) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    """A feed (int64 ids, mask) -> unit-length mean-pooled vectors of a PyTorch body (float32 or bf16 linears)."""
+    import torch
+
+    def run(feed: dict[str, np.ndarray]) -> np.ndarray:
+        ids, mask = torch.from_numpy(feed["input_ids"]), torch.from_numpy(feed["attention_mask"])
+        with torch.inference_mode():
+            hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
+            return torch.nn.functional.normalize(mean_pool(hidden, mask), dim=1).numpy()
+
+    return run
 
 
 def text_digest(text: str) -> str:
@@ -218,59 +235,23 @@ class SentenceEncoder:
             return None
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        precision = self.precision
-        if precision == "bf16":
-            return self._encode_bf16(texts)
-        graph = self._onnx_path() if precision == "onnx" else None
-        if graph is None:
-            return self._encode_torch(texts)
-        from transferlab.backbones.text_onnx import embed_with_session, session
+        from transferlab.backbones.text_onnx import TOKEN_BUDGET, embed_with_session, session
 
+        precision = self.precision
+        graph = self._onnx_path() if precision == "onnx" else None
+        batch_size, budget = self.batch_size, TOKEN_BUDGET
+        if precision == "bf16":
+            run = _torch_run(load_bf16_body(self.folder))
+            batch_size, budget = max(self.batch_size, BF16_BATCH), BF16_TOKEN_BUDGET
+        elif graph is not None:
+            sess = session(str(graph))
+            run = lambda feed: sess.run(None, feed)[0]  # noqa: E731
+        else:  # "torch", or a graph that could not be exported
+            run = _torch_run(load_minilm(self.folder)[1])
         tokenizer = load_tokenizer(self.folder)
         ids = tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        sess = session(str(graph))
         bar = progress_bar(total=len(texts), desc=self.desc, unit="text", enabled=self.progress)
-        out = embed_with_session(lambda feed: sess.run(None, feed)[0], ids, tokenizer.pad_token_id or 0, self.dim,
-                                 self.batch_size, bar.update)
-        bar.close()
-        return out
-
-    def _encode_bf16(self, texts: list[str]) -> np.ndarray:
-        import torch
-
-        from transferlab.backbones.text_onnx import length_buckets, pad_batch
-
-        tokenizer, model = load_tokenizer(self.folder), load_bf16_body(self.folder)
-        ids = tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        out = np.zeros((len(texts), self.dim), np.float32)
-        bar = progress_bar(total=len(texts), desc=self.desc, unit="text", enabled=self.progress)
-        with torch.inference_mode():
-            for idx in length_buckets([len(t) for t in ids], max(self.batch_size, BF16_BATCH), BF16_TOKEN_BUDGET):
-                batch, mask = (torch.from_numpy(a) for a in pad_batch([ids[i] for i in idx],
-                                                                      tokenizer.pad_token_id or 0))
-                hidden = model(input_ids=batch, attention_mask=mask).last_hidden_state
-                out[idx] = torch.nn.functional.normalize(mean_pool(hidden, mask), dim=1).numpy()
-                bar.update(len(idx))
-        bar.close()
-        return out
-
-    def _encode_torch(self, texts: list[str]) -> np.ndarray:
-        import torch
-
-        tokenizer, model = load_minilm(self.folder)
-        out = np.zeros((len(texts), model.config.hidden_size), np.float32)
-        order = np.argsort([len(t) for t in texts])  # similar lengths together: less padding
-        bar = progress_bar(total=len(texts), desc=self.desc, unit="text", enabled=self.progress)
-        with torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                  max_length=self.max_length, return_tensors="pt")
-                batch.pop("token_type_ids", None)
-                hidden = model(**batch).last_hidden_state
-                pooled = torch.nn.functional.normalize(mean_pool(hidden, batch["attention_mask"]), dim=1)
-                out[idx] = pooled.numpy()
-                bar.update(len(idx))
+        out = embed_with_session(run, ids, tokenizer.pad_token_id or 0, self.dim, batch_size, bar.update, budget)
         bar.close()
         return out
 

@@ -97,11 +97,12 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[np.n
 
 
 def embed_with_session(run: Callable[[dict[str, np.ndarray]], np.ndarray], token_ids: Sequence[Sequence[int]],
-                       pad_id: int, dim: int, batch_size: int, on_batch: Callable[[int], None] | None = None
-                       ) -> np.ndarray:
-    """Embeddings of already tokenised texts, batch by length bucket; ``run`` maps a feed to (batch, dim)."""
+                       pad_id: int, dim: int, batch_size: int, on_batch: Callable[[int], None] | None = None,
+                       token_budget: int = TOKEN_BUDGET) -> np.ndarray:
+    """Embeddings of already tokenised texts, batch by length bucket; ``run`` maps a feed (int64 ``input_ids`` and
+    ``attention_mask``) to (batch, dim): an ONNX Runtime session, or a PyTorch body (the bf16 backend)."""
     out = np.zeros((len(token_ids), dim), np.float32)
-    for idx in length_buckets([len(t) for t in token_ids], batch_size):
+    for idx in length_buckets([len(t) for t in token_ids], batch_size, token_budget):
         ids, mask = pad_batch([token_ids[i] for i in idx], pad_id)
         out[idx] = run({"input_ids": ids, "attention_mask": mask})
         if on_batch is not None:
