@@ -137,8 +137,8 @@ def test_cli_audit_texts_finds_flipped_sst2(tmp_path: Path, cache_dir: Path, cap
     with (sst2 / "train.csv").open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     rng = random.Random(0)
-    sample = rng.sample(rows, 400)
-    flipped = set(rng.sample(range(len(sample)), 20))
+    sample = rng.sample(rows, 300)
+    flipped = set(rng.sample(range(len(sample)), 15))
     classes = sorted({r["label"] for r in rows})
     data = tmp_path / "reviews.csv"
     with data.open("w", newline="", encoding="utf-8") as f:
@@ -150,23 +150,23 @@ def test_cli_audit_texts_finds_flipped_sst2(tmp_path: Path, cache_dir: Path, cap
     out = tmp_path / "audit"
     assert main(["audit", str(data), "--out", str(out), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["task"] == "text" and doc["items"] == 400
+    assert doc["task"] == "text" and doc["items"] == 300
     from transferlab.backbones.mpnet import available
 
     assert doc["backbone"] == ("mpnet" if available() else "minilm")  # the strongest affordable encoder
     ranked = _read_csv(out / "label_issues.csv")
     assert list(ranked[0])[:3] == ["rank", "path", "text"] and "given_label" in ranked[0]
     # file:line of each row; line 1 is the header, so data row i is on line i + 2
-    lines = [int(r["path"].rsplit(":", 1)[1]) - 2 for r in ranked[:40]]
+    lines = [int(r["path"].rsplit(":", 1)[1]) - 2 for r in ranked[:30]]
     found = len(set(lines) & flipped)
-    # MiniLM + logistic regression is ~72% accurate out of fold on 320 training texts, so clean but hard sentences
-    # compete with the flips; chance would put 2 of the 20 in the top 40 (measured: 9)
-    assert found >= 6, f"only {found} of 20 flipped sentiment labels in the top 40"
+    # the encoder + logistic regression is far from perfect out of fold on 240 training texts, so clean but hard
+    # sentences compete with the flips; chance would put 1.5 of the 15 in the top 30 (measured: 9, with mpnet)
+    assert found >= 6, f"only {found} of 15 flipped sentiment labels in the top 30"
     score = {int(r["path"].rsplit(":", 1)[1]) - 2: float(r["score"]) for r in ranked}
     flipped_mean = np.mean([score[i] for i in flipped])
     clean_mean = np.mean([v for i, v in score.items() if i not in flipped])
     assert flipped_mean < clean_mean - 0.15, (flipped_mean, clean_mean)
-    assert all(r["text"] == sample[int(r["path"].rsplit(":", 1)[1]) - 2]["text"] for r in ranked[:40])
+    assert all(r["text"] == sample[int(r["path"].rsplit(":", 1)[1]) - 2]["text"] for r in ranked[:30])
     assert "<table>" in (out / "contact_sheet.html").read_text()
 
 

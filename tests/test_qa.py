@@ -602,6 +602,7 @@ def test_an_mpnet_reader_trains_saves_and_exports_without_type_ids(tiny_file: Pa
 
     if not get_backbone("mpnet").is_installed():
         pytest.skip("mpnet is not installed: scripts/setup.sh assembles it (`transferlab models` says how)")
+    tiny_file.write_text(json.dumps(squad_doc(PASSAGES[:2])))  # 10 questions: enough to train, save and compare
     result = train_reader(tiny_file, out=tmp_path / "reader", params={"backbone": "mpnet", "epochs": 1,
                                                                       "max_length": 64, "stride": 16})
     config = json.loads((result.out / "config.json").read_text())

@@ -140,6 +140,36 @@ def test_bf16_embeddings_agree_with_float32_and_keep_their_own_cache_entries(cac
         _ = enc.cache_key
 
 
+def test_bf16_streams_give_the_vectors_of_one_stream_and_restore_the_thread_count(cache_dir: Path) -> None:
+    import torch
+
+    from transferlab._torch import torch_threads
+    from transferlab.backbones.minilm import _torch_run, load_bf16_body, load_tokenizer, minilm_path
+    from transferlab.backbones.text_onnx import embed_with_session
+    from transferlab.features.text import text_encoder
+
+    texts = [f"review {i}: " + " ".join(["fine", "dull", "grand", "slow"][j % 4] for j in range(i % 23)) for i in
+             range(150)]  # several length buckets, so the streams finish out of order
+    folder = minilm_path()
+    ids = load_tokenizer(folder)(texts, truncation=True, max_length=256)["input_ids"]
+    run = _torch_run(load_bf16_body(folder))
+    done: list[int] = []
+    with torch_threads(1):  # the same arithmetic in both, only the scheduling differs
+        one = embed_with_session(run, ids, 0, 384, 16, token_budget=16384)
+        two = embed_with_session(run, ids, 0, 384, 16, done.append, 16384, streams=2)
+    assert sum(done) == len(texts) and len(done) > 2
+    assert np.array_equal(one, two)
+    np.testing.assert_allclose(np.linalg.norm(two, axis=1), 1.0, atol=1e-5)
+
+    enc = text_encoder("minilm")
+    enc.use_cache, threads = False, torch.get_num_threads()
+    reference = enc.embed(texts)  # float32 ONNX (the suite runs with TRANSFERLAB_BF16=0)
+    enc.backend = "bf16"  # one stream per core (two here)
+    low = enc.embed(texts)
+    assert torch.get_num_threads() == threads
+    assert float((low * reference).sum(1).min()) >= 0.9999
+
+
 def test_a_saved_text_model_predicts_in_float32_whatever_the_cpu(tmp_path: Path, cache_dir: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import transferlab

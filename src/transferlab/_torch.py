@@ -9,6 +9,8 @@ decoded with Pillow everywhere in transferlab.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 
 _fixed = False
@@ -61,6 +63,21 @@ def set_torch_threads() -> None:
     n = torch_thread_count()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Intra-op threads set to ``n`` inside the block, restored after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def torch_device() -> str:

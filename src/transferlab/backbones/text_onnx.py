@@ -98,13 +98,30 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[np.n
 
 def embed_with_session(run: Callable[[dict[str, np.ndarray]], np.ndarray], token_ids: Sequence[Sequence[int]],
                        pad_id: int, dim: int, batch_size: int, on_batch: Callable[[int], None] | None = None,
-                       token_budget: int = TOKEN_BUDGET) -> np.ndarray:
+                       token_budget: int = TOKEN_BUDGET, streams: int = 1) -> np.ndarray:
     """Embeddings of already tokenised texts, batch by length bucket; ``run`` maps a feed (int64 ``input_ids`` and
-    ``attention_mask``) to (batch, dim): an ONNX Runtime session, or a PyTorch body (the bf16 backend)."""
+    ``attention_mask``) to (batch, dim): an ONNX Runtime session, or a PyTorch body (the bf16 backend).
+
+    ``streams`` > 1 runs that many batches at once, each in its own thread, longest batches first (the short ones
+    fill in at the end); ``run`` must then be safe to call from several threads (a PyTorch body set to one
+    intra-op thread per stream is: :class:`~transferlab.backbones.minilm.SentenceEncoder`'s bf16 backend). A batch's
+    vectors do not depend on the order batches run in."""
+    from concurrent.futures import ThreadPoolExecutor
+
     out = np.zeros((len(token_ids), dim), np.float32)
-    for idx in length_buckets([len(t) for t in token_ids], batch_size, token_budget):
+
+    def one(idx: np.ndarray) -> None:
         ids, mask = pad_batch([token_ids[i] for i in idx], pad_id)
         out[idx] = run({"input_ids": ids, "attention_mask": mask})
         if on_batch is not None:
             on_batch(len(idx))
+
+    batches = length_buckets([len(t) for t in token_ids], batch_size, token_budget)
+    if streams <= 1 or len(batches) < 2:
+        for idx in batches:
+            one(idx)
+        return out
+    with ThreadPoolExecutor(max_workers=streams) as pool:
+        for _ in pool.map(one, batches[::-1]):
+            pass
     return out

@@ -90,17 +90,27 @@ def affordable_encoders(names: list[str], texts: list[str], budget_s: float = TE
 TEXT_ENCODERS_BY_STRENGTH = ("mpnet", "minilm")
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
 def strongest_affordable_encoder(texts: list[str], budget_s: float = TEXT_EMBED_BUDGET_S) -> tuple[str, str]:
-    """The strongest installed text encoder expected to embed ``texts`` within ``budget_s``, and why."""
+    """The strongest installed text encoder expected to embed ``texts`` within ``budget_s``, and why (naming the
+    stronger ones left out: ``minilm: the stronger encoders would take more than ...``)."""
     installed = [n for n in TEXT_ENCODERS_BY_STRENGTH if get_backbone(n).is_installed()]
+    skipped: list[str] = []
     for name in installed:
         seconds = expected_embed_seconds(name, texts)
         if seconds is None or seconds <= budget_s:
-            return name, (f"{name}: the strongest installed text encoder (expected ~{(seconds or 0) / 60:.1f} min "
-                          f"to embed {len(texts)} texts)")
-    fastest = installed[-1] if installed else "minilm"
-    return fastest, (f"{fastest}: the stronger encoders would take more than {budget_s / 60:.0f} min for "
-                     f"{len(texts)} texts")
+            if not skipped:
+                return name, (f"{name}: the strongest installed text encoder (expected ~{_duration(seconds or 0)} "
+                              f"to embed {len(texts)} texts)")
+            break
+        skipped.append(f"{name} ~{_duration(seconds)}")
+    else:
+        name = installed[-1] if installed else "minilm"
+    return name, (f"{name}: the stronger encoders would take more than {_duration(budget_s)} for {len(texts)} texts "
+                  f"({', '.join(skipped)})")
 
 
 def _label(name: str) -> str:

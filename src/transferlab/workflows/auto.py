@@ -120,10 +120,23 @@ def cross_validate(train: Any, task: str, candidates: tuple[tuple[str, dict[str,
     return scores, unusable, cv.get_n_splits()
 
 
-FAST_ENCODER_BUDGET_S = 60.0  # no --strategy: a slower encoder joins only if it embeds the training texts this fast
+FAST_ENCODER_BUDGET_S = 60.0  # no --strategy: a slower encoder joins only if it embeds the training texts this fast,
+FAST_ENCODER_FACTOR = 2.0  # and within this many times MiniLM's expected time (fast_encoder_budget)
 # --strategy auto where the advice is to measure: the frozen classifiers *are* the answer, so the stronger encoder may
 # take as long as auto's fine-tuning takes elsewhere (sst2 or ag_news: ~15-25 min with mpnet on a CPU with bf16 units)
 MEASURE_ENCODER_BUDGET_S = 900.0
+
+
+def fast_encoder_budget(texts: list[str]) -> float:
+    """Seconds a slower text encoder may take to embed ``texts`` with no ``--strategy``: at most
+    :data:`FAST_ENCODER_BUDGET_S`, and at most :data:`FAST_ENCODER_FACTOR` times MiniLM's expected time. The default
+    must stay within 3x the wall time of ``text_headless`` (MiniLM: embed, fit): MiniLM's own pass is the first of
+    the three, so another encoder may add about two more. mpnet embeds ~4x slower than MiniLM on any CPU measured
+    (backbone_speed.json), so it stays out of the default; ``--strategy auto`` and ``compare`` let it in."""
+    from transferlab.features.ranking import expected_embed_seconds
+
+    minilm = expected_embed_seconds("minilm", texts)
+    return FAST_ENCODER_BUDGET_S if not minilm else min(FAST_ENCODER_BUDGET_S, FAST_ENCODER_FACTOR * minilm)
 
 
 def text_candidates(train: Any, budget_s: float | None = None) -> tuple[tuple[tuple[str, dict[str, Any]], ...], str]:
@@ -131,7 +144,8 @@ def text_candidates(train: Any, budget_s: float | None = None) -> tuple[tuple[tu
     (mpnet when installed and the training texts embed within ``budget_s``: alone and beside TF-IDF), and why."""
     from transferlab.features.ranking import TEXT_EMBED_BUDGET_S, strongest_affordable_encoder
 
-    encoder, why = strongest_affordable_encoder(list(train.texts), budget_s or TEXT_EMBED_BUDGET_S)
+    encoder, why = strongest_affordable_encoder(list(train.texts),
+                                               TEXT_EMBED_BUDGET_S if budget_s is None else budget_s)
     extra = (("text_headless", {"encoder": encoder}), ("text_hybrid", {"encoder": encoder})) \
         if encoder != "minilm" else ()
     return CHEAP_CANDIDATES["text"] + extra, why
@@ -174,7 +188,8 @@ def auto_select(train: Any, task: str | None = None, seed: int = 0, folds: int =
     if advice.strategy not in ("measure", "text_finetune"):
         return AutoChoice(advice.strategy, str(advice.params.get("backbone", "minilm")), dict(advice.params),
                           advice.reason, advice, {}, "cv_scores")
-    budget = FAST_ENCODER_BUDGET_S if fast else MEASURE_ENCODER_BUDGET_S if advice.strategy == "measure" else None
+    budget = fast_encoder_budget(list(train.texts)) if fast else \
+        MEASURE_ENCODER_BUDGET_S if advice.strategy == "measure" else None
     candidates, encoder_why = text_candidates(train, budget)
     scores, unusable, k = cross_validate(train, task, candidates, seed, folds)
     best = max(scores, key=lambda name: (scores[name], -list(scores).index(name)))
@@ -194,6 +209,9 @@ def auto_select(train: Any, task: str | None = None, seed: int = 0, folds: int =
         reason = f"{advice.reason} {how} chose {best} ({scores[best]:.3f}; {others})."
     if len(candidates) > len(CHEAP_CANDIDATES["text"]):
         reason += f" Encoders: minilm and {encoder_why}."
+    elif fast and "stronger" in encoder_why:
+        reason += (f" Encoders: {encoder_why}; with no --strategy another encoder may take at most twice MiniLM's "
+                   "time (`--strategy auto` lets it in).")
     encoder = str(best_params.get("encoder", "minilm"))
     return AutoChoice(best_name, encoder, dict(best_params), reason, Advice(best_name, dict(best_params), reason,
                                                                             advice.facts), scores, "cv_scores")
