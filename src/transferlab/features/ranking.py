@@ -72,16 +72,20 @@ def expected_embed_seconds(name: str, texts: list[str]) -> float | None:
     return len(texts) * max(1.0, tokens / SPEED_TOKENS) / speed
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
 def affordable_encoders(names: list[str], texts: list[str], budget_s: float = TEXT_EMBED_BUDGET_S
                         ) -> tuple[list[str], list[str]]:
     """The encoders among ``names`` expected to embed ``texts`` within ``budget_s`` (the fastest one always stays),
-    and a note for each one left out."""
+    in their order, and a note for each one left out."""
     expected = {n: expected_embed_seconds(n, texts) for n in names}
     kept = [n for n in names if expected[n] is None or expected[n] <= budget_s]
     if not kept and names:
         kept = [min(names, key=lambda n: expected[n] or 0.0)]
-    notes = [f"{n} left out: embedding {len(texts)} texts would take ~{expected[n] / 60:.0f} min on this machine "
-             f"(budget {budget_s / 60:.0f} min; ask for it with --backbones {n})" for n in names if n not in kept]
+    notes = [f"{n} left out: embedding {len(texts)} texts would take ~{_duration(expected[n] or 0.0)} on this "
+             f"machine (budget {_duration(budget_s)}; ask for it with --backbones {n})" for n in names if n not in kept]
     return kept, notes
 
 
@@ -90,27 +94,19 @@ def affordable_encoders(names: list[str], texts: list[str], budget_s: float = TE
 TEXT_ENCODERS_BY_STRENGTH = ("mpnet", "minilm")
 
 
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
-
-
 def strongest_affordable_encoder(texts: list[str], budget_s: float = TEXT_EMBED_BUDGET_S) -> tuple[str, str]:
-    """The strongest installed text encoder expected to embed ``texts`` within ``budget_s``, and why (naming the
-    stronger ones left out: ``minilm: the stronger encoders would take more than ...``)."""
-    installed = [n for n in TEXT_ENCODERS_BY_STRENGTH if get_backbone(n).is_installed()]
-    skipped: list[str] = []
-    for name in installed:
+    """The strongest installed text encoder expected to embed ``texts`` within ``budget_s`` (:func:`affordable_encoders`
+    over the installed ones, strongest first), and why, naming the stronger ones left out."""
+    installed = [n for n in TEXT_ENCODERS_BY_STRENGTH if get_backbone(n).is_installed()] or ["minilm"]
+    name = affordable_encoders(installed, texts, budget_s)[0][0]
+    skipped = installed[: installed.index(name)]
+    if not skipped:
         seconds = expected_embed_seconds(name, texts)
-        if seconds is None or seconds <= budget_s:
-            if not skipped:
-                return name, (f"{name}: the strongest installed text encoder (expected ~{_duration(seconds or 0)} "
-                              f"to embed {len(texts)} texts)")
-            break
-        skipped.append(f"{name} ~{_duration(seconds)}")
-    else:
-        name = installed[-1] if installed else "minilm"
+        return name, (f"{name}: the strongest installed text encoder (expected ~{_duration(seconds or 0.0)} to embed "
+                      f"{len(texts)} texts)")
+    left_out = ", ".join(f"{n} ~{_duration(expected_embed_seconds(n, texts) or 0.0)}" for n in skipped)
     return name, (f"{name}: the stronger encoders would take more than {_duration(budget_s)} for {len(texts)} texts "
-                  f"({', '.join(skipped)})")
+                  f"({left_out})")
 
 
 def _label(name: str) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 
 from transferlab import runtime
 from transferlab.analysis.advice import Advice, recommend, recommend_text
-from transferlab.backbones import DEFAULT_BACKBONE
+from transferlab.backbones import DEFAULT_BACKBONE, get_backbone
 from transferlab.errors import DataError
 from transferlab.features.ranking import SCORE_SAMPLE, rank_backbones, sample
 from transferlab.progress import progress_bar
@@ -139,6 +139,13 @@ def fast_encoder_budget(texts: list[str]) -> float:
     return FAST_ENCODER_BUDGET_S if not minilm else min(FAST_ENCODER_BUDGET_S, FAST_ENCODER_FACTOR * minilm)
 
 
+def stronger_installed() -> list[str]:
+    """The installed text encoders stronger than MiniLM."""
+    from transferlab.features.ranking import TEXT_ENCODERS_BY_STRENGTH  # read at call time (tests narrow it)
+
+    return [n for n in TEXT_ENCODERS_BY_STRENGTH if n != "minilm" and get_backbone(n).is_installed()]
+
+
 def text_candidates(train: Any, budget_s: float | None = None) -> tuple[tuple[tuple[str, dict[str, Any]], ...], str]:
     """The cheap text candidates, with frozen embeddings of the strongest installed encoder the data can afford
     (mpnet when installed and the training texts embed within ``budget_s``: alone and beside TF-IDF), and why."""
@@ -209,7 +216,7 @@ def auto_select(train: Any, task: str | None = None, seed: int = 0, folds: int =
         reason = f"{advice.reason} {how} chose {best} ({scores[best]:.3f}; {others})."
     if len(candidates) > len(CHEAP_CANDIDATES["text"]):
         reason += f" Encoders: minilm and {encoder_why}."
-    elif fast and "stronger" in encoder_why:
+    elif fast and stronger_installed():  # a stronger encoder is installed and was left out: say why
         reason += (f" Encoders: {encoder_why}; with no --strategy another encoder may take at most twice MiniLM's "
                    "time (`--strategy auto` lets it in).")
     encoder = str(best_params.get("encoder", "minilm"))
