@@ -118,6 +118,29 @@ def test_thread_count_follows_the_environment(monkeypatch):
     assert torch_thread_count() == 1
 
 
+def test_a_command_under_transferlab_threads_caps_the_blas_pools_too():
+    """TRANSFERLAB_THREADS also caps numpy's and scipy's BLAS (the scikit-learn fits), not only torch: on a shared
+    machine two BLAS threads per job thrash (a small logistic regression 28x slower with the other core busy)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = ("import json; from transferlab.cli import main; main(['strategies']); "
+              "from threadpoolctl import threadpool_info; "
+              "print(json.dumps([i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']))")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    capped = subprocess.run([sys.executable, "-c", script], env={**env, "TRANSFERLAB_THREADS": "1"},
+                            capture_output=True, text=True, timeout=120)
+    pools = json.loads(capped.stdout.strip().splitlines()[-1])
+    assert len(pools) >= 2 and set(pools) == {1}, capped.stderr  # numpy's and scipy's OpenBLAS, both capped
+    if (os.cpu_count() or 1) > 1:  # without the variable the pools keep every core
+        free = subprocess.run([sys.executable, "-c", script], env={k: v for k, v in env.items()
+                                                                    if k != "TRANSFERLAB_THREADS"},
+                              capture_output=True, text=True, timeout=120)
+        assert max(json.loads(free.stdout.strip().splitlines()[-1])) > 1, free.stderr
+
+
 def test_device_follows_the_environment_and_moves_nested_tensors(monkeypatch):
     import torch
 

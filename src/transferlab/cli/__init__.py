@@ -128,7 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 2
         from transferlab import runtime
+        from transferlab._torch import cap_blas_threads
 
+        cap_blas_threads()
         runtime.configure(cache_directory=args.cache_dir, progress=not args.quiet)
         if args.quiet:
             os.environ["TRANSFERLAB_QUIET"] = "1"

@@ -99,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
     os.environ["TRANSFERLAB_THREADS"] = str(threads)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
+    from transferlab._torch import cap_blas_threads
+
+    cap_blas_threads()  # the BLAS libraries already loaded read those variables no more
     token = args.token if args.token is not None else os.environ.get("TRANSFERLAB_TOKEN") or None
     if token is not None and not token.strip():
         raise UserError("--token is empty")
