@@ -94,10 +94,15 @@ def affordable_encoders(names: list[str], texts: list[str], budget_s: float = TE
 TEXT_ENCODERS_BY_STRENGTH = ("mpnet", "minilm")
 
 
+def installed_text_encoders() -> list[str]:
+    """The installed text encoders, strongest first (MiniLM ships with the project, so the list is never empty)."""
+    return [n for n in TEXT_ENCODERS_BY_STRENGTH if get_backbone(n).is_installed()] or ["minilm"]
+
+
 def strongest_affordable_encoder(texts: list[str], budget_s: float = TEXT_EMBED_BUDGET_S) -> tuple[str, str]:
     """The strongest installed text encoder expected to embed ``texts`` within ``budget_s`` (:func:`affordable_encoders`
     over the installed ones, strongest first), and why, naming the stronger ones left out."""
-    installed = [n for n in TEXT_ENCODERS_BY_STRENGTH if get_backbone(n).is_installed()] or ["minilm"]
+    installed = installed_text_encoders()
     name = affordable_encoders(installed, texts, budget_s)[0][0]
     skipped = installed[: installed.index(name)]
     if not skipped:

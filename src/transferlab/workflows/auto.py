@@ -24,9 +24,9 @@ import numpy as np
 
 from transferlab import runtime
 from transferlab.analysis.advice import Advice, recommend, recommend_text
-from transferlab.backbones import DEFAULT_BACKBONE, get_backbone
+from transferlab.backbones import DEFAULT_BACKBONE
 from transferlab.errors import DataError
-from transferlab.features.ranking import SCORE_SAMPLE, rank_backbones, sample
+from transferlab.features.ranking import SCORE_SAMPLE, installed_text_encoders, rank_backbones, sample
 from transferlab.progress import progress_bar
 from transferlab.workflows.common import build_strategy
 
@@ -131,19 +131,13 @@ def fast_encoder_budget(texts: list[str]) -> float:
     """Seconds a slower text encoder may take to embed ``texts`` with no ``--strategy``: at most
     :data:`FAST_ENCODER_BUDGET_S`, and at most :data:`FAST_ENCODER_FACTOR` times MiniLM's expected time. The default
     must stay within 3x the wall time of ``text_headless`` (MiniLM: embed, fit): MiniLM's own pass is the first of
-    the three, so another encoder may add about two more. mpnet embeds ~4x slower than MiniLM on any CPU measured
-    (backbone_speed.json), so it stays out of the default; ``--strategy auto`` and ``compare`` let it in."""
+    the three, so another encoder may add about two more. mpnet embeds 4-7x slower than MiniLM on any CPU measured
+    (backbone_speed.json on sentences; 6.7x on newsgroups20's posts), so it stays out of the default;
+    ``--strategy auto`` and ``compare`` let it in."""
     from transferlab.features.ranking import expected_embed_seconds
 
     minilm = expected_embed_seconds("minilm", texts)
     return FAST_ENCODER_BUDGET_S if not minilm else min(FAST_ENCODER_BUDGET_S, FAST_ENCODER_FACTOR * minilm)
-
-
-def stronger_installed() -> list[str]:
-    """The installed text encoders stronger than MiniLM."""
-    from transferlab.features.ranking import TEXT_ENCODERS_BY_STRENGTH  # read at call time (tests narrow it)
-
-    return [n for n in TEXT_ENCODERS_BY_STRENGTH if n != "minilm" and get_backbone(n).is_installed()]
 
 
 def text_candidates(train: Any, budget_s: float | None = None) -> tuple[tuple[tuple[str, dict[str, Any]], ...], str]:
@@ -216,9 +210,9 @@ def auto_select(train: Any, task: str | None = None, seed: int = 0, folds: int =
         reason = f"{advice.reason} {how} chose {best} ({scores[best]:.3f}; {others})."
     if len(candidates) > len(CHEAP_CANDIDATES["text"]):
         reason += f" Encoders: minilm and {encoder_why}."
-    elif fast and stronger_installed():  # a stronger encoder is installed and was left out: say why
-        reason += (f" Encoders: {encoder_why}; with no --strategy another encoder may take at most twice MiniLM's "
-                   "time (`--strategy auto` lets it in).")
+    elif fast and installed_text_encoders() != ["minilm"]:  # a stronger encoder is installed and was left out
+        reason += (f" Encoders: {encoder_why}; with no --strategy another encoder may take at most "
+                   f"{FAST_ENCODER_FACTOR:g}x MiniLM's time (`--strategy auto` lets it in).")
     encoder = str(best_params.get("encoder", "minilm"))
     return AutoChoice(best_name, encoder, dict(best_params), reason, Advice(best_name, dict(best_params), reason,
                                                                             advice.facts), scores, "cv_scores")
