@@ -22,7 +22,7 @@ from transferlab.model import Model
 from transferlab.strategies import make_strategy
 
 NETWORK_STRATEGIES = ["finetune", "finetune_top", "gradual_unfreeze", "from_scratch"]
-FAST = {"input_size": 64, "epochs": 1, "batch_size": 16}
+FAST = {"backbone": "efficientnet_lite0", "input_size": 64, "epochs": 1, "batch_size": 16}
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +167,44 @@ def test_probe_is_kept_when_fine_tuning_does_worse_on_held_out_images(tiny_digit
                          **dict(FAST, val_fraction=0.3)).fit(ds).probe_check_ is None
 
 
+def test_default_backbone_is_the_one_rank_puts_first(tiny_digits: Path, cache_dir: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """backbone=auto (the default of the fine-tuning strategies) fine-tunes the image backbone that LogME ranks first
+    on the training images: the network, its probe head and the saved model are that backbone's, and the ranking is
+    printed and saved."""
+    from sklearn.linear_model import LogisticRegression
+
+    from transferlab import runtime
+    from transferlab.features.images import FeatureExtractor
+    from transferlab.features.ranking import rank_backbones
+    from transferlab.strategies._network import AUTO_BACKBONE, NetworkStrategy
+
+    ds = ImageDataset.from_folder(tiny_digits)
+    pool = NetworkStrategy.backbones_needed(AUTO_BACKBONE)
+    assert len(pool) >= 3 and "efficientnet_lite0" in pool
+    ranked = [r["backbone"] for r in rank_backbones(ds, pool, task="image")]
+    still = {k: v for k, v in FAST.items() if k != "backbone"}
+    still.update(lr=1e-12, head_lr=1e-12, augment=False, dropout=0.0, val_fraction=0.0)
+    clf = make_strategy("finetune_top", n_groups=1, **still)
+    assert clf.backbone == "auto"
+    monkeypatch.setenv("TRANSFERLAB_QUIET", "0")
+    clf.fit(ds)
+    assert clf.backbone_ == ranked[0] and [r["backbone"] for r in clf.backbone_ranking_] == ranked
+    assert f"backbone {ranked[0]}, first by transferability" in capsys.readouterr().err
+    # the network is that backbone: with a learning rate of ~0 it is its linear probe
+    feats = FeatureExtractor(ranked[0], cache=runtime.get_cache(), input_size=64,
+                             progress=False).extract(ds.paths, outputs=("features",)).arrays["features"]
+    lr_proba = LogisticRegression(C=1.0, max_iter=5000, random_state=0).fit(feats, ds.y).predict_proba(feats)
+    np.testing.assert_allclose(clf.predict_proba(ds), lr_proba, atol=2e-3)
+    config = clf.save_weights(tmp_path)
+    assert config["backbone"] == ranked[0]
+    saved = json.loads((tmp_path / "history.json").read_text())["backbone_ranking"]
+    assert [r["backbone"] for r in saved] == ranked and saved[0]["logme"] >= saved[-1]["logme"]
+    with pytest.raises(Exception, match="random weights"):
+        make_strategy("from_scratch", backbone="auto", **{k: v for k, v in FAST.items() if k != "backbone"}).fit(ds)
+
+
 def test_schedule_rule_from_the_training_set_size() -> None:
     """The documented rule (SCHEDULE_DOC): about 120 optimizer steps in 2 to 8 passes, the reference learning rate
     times sqrt(n / 1000) below 1,000 images, with the probe head one rate for head and body and no label smoothing;
@@ -263,8 +301,8 @@ def test_bad_parameters_exit_2(args: list[str], tiny_digits: Path, tmp_path: Pat
 
 def _train_cmd(data: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "transferlab.cli", "--quiet", "train", str(data), "--strategy", "finetune",
-            "--param", "input_size=64", "--param", "epochs=2", "--param", "batch_size=16", "--seed", "1",
-            "--out", str(out), "--json", *extra]
+            "--backbone", "efficientnet_lite0", "--param", "input_size=64", "--param", "epochs=2", "--param",
+            "batch_size=16", "--seed", "1", "--out", str(out), "--json", *extra]
 
 
 def _metrics(out: Path) -> dict:

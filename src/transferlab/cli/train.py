@@ -39,8 +39,10 @@ Examples:
                    "ones one-hot with a 'missing' level; force a kind with COL:numeric or COL:categorical); for bow, "
                    "text_headless and text_fewshot")
     p.add_argument("--backbone", default=None, help=f"pretrained network (default {DEFAULT_BACKBONE}; "
-                   "see `transferlab models`); for headless_ensemble several joined by + (default: all, of which "
-                   "the two rank puts first are used); for text, a folder from `transferlab pretrain-text`")
+                   "see `transferlab models`); for finetune, finetune_top and gradual_unfreeze the default is auto: "
+                   "the image backbone `rank` puts first on the training images; for headless_ensemble several "
+                   "joined by + (default: all, of which the two rank puts first are used); for text, a folder from "
+                   "`transferlab pretrain-text`")
     p.add_argument("--strategy", default=None,
                    help="how to adapt the network (`transferlab strategies` lists them). Default: measure the data "
                    "and choose among the strategies that take seconds (frozen features: for images the backbones "

@@ -279,6 +279,17 @@ class Stage:
     epochs: int
 
 
+AUTO_BACKBONE = "auto"  # the fine-tuning strategies' default: the image backbone rank puts first on the training set
+RANK_SAMPLE = 2000  # backbone=auto ranks on at most this many training images (stratified)
+
+BACKBONE_DOC = """Backbone rule (``backbone=auto``, the default of ``finetune``, ``finetune_top`` and
+``gradual_unfreeze``): the installed image backbone that ``transferlab rank`` puts first on the training images
+(LogME on each one's frozen features; at most 2,000 images, stratified), the same ranking the default ``train`` uses
+for its frozen-feature ensemble. The network that is fine-tuned is the one whose features already separate the
+classes best, and the probe it starts from (and falls back to) is then the best linear probe on offer. The ranking
+is printed and saved (``backbone_ranking`` in ``history.json``); name a backbone to skip it."""
+
+
 class NetworkStrategy(Strategy):
     """Shared fitting, prediction and saving of the strategies that train a whole image network.
 
@@ -287,6 +298,38 @@ class NetworkStrategy(Strategy):
 
     pretrained = True
     reference_lr = 1e-4  # the backbone's learning rate from REFERENCE_SIZE training images on (schedule_rule)
+
+    @classmethod
+    def backbones_needed(cls, backbone: str) -> list[str]:
+        """The backbones a fit may read features of: every installed image backbone for ``auto``, else the one."""
+        from transferlab.backbones import list_backbones
+
+        if backbone == AUTO_BACKBONE:
+            return [b.name for b in list_backbones("image") if b.is_installed()]
+        get_backbone(backbone)
+        return [backbone]
+
+    def choose_backbone(self, X: Any) -> str:  # noqa: N803
+        """The backbone this fit trains: ``self.backbone``, or with ``auto`` the one ranked first (BACKBONE_DOC)."""
+        self.backbone_ranking_: list[dict[str, Any]] | None = None
+        if self.backbone != AUTO_BACKBONE:
+            get_backbone(self.backbone)
+            return str(self.backbone)
+        if not self.pretrained:
+            raise UserError(f"{self.name} trains from random weights, so there are no pretrained features to rank: "
+                            "name the architecture with --backbone (see `transferlab models`)")
+        from transferlab.features.ranking import rank_backbones, sample
+
+        pool = self.backbones_needed(AUTO_BACKBONE)
+        if len(pool) == 1:
+            return pool[0]
+        rows = rank_backbones(sample(X, RANK_SAMPLE, self.seed), pool, seed=self.seed, task="image")
+        self.backbone_ranking_ = [{"backbone": r["backbone"], "logme": float(r["logme"])} for r in rows]
+        chosen = rows[0]["backbone"]
+        log(f"{self.name}: backbone {chosen}, first by transferability on the training images (LogME "
+            + ", ".join(f"{r['backbone']} {r['logme']:.3f}" for r in rows)
+            + "); --backbone NAME fine-tunes another")
+        return str(chosen)
 
     def stages(self, n_groups: int, n_train: int) -> list[Stage]:
         """The training stages; ``self.schedule_`` (the resolved schedule) is set when this is called."""
@@ -333,8 +376,8 @@ class NetworkStrategy(Strategy):
         if self.epochs is not None and int(self.epochs) < 1:
             raise UserError(f"epochs must be >= 1, got {self.epochs}")
 
-    def preprocessing(self) -> Preprocessing:
-        prep = get_backbone(self.backbone).preprocessing
+    def preprocessing(self, backbone: str | None = None) -> Preprocessing:
+        prep = get_backbone(backbone or self.backbone).preprocessing
         return prep.with_size(int(self.input_size)) if self.input_size else prep
 
     def _run_key(self, paths: Sequence[str]) -> dict[str, Any]:
@@ -369,10 +412,12 @@ class NetworkStrategy(Strategy):
         self._check_params()
         X, y = self._as_dataset(X, y)  # noqa: N806
         labels, classes = self.labels_of(X, y)
-        prep = self.preprocessing()
+        backbone = self.backbone_ = self.choose_backbone(X)
+        self.backbones_ = [backbone]
+        prep = self.preprocessing(backbone)
         set_torch_threads()
         seed_everything(self.seed)
-        net = build_net(self.backbone, len(classes), self.dropout, pretrained=self.pretrained)
+        net = build_net(backbone, len(classes), self.dropout, pretrained=self.pretrained)
         tr, va = (stratified_split([str(v) for v in labels], self.val_fraction, self.seed)
                   if self.val_fraction > 0 else (list(range(len(labels))), []))
         tr_idx, va_idx = np.asarray(tr, np.int64), np.asarray(va, np.int64)
@@ -380,7 +425,7 @@ class NetworkStrategy(Strategy):
         ckpt_root = self._prepare_checkpoints(X.paths)
         probe: dict[str, Any] | None = None
         if getattr(self, "head_init", "random") == "probe":
-            probe_head(net, self.backbone, prep, [X.paths[i] for i in tr_idx], labels[tr_idx], len(classes),
+            probe_head(net, backbone, prep, [X.paths[i] for i in tr_idx], labels[tr_idx], len(classes),
                        self.seed)
             if len(va_idx):  # the probe is the fallback: what fine-tuning must beat on the held-out part of train
                 probe = {"metrics": self._held_out(net, data, va_idx),
@@ -433,7 +478,7 @@ class NetworkStrategy(Strategy):
                        f"needs < {SIGNIFICANCE})")
             if kept == "probe":  # the pretrained network again, its probe refitted on every training image
                 net.load_state_dict(probe["state"])
-                probe_head(net, self.backbone, prep, list(X.paths), labels, len(classes), self.seed)
+                probe_head(net, backbone, prep, list(X.paths), labels, len(classes), self.seed)
                 log(f"{self.name}: kept the linear probe, refitted on all {len(labels)} training images "
                     f"(fine-tuning must be significantly better): {verdict}")
             else:
@@ -474,13 +519,16 @@ class NetworkStrategy(Strategy):
         (directory / "model.safetensors").chmod(0o644)
         (directory / "history.json").write_text(json.dumps(
             {"stages": self.history_, "schedule": getattr(self, "schedule_", None),
-             "probe_check": getattr(self, "probe_check_", None)}, indent=2))
-        return {"kind": "network", "file": "model.safetensors", "backbone": self.backbone,
+             "probe_check": getattr(self, "probe_check_", None),
+             "backbone_ranking": getattr(self, "backbone_ranking_", None)}, indent=2))
+        return {"kind": "network", "file": "model.safetensors", "backbone": self.backbone_,
                 "n_classes": len(self.classes_), "dropout": self.dropout, "freeze_bn": self.pretrained,
                 "preprocessing": self.preprocessing_.to_dict()}
 
 
-COMMON_DOC = """Shared parameters: ``epochs``, ``lr`` (backbone), ``head_lr`` (new head), ``optimizer``, ``schedule``,
+COMMON_DOC = """Shared parameters: ``backbone`` (a name from ``transferlab models``; ``auto``, the default of the
+fine-tuning strategies, ranks them first: see the backbone rule below), ``epochs``, ``lr`` (backbone), ``head_lr``
+(new head), ``optimizer``, ``schedule``,
 ``warmup_epochs``, ``weight_decay``, ``batch_size``, ``input_size`` (pixels; larger helps fine-grained data),
 ``augment`` (true, ``orientation``: also vertical flips and quarter turns, for textures, aerial or
 microscope images; false), ``dropout``, ``label_smoothing``, ``class_weight`` (``balanced``), ``sampling``
@@ -492,4 +540,4 @@ LP-FT recipe, which keeps fine-tuning from wrecking good features on small data,
 fine-tuned network is significantly better on the held-out part of train (``val_fraction``; McNemar's exact test,
 one-sided, 5%); ``random``: a random head and no fallback; not for ``from_scratch``).
 
-""" + SCHEDULE_DOC
+""" + SCHEDULE_DOC + "\n\n" + BACKBONE_DOC

@@ -16,7 +16,7 @@ class Finetune(NetworkStrategy):
     summary = "whole pretrained network from the linear-probe head, small lr (AdamW), frozen BN statistics"
     reference_lr = 1e-4
 
-    def __init__(self, backbone: str = "efficientnet_lite0", epochs: int | None = None, lr: float | None = None,
+    def __init__(self, backbone: str = "auto", epochs: int | None = None, lr: float | None = None,
                  head_lr: float | None = None, optimizer: str = "adamw", schedule: str = "cosine",
                  warmup_epochs: float = 0.5, weight_decay: float = 1e-4, batch_size: int = 16,
                  input_size: int | None = None, augment: bool | str = True, dropout: float = 0.2,

@@ -17,7 +17,7 @@ class FinetuneTop(NetworkStrategy):
     summary = "pretrained network with only its last n_groups layer groups (and a new head) trained"
     reference_lr = 3e-4
 
-    def __init__(self, backbone: str = "efficientnet_lite0", epochs: int | None = None, lr: float | None = None,
+    def __init__(self, backbone: str = "auto", epochs: int | None = None, lr: float | None = None,
                  head_lr: float | None = None, n_groups: int = 2, optimizer: str = "adamw", schedule: str = "cosine",
                  warmup_epochs: float = 0.5, weight_decay: float = 1e-4, batch_size: int = 16,
                  input_size: int | None = None, augment: bool | str = True, dropout: float = 0.2,
@@ -50,7 +50,8 @@ class FinetuneTop(NetworkStrategy):
         self.resume = resume
 
     def stages(self, n_groups: int, n_train: int) -> list[Stage]:
+        name = getattr(self, "backbone_", self.backbone)
         if not 1 <= int(self.n_groups) <= n_groups:
-            raise UserError(f"n_groups must be between 1 and {n_groups} (the layer groups of {self.backbone}), "
+            raise UserError(f"n_groups must be between 1 and {n_groups} (the layer groups of {name}), "
                             f"got {self.n_groups}")
         return [Stage(f"last {self.n_groups} groups", int(self.n_groups), self.schedule_["epochs"])]

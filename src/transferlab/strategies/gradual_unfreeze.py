@@ -20,7 +20,7 @@ class GradualUnfreeze(NetworkStrategy):
     summary = "head on the frozen base, then one more layer group per stage; earlier groups get lr / lr_ratio"
     reference_lr = 3e-4
 
-    def __init__(self, backbone: str = "efficientnet_lite0", epochs: int | None = None, lr: float | None = None,
+    def __init__(self, backbone: str = "auto", epochs: int | None = None, lr: float | None = None,
                  head_lr: float | None = None, head_epochs: int | None = None,
                  stage_epochs: int = 1, n_stages: int | None = None,
                  lr_ratio: float = 3.0, optimizer: str = "adamw", schedule: str = "cosine",
@@ -60,8 +60,9 @@ class GradualUnfreeze(NetworkStrategy):
     def stages(self, n_groups: int, n_train: int) -> list[Stage]:
         by_size = max(1, (n_train // 100).bit_length())  # 1 + floor(log2(n / 100)) from 100 images, else 1
         n = min(n_groups, by_size) if self.n_stages is None else int(self.n_stages)
+        name = getattr(self, "backbone_", self.backbone)
         if not 0 <= n <= n_groups:
-            raise UserError(f"n_stages must be between 0 and {n_groups} (the layer groups of {self.backbone}), "
+            raise UserError(f"n_stages must be between 0 and {n_groups} (the layer groups of {name}), "
                             f"got {self.n_stages}")
         if not self.lr_ratio >= 1:
             raise UserError(f"lr_ratio must be >= 1, got {self.lr_ratio}")
