@@ -116,7 +116,7 @@ def test_word_network_bad_params():
 @pytest.mark.parametrize("params", [{}, {"gradual": True}, {"bf16": True}])
 def test_finetune_contract_and_round_trip(params: dict, tmp_path: Path):
     strategy = make_strategy("text_finetune", modality="text", epochs=1, max_length=16, batch_size=16,
-                             val_fraction=0.2, **params)
+                             val_fraction=0.2, head_init="random", **params)
     _round_trip(strategy, _dataset(48), tmp_path,
                 {"model.safetensors", "tokenizer.json", "vocab.txt", "config.json", "history.json"})
     config = json.loads((tmp_path / strategy.name / "config.json").read_text())
@@ -134,6 +134,48 @@ def test_finetune_contract_and_round_trip(params: dict, tmp_path: Path):
     assert torch.equal(body.embeddings.word_embeddings.weight, strategy.net_.body.embeddings.word_embeddings.weight)
     assert not torch.equal(body.encoder.layer[5].output.dense.weight,
                            strategy.net_.body.encoder.layer[5].output.dense.weight)
+
+
+def test_finetune_starts_from_the_probe_and_keeps_it_unless_significantly_beaten(tmp_path: Path):
+    """LP-FT for text (head_init=probe, the default): the head starts as the logistic-regression probe on the
+    pretrained body's mean-pooled embeddings (a learning rate of ~0 leaves the model there), and a fine-tuning that
+    wrecks the body (lr 1e3) loses to the probe on the held-out texts, so the pretrained body comes back with its
+    probe refitted on every training text; a random head has no fallback."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    from transferlab.nn.transformer import TransformerClassifier, collate, load_pretrained_body, tokenize
+
+    train = _dataset(48)
+    body, tokenizer = load_pretrained_body()
+    embed = TransformerClassifier(body, 2, 0.0).eval()
+    with torch.inference_mode():
+        feats = np.concatenate([embed.embed(collate(tokenize(tokenizer, train.texts[i : i + 1], 16))).numpy()
+                                for i in range(len(train))])
+
+    def probe_proba(rows: np.ndarray) -> np.ndarray:
+        y = np.asarray([train.classes.index(v) for v in train.labels])
+        return LogisticRegression(C=1.0, max_iter=5000, random_state=0).fit(feats[rows], y[rows]).predict_proba(feats)
+
+    still = make_strategy("text_finetune", modality="text", epochs=1, max_length=16, batch_size=16, lr=1e-12,
+                          dropout=0.0, val_fraction=0.0).fit(train)
+    assert still.head_init == "probe" and still.probe_check_ is None  # nothing held out: no check
+    np.testing.assert_allclose(still.predict_proba(train), probe_proba(np.arange(len(train))), atol=2e-3)
+
+    wrecked = make_strategy("text_finetune", modality="text", epochs=1, max_length=16, batch_size=16, lr=1e3,
+                            val_fraction=0.3, patience=None).fit(train)
+    check = wrecked.probe_check_
+    assert check["kept"] == "probe" and check["probe_accuracy"] > check["fine_tuned_accuracy"]
+    layer = wrecked.net_.body.encoder.layer[5].output.dense.weight
+    assert torch.equal(layer, body.encoder.layer[5].output.dense.weight)
+    np.testing.assert_allclose(wrecked.predict_proba(train), probe_proba(np.arange(len(train))), atol=2e-3)
+    wrecked.save_weights(tmp_path)
+    assert json.loads((tmp_path / "history.json").read_text())["probe_check"]["kept"] == "probe"
+
+    random_head = make_strategy("text_finetune", modality="text", epochs=1, max_length=16, batch_size=16,
+                                val_fraction=0.3, head_init="random").fit(train)
+    assert random_head.probe_check_ is None and random_head._head_lr() == 1e-3
+    assert wrecked._head_lr() == 1e3  # with the probe head: one rate for head and body
 
 
 # --- SetFit-style few-shot -----------------------------------------------------------------------------------------

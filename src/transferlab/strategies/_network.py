@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import shutil
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +35,7 @@ from transferlab.errors import DataError, UserError
 from transferlab.nn.image import ClassifierNet, build_net, center_crop, predict_paths, resize_shorter
 from transferlab.preprocessing import Preprocessing
 from transferlab.progress import log
+from transferlab.strategies._fallback import SIGNIFICANCE, better, fixed_and_broken, mcnemar_p
 from transferlab.strategies.base import Strategy
 
 CACHE_LIMIT_BYTES = 1_500_000_000  # decoded images kept in memory below this estimate
@@ -203,37 +203,6 @@ def probe_head(net: ClassifierNet, spec_name: str, prep: Preprocessing, paths: S
     with torch.no_grad():
         net.head.weight.copy_(torch.from_numpy(weight))
         net.head.bias.copy_(torch.from_numpy(bias))
-
-
-SIGNIFICANCE = 0.05  # McNemar's exact test, one-sided: how sure the held-out images must make us
-
-
-def mcnemar_p(fixed: int, broken: int) -> float:
-    """One-sided exact McNemar p-value: the chance of ``fixed`` or more of the ``fixed + broken`` images on which
-    two models disagree going the new model's way if both were equally good (a fair coin per image)."""
-    n = fixed + broken
-    return float(sum(math.comb(n, k) for k in range(fixed, n + 1)) / 2**n) if n else 1.0
-
-
-def better(probe: dict[str, Any], tuned: dict[str, Any]) -> bool:
-    """Whether the probe is kept over the fine-tuned network: unless, on the held-out training images, the
-    fine-tuned network fixes significantly more of the probe's mistakes than it makes new ones (McNemar's exact
-    test, one-sided, at :data:`SIGNIFICANCE`).
-
-    The measure is the one users are scored by, accuracy, compared image by image. The probe is the simpler model,
-    exactly what ``headless`` fits, so it is the null hypothesis: fine-tuning must show it is better, not merely
-    score higher on a few dozen images. With 36 held-out images that means fixing at least 5 more than it breaks
-    when it breaks none (5-0, 7-1, 9-2, ...). Measured before this rule: winning by 2 images of 36 (5.6 points)
-    turned into losing 3 of 153 on hymenoptera val/, and a lower cross-entropy with the same answers only meant more
-    confidence (0.941 vs 0.954 on val/)."""
-    fixed, broken = fixed_and_broken(probe, tuned)
-    return not mcnemar_p(fixed, broken) < SIGNIFICANCE
-
-
-def fixed_and_broken(probe: dict[str, Any], tuned: dict[str, Any]) -> tuple[int, int]:
-    """How many held-out images the fine-tuned network gets right that the probe got wrong, and the reverse."""
-    diff = np.asarray(tuned["errors"], np.int64) - np.asarray(probe["errors"], np.int64)
-    return int((diff < 0).sum()), int((diff > 0).sum())
 
 
 SCHEDULE_STEPS = 120  # optimizer steps the epoch rule aims for
