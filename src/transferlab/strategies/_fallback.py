@@ -1,6 +1,6 @@
-"""The probe as the fallback of fine-tuning (image networks and text transformers alike): the fine-tuned model
-replaces the linear probe it started from only when, on the held-out part of the training split, it is significantly
-better image by image (or text by text)."""
+"""LP-FT's probe, for image networks and text transformers alike: the new head starts as a logistic-regression probe
+on the frozen features (:func:`set_probe_head`), and that probe is the fallback: the fine-tuned model replaces it
+only when, on the held-out part of the training split, it is significantly better image by image (or text by text)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SIGNIFICANCE", "better", "fixed_and_broken", "mcnemar_p"]
+__all__ = ["SIGNIFICANCE", "better", "fixed_and_broken", "mcnemar_p", "set_probe_head"]
 
 SIGNIFICANCE = 0.05  # McNemar's exact test, one-sided: how sure the held-out images must make us
 
@@ -40,3 +40,22 @@ def fixed_and_broken(probe: dict[str, Any], tuned: dict[str, Any]) -> tuple[int,
     """How many held-out images the fine-tuned network gets right that the probe got wrong, and the reverse."""
     diff = np.asarray(tuned["errors"], np.int64) - np.asarray(probe["errors"], np.int64)
     return int((diff < 0).sum()), int((diff > 0).sum())
+
+
+def set_probe_head(head: Any, features: np.ndarray, labels: np.ndarray, n_classes: int, seed: int) -> None:
+    """``head`` (a ``torch.nn.Linear`` of ``n_classes`` outputs) becomes a logistic-regression probe (C=1) fitted on
+    ``features``: binary problems become two softmax rows, and a class absent from ``labels`` stays unlikely."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    from transferlab.heads import LinearHead
+
+    clf = LogisticRegression(C=1.0, max_iter=5000, random_state=seed).fit(features, labels)
+    probe = LinearHead.from_sklearn(clf.coef_, clf.intercept_)  # binary models become two softmax rows
+    weight = np.zeros((n_classes, probe.weight.shape[1]), np.float32)
+    bias = np.full(n_classes, -10.0, np.float32)  # a class absent from this part of train stays unlikely
+    weight[clf.classes_] = probe.weight
+    bias[clf.classes_] = probe.bias
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(weight))
+        head.bias.copy_(torch.from_numpy(bias))

@@ -35,7 +35,7 @@ from transferlab.errors import DataError, UserError
 from transferlab.nn.image import ClassifierNet, build_net, center_crop, predict_paths, resize_shorter
 from transferlab.preprocessing import Preprocessing
 from transferlab.progress import log
-from transferlab.strategies._fallback import SIGNIFICANCE, better, fixed_and_broken, mcnemar_p
+from transferlab.strategies._fallback import SIGNIFICANCE, better, fixed_and_broken, mcnemar_p, set_probe_head
 from transferlab.strategies.base import Strategy
 
 CACHE_LIMIT_BYTES = 1_500_000_000  # decoded images kept in memory below this estimate
@@ -181,11 +181,8 @@ def probe_head(net: ClassifierNet, spec_name: str, prep: Preprocessing, paths: S
     start from the headless solution and only improve on it. The probe uses the shared feature cache (centre
     crop at the training resolution), so it costs nothing when ``headless`` already ran on the same images.
     """
-    from sklearn.linear_model import LogisticRegression
-
     from transferlab import runtime
     from transferlab.features.images import FeatureExtractor
-    from transferlab.heads import LinearHead
 
     extractor = FeatureExtractor(spec_name, cache=runtime.get_cache(), input_size=prep.size,
                                  progress=runtime.show_progress())
@@ -193,16 +190,7 @@ def probe_head(net: ClassifierNet, spec_name: str, prep: Preprocessing, paths: S
     if result.failures:
         i, reason = next(iter(result.failures.items()))
         raise DataError(f"{paths[i]}: {reason}")
-    clf = LogisticRegression(C=1.0, max_iter=5000, random_state=seed)
-    clf.fit(result.arrays["features"], labels[np.asarray(result.ok, np.int64)])
-    probe = LinearHead.from_sklearn(clf.coef_, clf.intercept_)  # binary models become two softmax rows
-    weight = np.zeros((n_classes, probe.weight.shape[1]), np.float32)
-    bias = np.full(n_classes, -10.0, np.float32)  # a class absent from this part of train stays unlikely
-    weight[clf.classes_] = probe.weight
-    bias[clf.classes_] = probe.bias
-    with torch.no_grad():
-        net.head.weight.copy_(torch.from_numpy(weight))
-        net.head.bias.copy_(torch.from_numpy(bias))
+    set_probe_head(net.head, result.arrays["features"], labels[np.asarray(result.ok, np.int64)], n_classes, seed)
 
 
 SCHEDULE_STEPS = 120  # optimizer steps the epoch rule aims for
@@ -345,8 +333,9 @@ class NetworkStrategy(Strategy):
         if self.epochs is not None and int(self.epochs) < 1:
             raise UserError(f"epochs must be >= 1, got {self.epochs}")
 
-    def preprocessing(self, backbone: str | None = None) -> Preprocessing:
-        prep = get_backbone(backbone or self.backbone).preprocessing
+    def preprocessing(self, backbone: str) -> Preprocessing:
+        """The image transform of ``backbone`` (the one this fit trains) at ``input_size`` when that is set."""
+        prep = get_backbone(backbone).preprocessing
         return prep.with_size(int(self.input_size)) if self.input_size else prep
 
     def _run_key(self, paths: Sequence[str]) -> dict[str, Any]:

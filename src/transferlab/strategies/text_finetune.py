@@ -39,7 +39,7 @@ import numpy as np
 
 from transferlab.errors import UserError
 from transferlab.progress import log
-from transferlab.strategies._fallback import SIGNIFICANCE, better, fixed_and_broken, mcnemar_p
+from transferlab.strategies._fallback import SIGNIFICANCE, better, fixed_and_broken, mcnemar_p, set_probe_head
 from transferlab.strategies.base import Strategy
 
 
@@ -55,25 +55,6 @@ def pooled_embeddings(net: Any, encoded: list[list[int]], bf16: bool = False, ba
         for chunk, inputs in eval_batches(encoded, np.arange(len(encoded)), batch_size):
             out[chunk] = net.embed(inputs).float().numpy()
     return out
-
-
-def set_probe_head(net: Any, features: np.ndarray, labels: np.ndarray, n_classes: int, seed: int) -> None:
-    """The head of ``net`` becomes a logistic-regression probe fitted on ``features`` (standard C=1; binary problems
-    become two softmax rows; a class absent from ``labels`` stays unlikely)."""
-    import torch
-    from sklearn.linear_model import LogisticRegression
-
-    from transferlab.heads import LinearHead
-
-    clf = LogisticRegression(C=1.0, max_iter=5000, random_state=seed).fit(features, labels)
-    probe = LinearHead.from_sklearn(clf.coef_, clf.intercept_)
-    weight = np.zeros((n_classes, features.shape[1]), np.float32)
-    bias = np.full(n_classes, -10.0, np.float32)
-    weight[clf.classes_] = probe.weight
-    bias[clf.classes_] = probe.bias
-    with torch.no_grad():
-        net.head.weight.copy_(torch.from_numpy(weight))
-        net.head.bias.copy_(torch.from_numpy(bias))
 
 
 def held_out_errors(net: Any, encoded: list[list[int]], idx: np.ndarray, labels: np.ndarray, bf16: bool = False
@@ -214,7 +195,7 @@ class TextFinetune(Strategy):
         probe: dict[str, Any] | None = None
         if self.head_init == "probe":  # LP-FT: the head starts as the probe on the pretrained body's embeddings
             features = pooled_embeddings(net, encoded, bf16)
-            set_probe_head(net, features[tr_idx], labels[tr_idx], len(classes), self.seed)
+            set_probe_head(net.head, features[tr_idx], labels[tr_idx], len(classes), self.seed)
             if len(va_idx):  # the fallback: what fine-tuning must beat on the held-out texts
                 probe = {"errors": held_out_errors(net, encoded, va_idx, labels, bf16), "features": features,
                          "body": {k: v.detach().clone() for k, v in net.body.state_dict().items()}}
@@ -249,7 +230,7 @@ class TextFinetune(Strategy):
                        f"(McNemar p = {self.probe_check_['p_value']:.3f}, needs < {SIGNIFICANCE})")
             if kept == "probe":  # the pretrained body again, its probe refitted on every training text
                 net.body.load_state_dict(probe["body"])
-                set_probe_head(net, probe["features"], labels, len(classes), self.seed)
+                set_probe_head(net.head, probe["features"], labels, len(classes), self.seed)
                 log(f"{self.name}: kept the linear probe, refitted on all {len(labels)} training texts "
                     f"(fine-tuning must be significantly better): {verdict}")
             else:
