@@ -207,18 +207,42 @@ def fewshot(shots: list[int], draws: int, strategies: list[str], reference: bool
                 accs[strategy].append(acc)
                 seconds[strategy].append(fit_s)
                 print(f"sst2 {k}/class {strategy} draw {seed}: {acc:.4f} (train {fit_s:.0f} s)", flush=True)
-            k_rows = [{"dataset": "sst2", "strategy": _strategy_spec(n)[0],
-                       "params": {"shots_per_class": k, **_strategy_spec(n)[1]},
-                       "accuracy": float(np.mean(accs[n])), "accuracy_std": float(np.std(accs[n])),
-                       "draws": accs[n], "train_seconds": float(np.mean(seconds[n])), "target_metric": "accuracy",
-                       "target": FEWSHOT_TARGETS.get(k),
-                       "met": float(np.mean(accs[n])) >= FEWSHOT_TARGETS.get(k, 0), "cpu_count": os.cpu_count(),
-                       **({"chose": chose[n]} if chose[n] else {}),
-                       **({"encoder": setfit_encoder} if n in REFERENCES else {})}
-                      for n in names if accs[n]]
+            k_rows = []
+            for n in names:
+                if not accs[n]:
+                    continue
+                seeds = list(range(first_draw, first_draw + len(accs[n])))
+                row = {"dataset": "sst2", "strategy": _strategy_spec(n)[0],
+                       "params": {"shots_per_class": k, **_strategy_spec(n)[1]}}
+                by_seed = _earlier_draws(row, out, setfit_encoder if n in REFERENCES else None)
+                by_seed.update({s: (a, t) for s, a, t in zip(seeds, accs[n], seconds[n], strict=True)})
+                seeds = sorted(by_seed)
+                got = [by_seed[s][0] for s in seeds]
+                k_rows.append({**row, "accuracy": float(np.mean(got)), "accuracy_std": float(np.std(got)),
+                               "draws": got, "seeds": seeds,
+                               "draw_seconds": [by_seed[s][1] for s in seeds],
+                               "train_seconds": float(np.mean([by_seed[s][1] for s in seeds])),
+                               "target_metric": "accuracy", "target": FEWSHOT_TARGETS.get(k),
+                               "met": float(np.mean(got)) >= FEWSHOT_TARGETS.get(k, 0), "cpu_count": os.cpu_count(),
+                               **({"chose": chose[n]} if chose[n] else {}),
+                               **({"encoder": setfit_encoder} if n in REFERENCES else {})})
             save(k_rows, out)
         rows += k_rows
     return rows
+
+
+def _earlier_draws(row: dict, out: Path, encoder: str | None) -> dict[int, tuple[float, float]]:
+    """Accuracy and seconds by seed of the same row from an earlier (interrupted, then resumed) run, so that
+    ``--first-draw`` adds draws to the row instead of replacing it. Only rows that recorded their seeds (and, for
+    the SetFit reference, the same encoder) are merged."""
+    if not out.exists():
+        return {}
+    for p in json.loads(out.read_text()).get("rows", []):
+        same = [p["dataset"], p["strategy"], p.get("params", {})] == [row["dataset"], row["strategy"], row["params"]]
+        if same and "seeds" in p and p.get("encoder") == encoder and "draw_seconds" in p:
+            got = zip(p["seeds"], p["draws"], p["draw_seconds"], strict=True)
+            return {int(s): (float(a), float(t)) for s, a, t in got}
+    return {}
 
 
 def save(rows: list[dict], out: Path) -> None:

@@ -35,7 +35,9 @@ def tiny_digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def fitted(tiny_digits: Path):  # noqa: ANN201
     ds = ImageDataset.from_folder(tiny_digits)
-    clf = make_strategy("gradual_unfreeze", n_stages=1, head_epochs=1, **FAST)
+    # half held out, so that the probe misses enough images for fine-tuning to be worth running (it is skipped
+    # when no network could beat the probe: test_fine_tuning_is_skipped_when_no_network_could_beat_the_probe)
+    clf = make_strategy("gradual_unfreeze", n_stages=1, head_epochs=1, val_fraction=0.5, **FAST)
     assert clf.fit(ds) is clf
     return clf, ds
 
@@ -144,9 +146,11 @@ def test_probe_is_kept_when_fine_tuning_does_worse_on_held_out_images(tiny_digit
     refitted on all of train (what ``headless`` fits) and the saved history says so. A random head has no
     fallback."""
     ds = ImageDataset.from_folder(tiny_digits)
-    wrecked = make_strategy("finetune_top", n_groups=1, **dict(FAST, lr=1e3, head_lr=1e3, val_fraction=0.3,
+    # half held out: the probe (3 images per class) misses enough of them that fine-tuning could beat it
+    wrecked = make_strategy("finetune_top", n_groups=1, **dict(FAST, lr=1e3, head_lr=1e3, val_fraction=0.5,
                                                                patience=None)).fit(ds)
     check = wrecked.probe_check_
+    assert check["held_out"] == 30 and check["probe"]["val_accuracy"] <= 25 / 30 and "skipped" not in check
     assert check["kept"] == "probe" and check["probe"]["val_accuracy"] > check["fine_tuned"]["val_accuracy"]
     # what comes back is the headless model: logistic regression on every training image's frozen features
     from sklearn.linear_model import LogisticRegression
@@ -165,6 +169,38 @@ def test_probe_is_kept_when_fine_tuning_does_worse_on_held_out_images(tiny_digit
     assert history["schedule"]["stages"] == [{"name": "last 1 groups", "trainable_groups": 1, "epochs": 1}]
     assert make_strategy("finetune_top", n_groups=1, head_init="random",
                          **dict(FAST, val_fraction=0.3)).fit(ds).probe_check_ is None
+
+
+def test_fine_tuning_is_skipped_when_no_network_could_beat_the_probe(tiny_digits: Path, cache_dir: Path,
+                                                                      tmp_path: Path) -> None:
+    """With fewer than 5 held-out images the probe misses (here: 2 held out), no fine-tuned network could be
+    significantly better, so the probe is kept without training: the same model (logistic regression on every
+    training image's frozen features), no epochs run, and the saved history says why."""
+    import shutil
+
+    from sklearn.linear_model import LogisticRegression
+
+    from transferlab import runtime
+    from transferlab.features.images import FeatureExtractor
+    from transferlab.strategies._fallback import can_be_beaten, mistakes_needed
+
+    assert mistakes_needed() == 5 and not can_be_beaten([1] * 4 + [0] * 40) and can_be_beaten([1] * 5)
+    two = tmp_path / "two"
+    for name in sorted(p.name for p in tiny_digits.iterdir() if p.is_dir())[:2]:
+        shutil.copytree(tiny_digits / name, two / name)
+    ds = ImageDataset.from_folder(two)
+    clf = make_strategy("gradual_unfreeze", **dict(FAST, val_fraction=0.2)).fit(ds)
+    check = clf.probe_check_
+    assert check["held_out"] == 2 and check["kept"] == "probe" and check["fine_tuned"] is None
+    assert "fine-tuning skipped" in check["skipped"] and clf.history_ == []
+    feats = FeatureExtractor("efficientnet_lite0", cache=runtime.get_cache(), input_size=64,
+                             progress=False).extract(ds.paths, outputs=("features",)).arrays["features"]
+    lr_proba = LogisticRegression(C=1.0, max_iter=5000, random_state=0).fit(feats, ds.y).predict_proba(feats)
+    np.testing.assert_allclose(clf.predict_proba(ds), lr_proba, atol=2e-3)
+    (tmp_path / "model").mkdir()
+    clf.save_weights(tmp_path / "model")
+    history = json.loads((tmp_path / "model" / "history.json").read_text())
+    assert history["stages"] == [] and history["probe_check"]["skipped"] == check["skipped"]
 
 
 def test_default_backbone_is_the_one_rank_puts_first(tiny_digits: Path, cache_dir: Path, tmp_path: Path,
@@ -302,7 +338,7 @@ def test_bad_parameters_exit_2(args: list[str], tiny_digits: Path, tmp_path: Pat
 def _train_cmd(data: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "transferlab.cli", "--quiet", "train", str(data), "--strategy", "finetune",
             "--backbone", "efficientnet_lite0", "--param", "input_size=64", "--param", "epochs=2", "--param",
-            "batch_size=16", "--seed", "1", "--out", str(out), "--json", *extra]
+            "batch_size=16", "--param", "val_fraction=0.5", "--seed", "1", "--out", str(out), "--json", *extra]
 
 
 def _metrics(out: Path) -> dict:

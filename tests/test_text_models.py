@@ -171,6 +171,13 @@ def test_finetune_starts_from_the_probe_and_keeps_it_unless_significantly_beaten
     np.testing.assert_allclose(wrecked.predict_proba(train), probe_proba(np.arange(len(train))), atol=2e-3)
     wrecked.save_weights(tmp_path)
     assert json.loads((tmp_path / "history.json").read_text())["probe_check"]["kept"] == "probe"
+    assert "skipped" not in check  # the probe missed enough of the held-out texts to be beatable
+
+    # 2 held-out texts: no fine-tuned model could be significantly better than the probe, so none is trained
+    few = make_strategy("text_finetune", modality="text", epochs=1, max_length=16, batch_size=16,
+                        val_fraction=0.05).fit(train)
+    assert few.probe_check_["held_out"] == 2 and few.history_ == [] and "skipped" in few.probe_check_["skipped"]
+    np.testing.assert_allclose(few.predict_proba(train), probe_proba(np.arange(len(train))), atol=2e-3)
 
     random_head = make_strategy("text_finetune", modality="text", epochs=1, max_length=16, batch_size=16,
                                 val_fraction=0.3, head_init="random").fit(train)

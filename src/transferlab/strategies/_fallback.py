@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SIGNIFICANCE", "better", "fixed_and_broken", "mcnemar_p", "set_probe_head"]
+__all__ = ["SIGNIFICANCE", "better", "can_be_beaten", "fixed_and_broken", "mcnemar_p", "mistakes_needed",
+           "set_probe_head", "skip_note"]
 
 SIGNIFICANCE = 0.05  # McNemar's exact test, one-sided: how sure the held-out images must make us
 
@@ -34,6 +35,28 @@ def better(probe: dict[str, Any], tuned: dict[str, Any]) -> bool:
     confidence (0.941 vs 0.954 on val/)."""
     fixed, broken = fixed_and_broken(probe, tuned)
     return not mcnemar_p(fixed, broken) < SIGNIFICANCE
+
+
+def mistakes_needed() -> int:
+    """The fewest held-out mistakes a probe must make for a fine-tuned model to be able to beat it at all: fixing
+    every one of them and breaking nothing must be significant (5 at 5%)."""
+    return next(m for m in range(1, 64) if mcnemar_p(m, 0) < SIGNIFICANCE)
+
+
+def can_be_beaten(probe_errors: Any) -> bool:
+    """Whether any fine-tuned model could pass :func:`better` against a probe with these held-out errors (0/1 per
+    item). When none could, the probe is the answer whatever fine-tuning does, so the network strategies skip
+    fine-tuning (the same model, without the minutes): a probe that misses 2 of 37 held-out images is kept even
+    against a network that gets all 37 right."""
+    return int(np.sum(probe_errors)) >= mistakes_needed()
+
+
+def skip_note(probe_errors: Any, items: str) -> str:
+    """Why fine-tuning was skipped, for the log and ``history.json``."""
+    missed, n = int(np.sum(probe_errors)), len(probe_errors)
+    return (f"the probe misses only {missed} of the {n} held-out training {items}, so no fine-tuned model could be "
+            f"significantly better (it would have to fix at least {mistakes_needed()}): fine-tuning skipped "
+            "(val_fraction=0 or head_init=random fine-tunes without the check)")
 
 
 def fixed_and_broken(probe: dict[str, Any], tuned: dict[str, Any]) -> tuple[int, int]:

@@ -35,7 +35,15 @@ from transferlab.errors import DataError, UserError
 from transferlab.nn.image import ClassifierNet, build_net, center_crop, predict_paths, resize_shorter
 from transferlab.preprocessing import Preprocessing
 from transferlab.progress import log
-from transferlab.strategies._fallback import SIGNIFICANCE, better, fixed_and_broken, mcnemar_p, set_probe_head
+from transferlab.strategies._fallback import (
+    SIGNIFICANCE,
+    better,
+    can_be_beaten,
+    fixed_and_broken,
+    mcnemar_p,
+    set_probe_head,
+    skip_note,
+)
 from transferlab.strategies.base import Strategy
 
 CACHE_LIMIT_BYTES = 1_500_000_000  # decoded images kept in memory below this estimate
@@ -388,17 +396,21 @@ class NetworkStrategy(Strategy):
             if len(va_idx):  # the probe is the fallback: what fine-tuning must beat on the held-out part of train
                 probe = {"metrics": self._held_out(net, data, va_idx),
                          "state": {k: v.detach().clone() for k, v in net.state_dict().items()}}
+        skipped = probe is not None and not can_be_beaten(probe["metrics"]["errors"])
         steps = -(-len(resample_indices(labels[tr_idx], self.sampling, np.random.default_rng(0))) // self.batch_size)
         self.schedule_ = self.resolve_schedule(len(tr_idx), steps)
         stages = self.stages(len(net.backbone_groups()), len(tr_idx))
         self.schedule_["stages"] = [{"name": st.name, "trainable_groups": st.n_top_groups, "epochs": st.epochs}
                                     for st in stages]
-        log(f"{self.name}: schedule for {len(tr_idx)} training images ({steps} steps per epoch): "
-            + ", ".join(f"{st.name} {st.epochs} epoch{'s' * (st.epochs != 1)}" for st in stages)
-            + f"; lr {self.schedule_['lr']:.2g}, head_lr {self.schedule_['head_lr']:.2g}, label smoothing "
-            f"{self.schedule_['label_smoothing']:g}"
-            + (f" ({', '.join(self.schedule_['from_rule'])} from the data-size rule)" if self.schedule_['from_rule']
-               else ""))
+        if skipped:
+            stages = []
+        else:
+            log(f"{self.name}: schedule for {len(tr_idx)} training images ({steps} steps per epoch): "
+                + ", ".join(f"{st.name} {st.epochs} epoch{'s' * (st.epochs != 1)}" for st in stages)
+                + f"; lr {self.schedule_['lr']:.2g}, head_lr {self.schedule_['head_lr']:.2g}, label smoothing "
+                f"{self.schedule_['label_smoothing']:g}"
+                + (f" ({', '.join(self.schedule_['from_rule'])} from the data-size rule)"
+                   if self.schedule_['from_rule'] else ""))
         weights = class_weight_tensor(labels[tr_idx], len(classes), self.class_weight)
         histories = []
         for s, stage in enumerate(stages):
@@ -422,18 +434,23 @@ class NetworkStrategy(Strategy):
             histories.append({"stage": stage.name, "trainable_groups": stage.n_top_groups, **history.to_dict()})
         self.probe_check_: dict[str, Any] | None = None
         if probe is not None:
-            tuned = self._held_out(net, data, va_idx)
-            kept = "probe" if better(probe["metrics"], tuned) else "fine-tuned"
-            fixed, broken = fixed_and_broken(probe["metrics"], tuned)
             brief = {k: v for k, v in probe["metrics"].items() if k != "errors"}
-            self.probe_check_ = {"held_out": len(va_idx), "probe": brief,
-                                 "fine_tuned": {k: v for k, v in tuned.items() if k != "errors"},
-                                 "fixed": fixed, "broken": broken, "p_value": mcnemar_p(fixed, broken),
-                                 "kept": kept}
-            verdict = (f"on the {len(va_idx)} held-out training images the fine-tuned network got "
-                       f"{tuned['val_accuracy']:.3f} right, the probe {brief['val_accuracy']:.3f}: fine-tuning "
-                       f"fixed {fixed} and broke {broken} (McNemar p = {self.probe_check_['p_value']:.3f}, "
-                       f"needs < {SIGNIFICANCE})")
+            if skipped:
+                kept, verdict = "probe", skip_note(probe["metrics"]["errors"], "images")
+                self.probe_check_ = {"held_out": len(va_idx), "probe": brief, "fine_tuned": None, "fixed": 0,
+                                     "broken": 0, "p_value": None, "kept": kept, "skipped": verdict}
+            else:
+                tuned = self._held_out(net, data, va_idx)
+                kept = "probe" if better(probe["metrics"], tuned) else "fine-tuned"
+                fixed, broken = fixed_and_broken(probe["metrics"], tuned)
+                self.probe_check_ = {"held_out": len(va_idx), "probe": brief,
+                                     "fine_tuned": {k: v for k, v in tuned.items() if k != "errors"},
+                                     "fixed": fixed, "broken": broken, "p_value": mcnemar_p(fixed, broken),
+                                     "kept": kept}
+                verdict = (f"on the {len(va_idx)} held-out training images the fine-tuned network got "
+                           f"{tuned['val_accuracy']:.3f} right, the probe {brief['val_accuracy']:.3f}: fine-tuning "
+                           f"fixed {fixed} and broke {broken} (McNemar p = {self.probe_check_['p_value']:.3f}, "
+                           f"needs < {SIGNIFICANCE})")
             if kept == "probe":  # the pretrained network again, its probe refitted on every training image
                 net.load_state_dict(probe["state"])
                 probe_head(net, backbone, prep, list(X.paths), labels, len(classes), self.seed)
@@ -496,6 +513,7 @@ microscope images; false), ``dropout``, ``label_smoothing``, ``class_weight`` (`
 (``probe``, the default: start the head from a logistic-regression probe on the cached frozen features, the
 LP-FT recipe, which keeps fine-tuning from wrecking good features on small data, and keep that probe unless the
 fine-tuned network is significantly better on the held-out part of train (``val_fraction``; McNemar's exact test,
-one-sided, 5%); ``random``: a random head and no fallback; not for ``from_scratch``).
+one-sided, 5%; when the probe misses fewer than 5 held-out images no network could pass that test, so
+fine-tuning is skipped and the log says so); ``random``: a random head and no fallback; not for ``from_scratch``).
 
 """ + SCHEDULE_DOC + "\n\n" + BACKBONE_DOC

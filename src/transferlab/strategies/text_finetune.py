@@ -18,8 +18,9 @@ on the pretrained body's mean-pooled embeddings of the training texts, and train
 None means ``lr``), so the first steps do not send a random head's gradients into the pretrained layers. The probe
 is the fallback: it is kept, refitted on every training text, unless on the held-out texts the fine-tuned model fixes
 significantly more of its mistakes than it makes new ones (McNemar's exact test, one-sided, 5%); the verdict is
-printed and saved in ``history.json``. ``head_init="random"``: a random head at ``head_lr`` 1e-3 (when None), no
-fallback.
+printed and saved in ``history.json``. When the probe misses fewer than 5 held-out texts no fine-tuned model could
+pass that test, so fine-tuning is skipped (same model, minutes sooner) and the log says so. ``head_init="random"``:
+a random head at ``head_lr`` 1e-3 (when None), no fallback.
 ``backbone`` is None for the packaged MiniLM, ``mpnet`` (all-mpnet-base-v2: 12 layers, 768 wide, much stronger), or a
 folder from ``transferlab pretrain-text --method mlm`` (MiniLM adapted to your own unlabelled texts). ``bf16=True``
 trains (and predicts) under CPU bfloat16 autocast: ~2x faster on a CPU with bf16 matrix units (Intel AMX), ~10x
@@ -39,7 +40,15 @@ import numpy as np
 
 from transferlab.errors import UserError
 from transferlab.progress import log
-from transferlab.strategies._fallback import SIGNIFICANCE, better, fixed_and_broken, mcnemar_p, set_probe_head
+from transferlab.strategies._fallback import (
+    SIGNIFICANCE,
+    better,
+    can_be_beaten,
+    fixed_and_broken,
+    mcnemar_p,
+    set_probe_head,
+    skip_note,
+)
 from transferlab.strategies.base import Strategy
 
 
@@ -199,8 +208,9 @@ class TextFinetune(Strategy):
             if len(va_idx):  # the fallback: what fine-tuning must beat on the held-out texts
                 probe = {"errors": held_out_errors(net, encoded, va_idx, labels, bf16), "features": features,
                          "body": {k: v.detach().clone() for k, v in net.body.state_dict().items()}}
+        skipped = probe is not None and not can_be_beaten(probe["errors"])
         histories = []
-        for s, (stage, epochs, n_top) in enumerate(self._stages(len(net.layer_groups()))):
+        for s, (stage, epochs, n_top) in enumerate([] if skipped else self._stages(len(net.layer_groups()))):
             groups = self._param_groups(net, n_top)
 
             def train_batches(epoch: int, s: int = s) -> Iterator[tuple[Any, torch.Tensor]]:
@@ -217,17 +227,23 @@ class TextFinetune(Strategy):
             histories.append({"stage": stage, "trainable_groups": n_top, **history.to_dict()})
         self.probe_check_: dict[str, Any] | None = None
         if probe is not None:
-            tuned = held_out_errors(net, encoded, va_idx, labels, bf16)
-            fixed, broken = fixed_and_broken({"errors": probe["errors"]}, {"errors": tuned})
-            kept = "probe" if better({"errors": probe["errors"]}, {"errors": tuned}) else "fine-tuned"
             n = len(va_idx)
-            self.probe_check_ = {"held_out": n, "probe_accuracy": 1 - float(np.mean(probe["errors"])),
-                                 "fine_tuned_accuracy": 1 - float(np.mean(tuned)), "fixed": fixed,
-                                 "broken": broken, "p_value": mcnemar_p(fixed, broken), "kept": kept}
-            verdict = (f"on the {n} held-out training texts the fine-tuned model got "
-                       f"{self.probe_check_['fine_tuned_accuracy']:.3f} right, the probe "
-                       f"{self.probe_check_['probe_accuracy']:.3f}: fine-tuning fixed {fixed} and broke {broken} "
-                       f"(McNemar p = {self.probe_check_['p_value']:.3f}, needs < {SIGNIFICANCE})")
+            if skipped:
+                kept, verdict = "probe", skip_note(probe["errors"], "texts")
+                self.probe_check_ = {"held_out": n, "probe_accuracy": 1 - float(np.mean(probe["errors"])),
+                                     "fine_tuned_accuracy": None, "fixed": 0, "broken": 0, "p_value": None,
+                                     "kept": kept, "skipped": verdict}
+            else:
+                tuned = held_out_errors(net, encoded, va_idx, labels, bf16)
+                fixed, broken = fixed_and_broken({"errors": probe["errors"]}, {"errors": tuned})
+                kept = "probe" if better({"errors": probe["errors"]}, {"errors": tuned}) else "fine-tuned"
+                self.probe_check_ = {"held_out": n, "probe_accuracy": 1 - float(np.mean(probe["errors"])),
+                                     "fine_tuned_accuracy": 1 - float(np.mean(tuned)), "fixed": fixed,
+                                     "broken": broken, "p_value": mcnemar_p(fixed, broken), "kept": kept}
+                verdict = (f"on the {n} held-out training texts the fine-tuned model got "
+                           f"{self.probe_check_['fine_tuned_accuracy']:.3f} right, the probe "
+                           f"{self.probe_check_['probe_accuracy']:.3f}: fine-tuning fixed {fixed} and broke "
+                           f"{broken} (McNemar p = {self.probe_check_['p_value']:.3f}, needs < {SIGNIFICANCE})")
             if kept == "probe":  # the pretrained body again, its probe refitted on every training text
                 net.body.load_state_dict(probe["body"])
                 set_probe_head(net.head, probe["features"], labels, len(classes), self.seed)
