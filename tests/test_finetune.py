@@ -272,7 +272,7 @@ def test_probe_is_kept_unless_fine_tuning_is_significantly_better() -> None:
     """The fallback's rule, on held-out images (McNemar's exact test, one-sided, 5%): fixing 4 of the probe's
     mistakes and breaking none is within chance (p = 1/16), fixing 5 is not (1/32); fixing 8 and breaking 2 is still
     chance (p = 0.055); a network that is only more confident on the same answers does not replace the probe."""
-    from transferlab.strategies._network import better, mcnemar_p
+    from transferlab.strategies._fallback import better, mcnemar_p
 
     assert mcnemar_p(4, 0) == 1 / 16 and mcnemar_p(5, 0) == 1 / 32 and mcnemar_p(0, 0) == 1.0
     assert mcnemar_p(8, 2) == pytest.approx(56 / 1024) and mcnemar_p(9, 2) == pytest.approx(67 / 2048)

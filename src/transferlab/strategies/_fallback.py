@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["SIGNIFICANCE", "better", "can_be_beaten", "fixed_and_broken", "mcnemar_p", "mistakes_needed",
-           "set_probe_head", "skip_note"]
+           "set_probe_head", "verdict"]
 
 SIGNIFICANCE = 0.05  # McNemar's exact test, one-sided: how sure the held-out images must make us
 
@@ -51,12 +51,26 @@ def can_be_beaten(probe_errors: Any) -> bool:
     return int(np.sum(probe_errors)) >= mistakes_needed()
 
 
-def skip_note(probe_errors: Any, items: str) -> str:
-    """Why fine-tuning was skipped, for the log and ``history.json``."""
-    missed, n = int(np.sum(probe_errors)), len(probe_errors)
-    return (f"the probe misses only {missed} of the {n} held-out training {items}, so no fine-tuned model could be "
-            f"significantly better (it would have to fix at least {mistakes_needed()}): fine-tuning skipped "
-            "(val_fraction=0 or head_init=random fine-tunes without the check)")
+def verdict(probe_errors: Any, tuned_errors: Any, items: str, model: str) -> tuple[str, dict[str, Any], str]:
+    """Which model a network strategy keeps (``"probe"`` or ``"fine-tuned"``), the check for ``history.json`` and
+    the line to print, from the probe's and the fine-tuned ``model``'s errors (0/1 per held-out ``items``);
+    ``tuned_errors`` None: fine-tuning was skipped because the probe could not be beaten (:func:`can_be_beaten`)."""
+    n, missed = len(probe_errors), int(np.sum(probe_errors))
+    check: dict[str, Any] = {"held_out": n, "probe_accuracy": 1 - missed / max(1, n)}
+    if tuned_errors is None:
+        line = (f"the probe misses only {missed} of the {n} held-out training {items}, so no fine-tuned {model} "
+                f"could be significantly better (it would have to fix at least {mistakes_needed()}): fine-tuning "
+                "skipped (val_fraction=0 or head_init=random fine-tunes without the check)")
+        return "probe", {**check, "fine_tuned_accuracy": None, "fixed": 0, "broken": 0, "p_value": None,
+                         "kept": "probe", "skipped": line}, line
+    fixed, broken = fixed_and_broken({"errors": probe_errors}, {"errors": tuned_errors})
+    kept = "probe" if better({"errors": probe_errors}, {"errors": tuned_errors}) else "fine-tuned"
+    check.update(fine_tuned_accuracy=1 - float(np.mean(tuned_errors)), fixed=fixed, broken=broken,
+                 p_value=mcnemar_p(fixed, broken), kept=kept)
+    line = (f"on the {n} held-out training {items} the fine-tuned {model} got {check['fine_tuned_accuracy']:.3f} "
+            f"right, the probe {check['probe_accuracy']:.3f}: fine-tuning fixed {fixed} and broke {broken} "
+            f"(McNemar p = {check['p_value']:.3f}, needs < {SIGNIFICANCE})")
+    return kept, check, line
 
 
 def fixed_and_broken(probe: dict[str, Any], tuned: dict[str, Any]) -> tuple[int, int]:

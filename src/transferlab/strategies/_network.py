@@ -35,15 +35,7 @@ from transferlab.errors import DataError, UserError
 from transferlab.nn.image import ClassifierNet, build_net, center_crop, predict_paths, resize_shorter
 from transferlab.preprocessing import Preprocessing
 from transferlab.progress import log
-from transferlab.strategies._fallback import (
-    SIGNIFICANCE,
-    better,
-    can_be_beaten,
-    fixed_and_broken,
-    mcnemar_p,
-    set_probe_head,
-    skip_note,
-)
+from transferlab.strategies._fallback import can_be_beaten, set_probe_head, verdict
 from transferlab.strategies.base import Strategy
 
 CACHE_LIMIT_BYTES = 1_500_000_000  # decoded images kept in memory below this estimate
@@ -434,30 +426,19 @@ class NetworkStrategy(Strategy):
             histories.append({"stage": stage.name, "trainable_groups": stage.n_top_groups, **history.to_dict()})
         self.probe_check_: dict[str, Any] | None = None
         if probe is not None:
-            brief = {k: v for k, v in probe["metrics"].items() if k != "errors"}
-            if skipped:
-                kept, verdict = "probe", skip_note(probe["metrics"]["errors"], "images")
-                self.probe_check_ = {"held_out": len(va_idx), "probe": brief, "fine_tuned": None, "fixed": 0,
-                                     "broken": 0, "p_value": None, "kept": kept, "skipped": verdict}
-            else:
-                tuned = self._held_out(net, data, va_idx)
-                kept = "probe" if better(probe["metrics"], tuned) else "fine-tuned"
-                fixed, broken = fixed_and_broken(probe["metrics"], tuned)
-                self.probe_check_ = {"held_out": len(va_idx), "probe": brief,
-                                     "fine_tuned": {k: v for k, v in tuned.items() if k != "errors"},
-                                     "fixed": fixed, "broken": broken, "p_value": mcnemar_p(fixed, broken),
-                                     "kept": kept}
-                verdict = (f"on the {len(va_idx)} held-out training images the fine-tuned network got "
-                           f"{tuned['val_accuracy']:.3f} right, the probe {brief['val_accuracy']:.3f}: fine-tuning "
-                           f"fixed {fixed} and broke {broken} (McNemar p = {self.probe_check_['p_value']:.3f}, "
-                           f"needs < {SIGNIFICANCE})")
+            tuned = None if skipped else self._held_out(net, data, va_idx)
+            kept, self.probe_check_, line = verdict(probe["metrics"]["errors"], None if tuned is None
+                                                    else tuned["errors"], "images", "network")
+            self.probe_check_.update(  # the held-out accuracy and loss of each
+                probe={k: v for k, v in probe["metrics"].items() if k != "errors"},
+                fine_tuned=None if tuned is None else {k: v for k, v in tuned.items() if k != "errors"})
             if kept == "probe":  # the pretrained network again, its probe refitted on every training image
                 net.load_state_dict(probe["state"])
                 probe_head(net, backbone, prep, list(X.paths), labels, len(classes), self.seed)
                 log(f"{self.name}: kept the linear probe, refitted on all {len(labels)} training images "
-                    f"(fine-tuning must be significantly better): {verdict}")
+                    f"(fine-tuning must be significantly better): {line}")
             else:
-                log(f"{self.name}: kept the fine-tuned network: {verdict}")
+                log(f"{self.name}: kept the fine-tuned network: {line}")
         net.eval()
         self.net_ = net
         self.classes_ = list(classes)

@@ -40,15 +40,7 @@ import numpy as np
 
 from transferlab.errors import UserError
 from transferlab.progress import log
-from transferlab.strategies._fallback import (
-    SIGNIFICANCE,
-    better,
-    can_be_beaten,
-    fixed_and_broken,
-    mcnemar_p,
-    set_probe_head,
-    skip_note,
-)
+from transferlab.strategies._fallback import can_be_beaten, set_probe_head, verdict
 from transferlab.strategies.base import Strategy
 
 
@@ -227,30 +219,15 @@ class TextFinetune(Strategy):
             histories.append({"stage": stage, "trainable_groups": n_top, **history.to_dict()})
         self.probe_check_: dict[str, Any] | None = None
         if probe is not None:
-            n = len(va_idx)
-            if skipped:
-                kept, verdict = "probe", skip_note(probe["errors"], "texts")
-                self.probe_check_ = {"held_out": n, "probe_accuracy": 1 - float(np.mean(probe["errors"])),
-                                     "fine_tuned_accuracy": None, "fixed": 0, "broken": 0, "p_value": None,
-                                     "kept": kept, "skipped": verdict}
-            else:
-                tuned = held_out_errors(net, encoded, va_idx, labels, bf16)
-                fixed, broken = fixed_and_broken({"errors": probe["errors"]}, {"errors": tuned})
-                kept = "probe" if better({"errors": probe["errors"]}, {"errors": tuned}) else "fine-tuned"
-                self.probe_check_ = {"held_out": n, "probe_accuracy": 1 - float(np.mean(probe["errors"])),
-                                     "fine_tuned_accuracy": 1 - float(np.mean(tuned)), "fixed": fixed,
-                                     "broken": broken, "p_value": mcnemar_p(fixed, broken), "kept": kept}
-                verdict = (f"on the {n} held-out training texts the fine-tuned model got "
-                           f"{self.probe_check_['fine_tuned_accuracy']:.3f} right, the probe "
-                           f"{self.probe_check_['probe_accuracy']:.3f}: fine-tuning fixed {fixed} and broke "
-                           f"{broken} (McNemar p = {self.probe_check_['p_value']:.3f}, needs < {SIGNIFICANCE})")
+            tuned = None if skipped else held_out_errors(net, encoded, va_idx, labels, bf16)
+            kept, self.probe_check_, line = verdict(probe["errors"], tuned, "texts", "model")
             if kept == "probe":  # the pretrained body again, its probe refitted on every training text
                 net.body.load_state_dict(probe["body"])
                 set_probe_head(net.head, probe["features"], labels, len(classes), self.seed)
                 log(f"{self.name}: kept the linear probe, refitted on all {len(labels)} training texts "
-                    f"(fine-tuning must be significantly better): {verdict}")
+                    f"(fine-tuning must be significantly better): {line}")
             else:
-                log(f"{self.name}: kept the fine-tuned model: {verdict}")
+                log(f"{self.name}: kept the fine-tuned model: {line}")
         for p in net.parameters():
             p.requires_grad_(False)
         net.eval()
