@@ -186,6 +186,31 @@ def test_finetune_starts_from_the_probe_and_keeps_it_unless_significantly_beaten
 
 
 # --- SetFit-style few-shot -----------------------------------------------------------------------------------------
+def test_pair_similarity_under_bf16_autocast_is_float32_and_close_to_float32():
+    """Under bf16 autocast (text_fewshot and text_finetune on mpnet with AMX) only the transformer's matrix products
+    run in bf16: its residual stream, and so the mean pooling and the cosine similarity of a pair, stay float32, so
+    similarities near 1 are not rounded to bf16's steps of 0.004 (the contrastive loss regresses them to 1) and stay
+    within 1e-2 of float32."""
+    import torch
+
+    from transferlab.nn.transformer import TransformerClassifier, collate, load_pretrained_body, tokenize
+    from transferlab.strategies.text_fewshot import _pair_module
+
+    body, tokenizer = load_pretrained_body()
+    pair = _pair_module(body).eval()
+    a = collate(tokenize(tokenizer, ["a gripping, beautifully acted film", "dull and far too long"], 16))
+    b = collate(tokenize(tokenizer, ["a gripping and beautifully acted film", "dull, and far too long"], 16))
+    with torch.inference_mode():
+        exact = pair((a, b))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast = pair((a, b))
+            pooled = TransformerClassifier(body, 2, 0.0).embed(a)
+    assert fast.dtype == torch.float32 and pooled.dtype == torch.float32
+    assert (exact > 0.95).all() and torch.allclose(fast, exact, atol=1e-2)
+    rounded = fast.to(torch.bfloat16).float()  # what a bf16 similarity would have been
+    assert not torch.equal(fast, rounded)
+
+
 def test_contrastive_pairs_balance_positive_and_negative():
     from transferlab.strategies.text_fewshot import contrastive_pairs
 
