@@ -386,9 +386,10 @@ class NetworkStrategy(Strategy):
             probe_head(net, backbone, prep, [X.paths[i] for i in tr_idx], labels[tr_idx], len(classes),
                        self.seed)
             if len(va_idx):  # the probe is the fallback: what fine-tuning must beat on the held-out part of train
-                probe = {"metrics": self._held_out(net, data, va_idx),
-                         "state": {k: v.detach().clone() for k, v in net.state_dict().items()}}
+                probe = {"metrics": self._held_out(net, data, va_idx)}
         skipped = probe is not None and not can_be_beaten(probe["metrics"]["errors"])
+        if probe is not None and not skipped:  # the pretrained network, to come back to if the probe is kept
+            probe["state"] = {k: v.detach().clone() for k, v in net.state_dict().items()}
         steps = -(-len(resample_indices(labels[tr_idx], self.sampling, np.random.default_rng(0))) // self.batch_size)
         self.schedule_ = self.resolve_schedule(len(tr_idx), steps)
         stages = self.stages(len(net.backbone_groups()), len(tr_idx))
@@ -433,7 +434,8 @@ class NetworkStrategy(Strategy):
                 probe={k: v for k, v in probe["metrics"].items() if k != "errors"},
                 fine_tuned=None if tuned is None else {k: v for k, v in tuned.items() if k != "errors"})
             if kept == "probe":  # the pretrained network again, its probe refitted on every training image
-                net.load_state_dict(probe["state"])
+                if not skipped:
+                    net.load_state_dict(probe["state"])
                 probe_head(net, backbone, prep, list(X.paths), labels, len(classes), self.seed)
                 log(f"{self.name}: kept the linear probe, refitted on all {len(labels)} training images "
                     f"(fine-tuning must be significantly better): {line}")

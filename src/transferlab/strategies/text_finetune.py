@@ -197,10 +197,14 @@ class TextFinetune(Strategy):
         if self.head_init == "probe":  # LP-FT: the head starts as the probe on the pretrained body's embeddings
             features = pooled_embeddings(net, encoded, bf16)
             set_probe_head(net.head, features[tr_idx], labels[tr_idx], len(classes), self.seed)
-            if len(va_idx):  # the fallback: what fine-tuning must beat on the held-out texts
-                probe = {"errors": held_out_errors(net, encoded, va_idx, labels, bf16), "features": features,
-                         "body": {k: v.detach().clone() for k, v in net.body.state_dict().items()}}
+            if len(va_idx):  # the fallback: what fine-tuning must beat on the held-out texts (their embeddings
+                # are already in features: the probe head reads them, no second pass through the body)
+                with torch.no_grad():
+                    scores = net.head(torch.from_numpy(features[va_idx])).argmax(1).numpy()
+                probe = {"errors": [int(v) for v in scores != labels[va_idx]], "features": features}
         skipped = probe is not None and not can_be_beaten(probe["errors"])
+        if probe is not None and not skipped:  # the pretrained body, to come back to if the probe is kept
+            probe["body"] = {k: v.detach().clone() for k, v in net.body.state_dict().items()}
         histories = []
         for s, (stage, epochs, n_top) in enumerate([] if skipped else self._stages(len(net.layer_groups()))):
             groups = self._param_groups(net, n_top)
@@ -222,7 +226,8 @@ class TextFinetune(Strategy):
             tuned = None if skipped else held_out_errors(net, encoded, va_idx, labels, bf16)
             kept, self.probe_check_, line = verdict(probe["errors"], tuned, "texts", "model")
             if kept == "probe":  # the pretrained body again, its probe refitted on every training text
-                net.body.load_state_dict(probe["body"])
+                if not skipped:
+                    net.body.load_state_dict(probe["body"])
                 set_probe_head(net.head, probe["features"], labels, len(classes), self.seed)
                 log(f"{self.name}: kept the linear probe, refitted on all {len(labels)} training texts "
                     f"(fine-tuning must be significantly better): {line}")
