@@ -163,6 +163,12 @@ def sparse_linear_proba(head: LinearHead, x: Any) -> np.ndarray:
     return softmax(logits)
 
 
+def blend_naive_bayes(proba: np.ndarray, nb_head: LinearHead, tfidf: Any, weight: float) -> np.ndarray:
+    """``proba`` averaged with a naive Bayes head's probabilities over the (sparse) TF-IDF block, ``weight`` on the
+    latter (text_hybrid, and its saved models)."""
+    return (1 - weight) * proba + weight * sparse_linear_proba(nb_head, tfidf)
+
+
 def stack_features(tfidf: Any, embeddings: np.ndarray, weight: float) -> Any:
     """The sparse TF-IDF block and the weighted dense embedding block, side by side (CSR, float32)."""
     from scipy import sparse

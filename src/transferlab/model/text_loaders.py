@@ -16,7 +16,7 @@ import numpy as np
 
 from transferlab.data.side_features import SideFeatureEncoder, cell_text, join_dense, join_sparse
 from transferlab.errors import UserError
-from transferlab.heads import Head, sparse_linear_proba, stack_features
+from transferlab.heads import Head, LinearHead, blend_naive_bayes, sparse_linear_proba, stack_features
 
 
 def usable_texts(inputs: Sequence[object], text_column: str = "text") -> tuple[list[str], list[int], dict[int, str]]:
@@ -110,7 +110,9 @@ def load_tfidf_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
 
 def load_tfidf_embedding_head(directory: Path, config: dict[str, Any]) -> TextPredictor:
     """Saved TF-IDF vocabulary and IDF beside cached sentence embeddings (MiniLM, or the encoder the weights name),
-    then one linear head."""
+    then one linear head, its probabilities averaged with a naive Bayes head's on the TF-IDF block where saved."""
+    from safetensors.numpy import load_file
+
     from transferlab.backbones import encoder_name
     from transferlab.features.text import text_encoder
     from transferlab.features.tfidf import TfidfFeaturizer
@@ -120,10 +122,13 @@ def load_tfidf_embedding_head(directory: Path, config: dict[str, Any]) -> TextPr
     encoder = text_encoder(encoder_name(str(w.get("encoder", ""))), int(w.get("max_length", 256)))
     encoder.backend = FLOAT32_BACKEND
     weight = float(w.get("embedding_weight", 1.0))
+    nb = w.get("naive_bayes")
+    nb_head = LinearHead.from_saved(load_file(str(directory / nb["file"])), {}) if nb else None
 
     def classify(texts: list[str], side: np.ndarray | None = None) -> np.ndarray:
-        return sparse_linear_proba(head, join_sparse(stack_features(featurizer.transform(texts), encoder.embed(texts),
-                                                                    weight), side))
+        tfidf = featurizer.transform(texts)
+        proba = sparse_linear_proba(head, join_sparse(stack_features(tfidf, encoder.embed(texts), weight), side))
+        return proba if nb_head is None else blend_naive_bayes(proba, nb_head, tfidf, float(nb["weight"]))
 
     return TextPredictor(classify, load_side_features(directory, config), text_column_of(config))
 

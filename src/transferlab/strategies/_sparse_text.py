@@ -35,6 +35,15 @@ class SparseTextLinear(Strategy):
     def _weights_info(self) -> dict[str, Any]:
         return {}
 
+    def _fit_extra(self, texts: list[str], labels: np.ndarray, side: Any) -> None:
+        """A second model on the same texts, its probabilities blended in by ``_blend`` (text_hybrid: naive Bayes)."""
+
+    def _blend(self, proba: np.ndarray, texts: list[str]) -> np.ndarray:  # noqa: ARG002
+        return proba
+
+    def _save_extra(self, directory: Path) -> dict[str, Any]:  # noqa: ARG002
+        return {}
+
     def fit(self, X: Any, y: Any = None) -> SparseTextLinear:  # noqa: N803
         from sklearn.linear_model import LogisticRegression
 
@@ -47,10 +56,12 @@ class SparseTextLinear(Strategy):
         texts = texts_of(X)
         self.featurizer_ = self._make_featurizer().fit(texts)
         self.side_encoder_ = fit_side_features(X)
-        features = join_sparse(self._text_features(texts), side_matrix(self.side_encoder_, X))
+        side = side_matrix(self.side_encoder_, X)
+        features = join_sparse(self._text_features(texts), side)
         self.C_ = self._choose_c(features, labels)
         clf = LogisticRegression(C=self.C_, max_iter=2000, random_state=self.seed).fit(features, labels)
         self.head_ = LinearHead.from_sklearn(clf.coef_, clf.intercept_)
+        self._fit_extra(texts, labels, side)
         self.classes_ = list(classes)
         self.n_features_in_ = int(features.shape[1])
         return self
@@ -61,14 +72,15 @@ class SparseTextLinear(Strategy):
 
         self.check_is_fitted()
         X, _ = self._as_dataset(X)  # noqa: N806
-        side = side_matrix(self.side_encoder_, X)
-        return sparse_linear_proba(self.head_, join_sparse(self._text_features(texts_of(X)), side))
+        side, texts = side_matrix(self.side_encoder_, X), texts_of(X)
+        return self._blend(sparse_linear_proba(self.head_, join_sparse(self._text_features(texts), side)), texts)
 
     def save_weights(self, directory: Path) -> dict[str, Any]:
         self.check_is_fitted()
         self.featurizer_.save(directory)
         self.head_.save(directory)
-        out: dict[str, Any] = {"kind": self.kind, "n_features": self.n_features_in_, **self._weights_info()}
+        out: dict[str, Any] = {"kind": self.kind, "n_features": self.n_features_in_, **self._weights_info(),
+                               **self._save_extra(directory)}
         if self.side_encoder_ is not None:
             out["side_features"] = self.side_encoder_.save(directory)
         return out
