@@ -201,6 +201,8 @@ def test_fine_tuning_is_skipped_when_no_network_could_beat_the_probe(tiny_digits
     clf.save_weights(tmp_path / "model")
     history = json.loads((tmp_path / "model" / "history.json").read_text())
     assert history["stages"] == [] and history["probe_check"]["skipped"] == check["skipped"]
+    # the schedule says nothing ran, and what would have
+    assert history["schedule"]["stages"] == [] and history["schedule"]["planned_stages"][0]["epochs"] >= 1
 
 
 def test_default_backbone_is_the_one_rank_puts_first(tiny_digits: Path, cache_dir: Path, tmp_path: Path,

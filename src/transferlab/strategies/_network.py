@@ -393,9 +393,10 @@ class NetworkStrategy(Strategy):
         steps = -(-len(resample_indices(labels[tr_idx], self.sampling, np.random.default_rng(0))) // self.batch_size)
         self.schedule_ = self.resolve_schedule(len(tr_idx), steps)
         stages = self.stages(len(net.backbone_groups()), len(tr_idx))
-        self.schedule_["stages"] = [{"name": st.name, "trainable_groups": st.n_top_groups, "epochs": st.epochs}
-                                    for st in stages]
-        if skipped:
+        planned = [{"name": st.name, "trainable_groups": st.n_top_groups, "epochs": st.epochs} for st in stages]
+        self.schedule_["stages"] = [] if skipped else planned
+        if skipped:  # what would have run, kept apart from what did (history.json)
+            self.schedule_["planned_stages"] = planned
             stages = []
         else:
             log(f"{self.name}: schedule for {len(tr_idx)} training images ({steps} steps per epoch): "
