@@ -182,6 +182,10 @@ def test_hybrid_round_trip(encoder: str, tmp_path: Path, cache_dir: Path):
     assert np.allclose(model.predict_proba(texts)[0], result.model.predictor.predict_proba(texts)[0], atol=1e-5)
     with pytest.raises(UserError):
         make_strategy("text_hybrid", modality="text", max_df=0).fit(TextDataset.from_texts(texts, ["a", "b"]))
+    # two texts per class: too few for the 3-fold check of the naive Bayes weight, so the regression stays alone
+    few = make_strategy("text_hybrid", modality="text", min_df=1, max_df=1.0, encoder=encoder).fit(
+        TextDataset.from_texts([*POS[:2], *NEG[:2]], ["positive"] * 2 + ["negative"] * 2))
+    assert few.naive_bayes_ == 0 and few.nb_head_ is None
 
 
 def test_hybrid_naive_bayes_blend_on_newsgroups(cache_dir: Path):

@@ -137,7 +137,8 @@ class TextHybrid(SparseTextLinear):
     def _choose_nb_weight(self, texts: list[str], labels: np.ndarray, side: Any) -> float:
         """``naive_bayes``, or when None the weight of ``NB_WEIGHTS`` whose blend of out-of-fold probabilities
         (``cv`` stratified folds; logistic regression at the chosen C, naive Bayes, TF-IDF refitted per fold) gets
-        the most training texts right; 0.5 where a class has fewer than ``cv`` texts."""
+        the most training texts right; 0 (the regression alone) where a class has fewer than ``cv`` texts, as a
+        weight that cross-validation cannot check is not used."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedKFold
 
@@ -148,7 +149,7 @@ class TextHybrid(SparseTextLinear):
             return float(self.naive_bayes)
         k = int(self.cv)
         if int(np.bincount(labels).min()) < k:
-            return 0.5
+            return 0.0
         n_classes = int(labels.max()) + 1
         embeddings = self._embed(texts)
         oof_lr, oof_nb = np.zeros((len(texts), n_classes)), np.zeros((len(texts), n_classes))
