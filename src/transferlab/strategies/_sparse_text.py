@@ -35,10 +35,11 @@ class SparseTextLinear(Strategy):
     def _weights_info(self) -> dict[str, Any]:
         return {}
 
-    def _fit_extra(self, texts: list[str], labels: np.ndarray, side: Any) -> None:
-        """A second model on the same texts, its probabilities blended in by ``_blend`` (text_hybrid: naive Bayes)."""
+    def _fit_extra(self, features: Any, labels: np.ndarray, texts: list[str]) -> None:
+        """A second model on the same features (text_hybrid: naive Bayes on their TF-IDF block), its probabilities
+        blended in by ``_blend``."""
 
-    def _blend(self, proba: np.ndarray, texts: list[str]) -> np.ndarray:  # noqa: ARG002
+    def _blend(self, proba: np.ndarray, features: Any) -> np.ndarray:  # noqa: ARG002
         return proba
 
     def _save_extra(self, directory: Path) -> dict[str, Any]:  # noqa: ARG002
@@ -56,12 +57,11 @@ class SparseTextLinear(Strategy):
         texts = texts_of(X)
         self.featurizer_ = self._make_featurizer().fit(texts)
         self.side_encoder_ = fit_side_features(X)
-        side = side_matrix(self.side_encoder_, X)
-        features = join_sparse(self._text_features(texts), side)
+        features = join_sparse(self._text_features(texts), side_matrix(self.side_encoder_, X))
         self.C_ = self._choose_c(features, labels)
         clf = LogisticRegression(C=self.C_, max_iter=2000, random_state=self.seed).fit(features, labels)
         self.head_ = LinearHead.from_sklearn(clf.coef_, clf.intercept_)
-        self._fit_extra(texts, labels, side)
+        self._fit_extra(features, labels, texts)
         self.classes_ = list(classes)
         self.n_features_in_ = int(features.shape[1])
         return self
@@ -72,8 +72,8 @@ class SparseTextLinear(Strategy):
 
         self.check_is_fitted()
         X, _ = self._as_dataset(X)  # noqa: N806
-        side, texts = side_matrix(self.side_encoder_, X), texts_of(X)
-        return self._blend(sparse_linear_proba(self.head_, join_sparse(self._text_features(texts), side)), texts)
+        features = join_sparse(self._text_features(texts_of(X)), side_matrix(self.side_encoder_, X))
+        return self._blend(sparse_linear_proba(self.head_, features), features)
 
     def save_weights(self, directory: Path) -> dict[str, Any]:
         self.check_is_fitted()

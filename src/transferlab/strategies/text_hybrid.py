@@ -117,15 +117,17 @@ class TextHybrid(SparseTextLinear):
     def _text_features(self, texts: list[str]) -> Any:  # noqa: ANN401 - a scipy CSR matrix
         return stack_features(self.featurizer_.transform(texts), self._embed(texts), float(self.embedding_weight))
 
-    def _fit_extra(self, texts: list[str], labels: np.ndarray, side: Any) -> None:
-        """Complement Naive Bayes on the TF-IDF block, kept as a linear head (``nb_head_``) when its weight
-        (``naive_bayes_``, chosen by :meth:`_choose_nb_weight` when ``naive_bayes`` is None) is above 0."""
+    def _fit_extra(self, features: Any, labels: np.ndarray, texts: list[str]) -> None:
+        """Complement Naive Bayes on the TF-IDF block (the first columns of ``features``), kept as a linear head
+        (``nb_head_``) when its weight (``naive_bayes_``, chosen by :meth:`_choose_nb_weight` when ``naive_bayes``
+        is None) is above 0."""
         from transferlab.heads import LinearHead
 
+        words = self.featurizer_.n_features
         self.nb_head_: LinearHead | None = None
-        self.naive_bayes_ = self._choose_nb_weight(texts, labels, side)
+        self.naive_bayes_ = self._choose_nb_weight(texts, labels, features[:, words:])
         if self.naive_bayes_ > 0:
-            nb = self._naive_bayes(self.featurizer_.transform(texts), labels)
+            nb = self._naive_bayes(features[:, :words], labels)
             # its predict_proba is the softmax of X @ feature_log_prob_.T (no prior with two or more classes)
             self.nb_head_ = LinearHead(nb.feature_log_prob_, np.zeros(len(nb.classes_)))
 
@@ -134,15 +136,16 @@ class TextHybrid(SparseTextLinear):
 
         return ComplementNB(alpha=float(self.nb_alpha)).fit(tfidf, labels)
 
-    def _choose_nb_weight(self, texts: list[str], labels: np.ndarray, side: Any) -> float:
+    def _choose_nb_weight(self, texts: list[str], labels: np.ndarray, rest: Any) -> float:
         """``naive_bayes``, or when None the weight of ``NB_WEIGHTS`` whose blend of out-of-fold probabilities
-        (``cv`` stratified folds; logistic regression at the chosen C, naive Bayes, TF-IDF refitted per fold) gets
-        the most training texts right; 0 (the regression alone) where a class has fewer than ``cv`` texts, as a
-        weight that cross-validation cannot check is not used."""
+        (``cv`` stratified folds; logistic regression at the chosen C on a fold's TF-IDF beside ``rest``, the
+        weighted embeddings and side columns of every text; naive Bayes on that TF-IDF) gets the most training
+        texts right; 0 (the regression alone) where a class has fewer than ``cv`` texts, as a weight that
+        cross-validation cannot check is not used."""
+        from scipy import sparse
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedKFold
 
-        from transferlab.data.side_features import join_sparse
         from transferlab.progress import log
 
         if self.naive_bayes is not None:
@@ -151,12 +154,10 @@ class TextHybrid(SparseTextLinear):
         if int(np.bincount(labels).min()) < k:
             return 0.0
         n_classes = int(labels.max()) + 1
-        embeddings = self._embed(texts)
         oof_lr, oof_nb = np.zeros((len(texts), n_classes)), np.zeros((len(texts), n_classes))
         for fit_idx, val_idx in StratifiedKFold(k, shuffle=True, random_state=self.seed).split(texts, labels):
-            featurizer = self._make_featurizer().fit([texts[i] for i in fit_idx])
-            tfidf = featurizer.transform(texts)
-            features = join_sparse(stack_features(tfidf, embeddings, float(self.embedding_weight)), side)
+            tfidf = self._make_featurizer().fit([texts[i] for i in fit_idx]).transform(texts)
+            features = sparse.hstack([tfidf, rest], format="csr", dtype=np.float32)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a fold's convergence warning says nothing about the final fit
                 lr = LogisticRegression(C=self.C_, max_iter=2000, random_state=self.seed)
@@ -171,12 +172,13 @@ class TextHybrid(SparseTextLinear):
             + ", ".join(f"{w:g} {v:.3f}" for w, v in scores.items()) + ")")
         return chosen
 
-    def _blend(self, proba: np.ndarray, texts: list[str]) -> np.ndarray:
+    def _blend(self, proba: np.ndarray, features: Any) -> np.ndarray:
         from transferlab.heads import blend_naive_bayes
 
         if self.nb_head_ is None:
             return proba
-        return blend_naive_bayes(proba, self.nb_head_, self.featurizer_.transform(texts), self.naive_bayes_)
+        words = features[:, : self.featurizer_.n_features]  # the TF-IDF block: the texts are transformed once
+        return blend_naive_bayes(proba, self.nb_head_, words, self.naive_bayes_)
 
     def _save_extra(self, directory: Path) -> dict[str, Any]:
         if self.nb_head_ is None:
