@@ -13,7 +13,7 @@ import pytest
 
 from conftest import shared_dataset
 from transferlab.analysis.advice import FEW_SHOT_PER_CLASS, finetune_params
-from transferlab.backbones import trainable_text_body
+from transferlab.backbones import finetuned_text_body, trainable_text_body
 from transferlab.cli import main
 from transferlab.data.texts import read_text_file
 from transferlab.model import Model
@@ -177,8 +177,9 @@ def test_text_auto_fine_tunes_only_when_the_cheap_classifiers_leave_room(monkeyp
     assert cheap.scores[cheap.strategy] >= CHEAP_IS_ENOUGH and "seconds, not minutes" in cheap.reason
     sst2 = balanced("sst2", 500)  # sentiment: frozen embeddings and n-grams score ~0.8
     choice = auto_select(sst2, "text")
-    body = trainable_text_body()[0]  # mpnet in bf16 where the CPU has bf16 matrix units and mpnet is installed
-    assert choice.strategy == "text_finetune" and choice.params == finetune_params(body, 64)
+    # mpnet (in bf16 where the CPU has bf16 matrix units, else its top layers) where mpnet is installed
+    body, top, _ = finetuned_text_body()
+    assert choice.strategy == "text_finetune" and choice.params == finetune_params(body, 64, top)
     assert choice.backbone == body and body in choice.reason
     assert max(choice.scores.values()) < CHEAP_IS_ENOUGH and "leave room" in choice.reason
 
@@ -186,12 +187,24 @@ def test_text_auto_fine_tunes_only_when_the_cheap_classifiers_leave_room(monkeyp
 def test_the_fine_tuned_text_body_follows_the_cpu(monkeypatch) -> None:
     from transferlab.analysis.advice import recommend_text
     from transferlab.backbones import get_backbone
+    from transferlab.workflows.common import build_strategy
 
-    monkeypatch.setenv("TRANSFERLAB_BF16", "0")  # no bf16 matrix units: mpnet would train for hours
+    monkeypatch.setenv("TRANSFERLAB_BF16", "0")  # no bf16 matrix units: mpnet end to end would train for hours
     body, why = trainable_text_body()
     assert body == "minilm" and "no bf16 matrix units" in why
     plain = recommend_text(6920, 2, 3310, 30.0, body=body, body_reason=why)
     assert plain.params == {"max_length": 64, "epochs": 3} and "fine-tune minilm" in plain.reason
+    # ... but its top 4 layers, on the kept outputs of the 8 below, train in minutes
+    body, top, why = finetuned_text_body()
+    if get_backbone("mpnet").is_installed():
+        assert (body, top) == ("mpnet", 4) and "top 4 of 12 layers" in why
+    else:
+        assert (body, top) == ("minilm", None)
+    partial = recommend_text(6920, 2, 3310, 30.0, body="mpnet", body_reason=why, train_layers=4)
+    assert partial.params == {"max_length": 64, "epochs": 2, "backbone": "mpnet", "train_layers": 4}
+    assert "fine-tune mpnet (" in partial.reason and "its top 4 layers" in partial.reason
+    built = build_strategy("text_finetune", "text", None, partial.params)
+    assert (built.backbone, built.bf16, built.train_layers) == ("mpnet", False, 4)
     monkeypatch.setenv("TRANSFERLAB_BF16", "1")
     body, why = trainable_text_body()
     assert body == ("mpnet" if get_backbone("mpnet").is_installed() else "minilm")
@@ -199,8 +212,6 @@ def test_the_fine_tuned_text_body_follows_the_cpu(monkeypatch) -> None:
     assert strong.params == {"max_length": 128, "epochs": 2, "backbone": "mpnet", "bf16": True}
     assert "fine-tune mpnet (the CPU has bf16 matrix units)" in strong.reason and "bf16" in strong.reason
     # what auto hands to the strategy builds it: the body and the precision reach text_finetune
-    from transferlab.workflows.common import build_strategy
-
     built = build_strategy("text_finetune", "text", None, strong.params)
     assert (built.backbone, built.bf16, built.epochs, built.max_length) == ("mpnet", True, 2, 128)
 

@@ -136,6 +136,50 @@ def test_finetune_contract_and_round_trip(params: dict, tmp_path: Path):
                            strategy.net_.body.encoder.layer[5].output.dense.weight)
 
 
+def test_finetune_top_layers_reads_the_kept_outputs_of_the_frozen_bottom(tmp_path: Path):
+    """train_layers=2: the bottom 4 of MiniLM's 6 layers run once (their outputs kept as float16) and the top 2 train
+    on them; the top of the network over those kept outputs embeds as the whole network does, the bottom layers and
+    word embeddings stay as pretrained, the top ones move, and the saved model (the whole network) predicts as the
+    fitted one."""
+    import torch
+
+    from transferlab.nn.transformer import (
+        TopOfClassifier,
+        TransformerClassifier,
+        collate,
+        collate_hidden,
+        load_pretrained_body,
+        lower_hidden_states,
+        tokenize,
+    )
+
+    train = _dataset(48)
+    body, tokenizer = load_pretrained_body()
+    net = TransformerClassifier(body, 2, 0.0).eval()
+    encoded = tokenize(tokenizer, train.texts[:8], 32)
+    with torch.inference_mode():
+        whole = net.embed(collate(encoded)).numpy()
+        top = TopOfClassifier(net, 2).eval().embed(collate_hidden(lower_hidden_states(body, encoded, 4))).numpy()
+    np.testing.assert_allclose(top, whole, atol=2e-3)  # float16 kept states: ~1e-4 apart
+    assert len(body.encoder.layer) == 6 and body.embeddings.__class__.__name__ != "_Given"  # body whole again
+
+    strategy = make_strategy("text_finetune", modality="text", epochs=1, max_length=16, batch_size=16,
+                             val_fraction=0.2, head_init="random", train_layers=2)
+    _round_trip(strategy, train, tmp_path, {"model.safetensors", "config.json", "history.json"})
+    assert [h["stage"] for h in strategy.history_] == ["top 2 of 6 layers"]
+    tuned = strategy.net_.body.encoder.layer
+    for i in range(4):
+        assert torch.equal(tuned[i].output.dense.weight, body.encoder.layer[i].output.dense.weight), i
+    for i in (4, 5):
+        assert not torch.equal(tuned[i].output.dense.weight, body.encoder.layer[i].output.dense.weight), i
+    from transferlab.errors import UserError
+
+    with pytest.raises(UserError, match="gradual"):
+        make_strategy("text_finetune", modality="text", train_layers=2, gradual=True).fit(train)
+    with pytest.raises(UserError, match="train_layers"):
+        make_strategy("text_finetune", modality="text", train_layers=0).fit(train)
+
+
 def test_finetune_starts_from_the_probe_and_keeps_it_unless_significantly_beaten(tmp_path: Path):
     """LP-FT for text (head_init=probe, the default): the head starts as the logistic-regression probe on the
     pretrained body's mean-pooled embeddings (a learning rate of ~0 leaves the model there), and a fine-tuning that

@@ -3,14 +3,20 @@ BERT body, mean pooling over the attention mask, dropout and a new linear head. 
 predictor of its saved models, which rebuilds the body from the saved ``transformer/config.json`` (no package needed
 then).
 
-Layer groups, bottom to top, for discriminative learning rates and gradual unfreezing: the embeddings, then the six
+Layer groups, bottom to top, for discriminative learning rates and gradual unfreezing: the embeddings, then the
 transformer layers in ``layers_per_group`` blocks.
+
+Training only the top layers (``text_finetune``'s ``train_layers``): the frozen bottom runs once over the texts
+(:func:`lower_hidden_states`, kept as float16) and :class:`TopOfClassifier` runs the top layers and the head on those
+hidden states; the same body module serves both (:func:`layers_only` narrows it for one call), so the saved model is
+the whole network as usual.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +39,7 @@ class TransformerClassifier(nn.Module):
 
     def embed(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         ids, mask = inputs
-        hidden = self.body(input_ids=ids, attention_mask=mask).last_hidden_state
-        m = mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+        return _mean_pool(self.body(input_ids=ids, attention_mask=mask).last_hidden_state, mask)
 
     def forward(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return self.head(self.dropout(self.embed(inputs)))
@@ -46,6 +50,85 @@ class TransformerClassifier(nn.Module):
         for s in range(0, len(layers), layers_per_group):
             groups.append(layers[s : s + layers_per_group])
         return groups
+
+
+class _Given(nn.Module):
+    """Stands in for a body's embeddings: hands on the hidden states passed as ``inputs_embeds``."""
+
+    def forward(self, input_ids: object = None, inputs_embeds: torch.Tensor | None = None, **kwargs: object
+                ) -> torch.Tensor | None:
+        return inputs_embeds
+
+
+@contextmanager
+def layers_only(body: nn.Module, start: int, stop: int, given: bool = False) -> Iterator[None]:
+    """For one call, ``body`` runs only its encoder layers ``start:stop``; ``given``: no embeddings either, the call's
+    ``inputs_embeds`` are the hidden states entering layer ``start`` (BERT and MPNet bodies: their masks and MPNet's
+    relative position bias are rebuilt from those inputs as for the whole body)."""
+    embeddings, layers = body.embeddings, body.encoder.layer
+    body.encoder.layer = nn.ModuleList(list(layers)[start:stop])
+    if given:
+        body.embeddings = _Given()
+    try:
+        yield
+    finally:
+        body.embeddings, body.encoder.layer = embeddings, layers
+
+
+def _mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+def lower_hidden_states(body: nn.Module, encoded: Sequence[Sequence[int]], n_lower: int, batch_size: int = 64,
+                        bf16: bool = False, progress: bool = False, desc: str = "frozen layers") -> list[np.ndarray]:
+    """The hidden states leaving the body's bottom ``n_lower`` layers (no dropout), one (tokens, hidden) float16
+    array per encoded text: computed once, they feed every epoch of the layers above."""
+    from transferlab.progress import progress_bar
+
+    out: list[np.ndarray] = [np.zeros(0)] * len(encoded)
+    body.eval()
+    bar = progress_bar(total=len(encoded), desc=desc, unit="text", enabled=progress)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16), \
+            layers_only(body, 0, n_lower):
+        for chunk, (ids, mask) in eval_batches(encoded, np.arange(len(encoded)), batch_size):
+            hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state.float().numpy().astype(np.float16)
+            for j, i in enumerate(chunk):
+                out[int(i)] = hidden[j, : len(encoded[int(i)])]
+            bar.update(len(chunk))
+    bar.close()
+    return out
+
+
+def collate_hidden(states: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hidden, mask): cached hidden states padded with zeros to the longest, float32, and their attention mask."""
+    longest = max(len(h) for h in states)
+    hidden = np.zeros((len(states), longest, states[0].shape[1]), np.float32)
+    mask = np.zeros((len(states), longest), np.int64)
+    for j, h in enumerate(states):
+        hidden[j, : len(h)] = h
+        mask[j, : len(h)] = 1
+    return torch.from_numpy(hidden), torch.from_numpy(mask)
+
+
+class TopOfClassifier(nn.Module):
+    """The top ``n_top`` layers of a :class:`TransformerClassifier`'s body and its head, reading the hidden states
+    of the layers below (:func:`lower_hidden_states`): ``forward((hidden, mask)) -> logits``."""
+
+    def __init__(self, net: TransformerClassifier, n_top: int) -> None:
+        super().__init__()
+        self.net = net
+        self.n_top = int(n_top)
+
+    def embed(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        hidden, mask = inputs
+        n = len(self.net.body.encoder.layer)
+        with layers_only(self.net.body, n - self.n_top, n, given=True):
+            out = self.net.body(inputs_embeds=hidden, attention_mask=mask).last_hidden_state
+        return _mean_pool(out, mask)
+
+    def forward(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return self.net.head(self.net.dropout(self.embed(inputs)))
 
 
 def load_pretrained_body(folder: str | None = None) -> tuple[nn.Module, object]:

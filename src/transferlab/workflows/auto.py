@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from transferlab import runtime
-from transferlab.analysis.advice import Advice, recommend, recommend_text
+from transferlab.analysis.advice import FEW_SHOT_PER_CLASS, Advice, recommend, recommend_text
 from transferlab.backbones import DEFAULT_BACKBONE
 from transferlab.errors import DataError
 from transferlab.features.ranking import SCORE_SAMPLE, installed_text_encoders, rank_backbones, sample
@@ -62,12 +62,16 @@ def advise(train: Any, task: str, ranking: list[dict[str, Any]] | None = None) -
     ImageNet-head confidence (from ``ranking`` when given, else from the cached logits); text: size, classes,
     examples in the smallest class, length of the texts, side columns."""
     if task == "text":
-        from transferlab.backbones import trainable_text_body
+        from transferlab.backbones import finetuned_text_body, trainable_text_body
 
         counts = np.bincount(train.y, minlength=len(train.classes))
-        body, why = trainable_text_body()
+        if int(counts.min()) <= FEW_SHOT_PER_CLASS:  # few-shot tunes the whole encoder: the body the CPU affords
+            body, why = trainable_text_body()
+            top = None
+        else:
+            body, top, why = finetuned_text_body()
         return recommend_text(len(train), len(train.classes), int(counts.min()), _words_p90(train.texts),
-                              bool(train.features), body, why)
+                              bool(train.features), body, why, top)
     rows = {r["backbone"]: r for r in ranking or []}
     if DEFAULT_BACKBONE in rows:
         confidence = rows[DEFAULT_BACKBONE]["imagenet_confidence"]
