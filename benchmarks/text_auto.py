@@ -4,8 +4,8 @@ with default parameters, against the targets (ag_news >= 0.92, newsgroups20 >= 0
 Each run: a fresh feature cache, `train DATA --strategy auto --json` (sst2 evaluated on its test split), wall time
 of the whole command (data report, auto's measurements, training and evaluation). The printed table says what auto
 chose (strategy, body, parameters), the accuracy and the minutes; the results go to
-benchmarks/results/text_auto.json, merged by data set with earlier runs (the machine is noted per row: the body
-auto fine-tunes depends on whether the CPU has bf16 matrix units).
+benchmarks/results/text_auto.json, merged with earlier runs by data set and kind of CPU (one row per data set with
+bf16 matrix units and one without: what auto fine-tunes depends on them).
 
     .venv/bin/python benchmarks/text_auto.py [--datasets sst2,ag_news,newsgroups20] [--warm-cache]
 
@@ -36,7 +36,8 @@ def main() -> None:
     args = ap.parse_args()
     names = args.datasets.split(",")
     old_path = RESULTS / "text_auto.json"
-    rows = {r["dataset"]: r for r in json.loads(old_path.read_text()).get("rows", [])} if old_path.exists() else {}
+    rows = {(r["dataset"], r["cpu_bf16_units"]): r
+            for r in json.loads(old_path.read_text()).get("rows", [])} if old_path.exists() else {}
     from transferlab._torch import native_bf16
 
     amx = native_bf16()  # what auto's body rule reads (TRANSFERLAB_BF16, else the CPU's AMX units)
@@ -53,7 +54,7 @@ def main() -> None:
             auto = doc["auto"]
             minutes = wall / 60
             met = doc["accuracy"] >= TARGETS[name] and minutes <= MAX_MINUTES.get(name, float("inf"))
-            rows[name] = {"dataset": name, "count": doc["count"],
+            rows[name, amx] = {"dataset": name, "count": doc["count"],
                           "auto": auto["strategy"], "body": auto.get("backbone"), "params": auto["params"],
                           "accuracy": doc["accuracy"], "macro_f1": doc.get("macro_f1"), "minutes": round(minutes, 1),
                           "target": TARGETS[name], "max_minutes": MAX_MINUTES.get(name), "met": met,

@@ -232,6 +232,15 @@ def test_few_shot_advice_tunes_the_same_body(monkeypatch) -> None:
     monkeypatch.setenv("TRANSFERLAB_BF16", "0")
     assert not built._use_bf16()
     assert recommend_text(16, 2, 8, 20.0).params == {}  # MiniLM: the strategy's own default body, float32
+    # which body auto hands over: mpnet wherever installed, even without bf16 units (its pairs are capped)
+    from transferlab.backbones import fewshot_text_body, get_backbone
+
+    installed = get_backbone("mpnet").is_installed()
+    for units in ("0", "1"):
+        monkeypatch.setenv("TRANSFERLAB_BF16", units)
+        body, why = fewshot_text_body()
+        assert body == ("mpnet" if installed else "minilm")
+        assert ("bf16 matrix units" in why) if installed else "not installed" in why
     monkeypatch.setenv("TRANSFERLAB_BF16", "1")
     assert not build_strategy("text_fewshot", "text", None, {})._use_bf16()
 

@@ -62,11 +62,11 @@ def advise(train: Any, task: str, ranking: list[dict[str, Any]] | None = None) -
     ImageNet-head confidence (from ``ranking`` when given, else from the cached logits); text: size, classes,
     examples in the smallest class, length of the texts, side columns."""
     if task == "text":
-        from transferlab.backbones import finetuned_text_body, trainable_text_body
+        from transferlab.backbones import fewshot_text_body, finetuned_text_body
 
         counts = np.bincount(train.y, minlength=len(train.classes))
-        if int(counts.min()) <= FEW_SHOT_PER_CLASS:  # few-shot tunes the whole encoder: the body the CPU affords
-            body, why = trainable_text_body()
+        if int(counts.min()) <= FEW_SHOT_PER_CLASS:  # few-shot: a few thousand pairs at most, mpnet where installed
+            body, why = fewshot_text_body()
             top = None
         else:
             body, top, why = finetuned_text_body()
