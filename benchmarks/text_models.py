@@ -21,8 +21,9 @@ requirements/constraints.txt`` adds packages and changes no pinned version). Or 
         requests==2.34.2 urllib3==2.8.0 charset-normalizer==3.5.2 certifi==2026.10.18 attrs==26.1.0
     PYTHONPATH=/tmp/setfit_site .venv/bin/python benchmarks/text_models.py --fewshot 8 64 --setfit-reference
 
-Issue 13, acceptance 1: what ``--strategy auto`` chooses and fits on each draw (``auto``; on a CPU with bf16 matrix
-units that is text_fewshot on mpnet), beside the SetFit library with its own default arguments on the same encoder:
+Issue 13, acceptance 1: what ``--strategy auto`` chooses and fits on each draw (``auto``: text_fewshot on mpnet where
+it is installed, in bf16 on a CPU with bf16 matrix units, else float32), beside the SetFit library with its own
+default arguments on the same encoder:
 
     PYTHONPATH=/tmp/setfit_site .venv/bin/python benchmarks/text_models.py --fewshot 8 64 --fewshot-strategies auto \
         --setfit-reference --references "setfit (library, defaults)" --setfit-encoder mpnet
