@@ -85,6 +85,9 @@ def transformer_folder(name: str | os.PathLike[str]) -> str:
     return packaged_transformer(str(name)) or transformer_backbone(name)
 
 
+MPNET_MISSING = "mpnet is not installed (`transferlab models` says how to add it)"
+
+
 def trainable_text_body() -> tuple[str, str]:
     """(body, reason): the text body to fine-tune by default (the QA reader's teacher, ``auto``'s ``text_finetune``).
     mpnet where the CPU has bf16 matrix units (AMX) and mpnet is installed: trained in bf16 autocast it costs ~3.5x
@@ -94,7 +97,7 @@ def trainable_text_body() -> tuple[str, str]:
     if not native_bf16():
         return minilm.NAME, "this CPU has no bf16 matrix units (AMX), where mpnet would train for hours"
     if not get_backbone(mpnet.NAME).is_installed():
-        return minilm.NAME, "mpnet is not installed (`transferlab models` says how to add it)"
+        return minilm.NAME, MPNET_MISSING
     return mpnet.NAME, "the CPU has bf16 matrix units (AMX), so the stronger mpnet body trains in bf16 within minutes"
 
 
@@ -102,13 +105,11 @@ def fewshot_text_body() -> tuple[str, str]:
     """(body, reason): what ``auto``'s ``text_fewshot`` tunes: mpnet wherever it is installed. Its pairs are capped
     (2,000), so even in float32 on a CPU without bf16 matrix units it takes minutes: sst2 with 8 per class, 6.7 min
     on 2 AVX2 cores for 0.863 on the test split, the same as in bf16 with AMX, where MiniLM scores 0.757 (draw 0)."""
-    from transferlab._torch import native_bf16
-
     if not get_backbone(mpnet.NAME).is_installed():
-        return minilm.NAME, "mpnet is not installed (`transferlab models` says how to add it)"
-    if native_bf16():
-        return mpnet.NAME, ("the CPU has bf16 matrix units (AMX), so the stronger mpnet body trains in bf16 within "
-                            "minutes")
+        return minilm.NAME, MPNET_MISSING
+    body, why = trainable_text_body()
+    if body == mpnet.NAME:  # bf16 units: as every mpnet training there
+        return body, why
     return mpnet.NAME, ("at most 2,000 pairs: minutes even in float32 on this CPU without bf16 matrix units; "
                         "~10 points over MiniLM with 8 per class on sst2")
 
@@ -123,10 +124,10 @@ def finetuned_text_body() -> tuple[str, int | None, str]:
     :data:`MPNET_TOP_LAYERS` layers in float32 on the kept outputs of the 8 below (sst2: 0.925, 13.7 min for the whole
     ``train --strategy auto`` on 2 AVX2 cores, where MiniLM end to end scores 0.88). MiniLM where mpnet is not
     installed."""
-    from transferlab._torch import native_bf16
-
+    if not get_backbone(mpnet.NAME).is_installed():
+        return minilm.NAME, None, MPNET_MISSING
     body, why = trainable_text_body()
-    if body != minilm.NAME or not get_backbone(mpnet.NAME).is_installed() or native_bf16():
+    if body == mpnet.NAME:  # bf16 units: the whole body
         return body, None, why
     return (mpnet.NAME, MPNET_TOP_LAYERS,
             f"this CPU has no bf16 matrix units (AMX), so only mpnet's top {MPNET_TOP_LAYERS} of 12 layers train, on "

@@ -178,12 +178,19 @@ def bucketed_order(lengths: np.ndarray, indices: np.ndarray, batch_size: int, rn
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def length_sorted_chunks(lengths: np.ndarray, indices: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    """``indices`` in order of ``lengths[index]`` (stable), cut into chunks of ``batch_size``, for inference."""
+    idx = np.asarray(indices, np.int64)
+    idx = idx[np.argsort(np.asarray(lengths)[idx], kind="stable")]
+    for s in range(0, len(idx), batch_size):
+        yield idx[s : s + batch_size]
+
+
 def eval_batches(encoded: Sequence[Sequence[int]], indices: np.ndarray, batch_size: int
                  ) -> Iterator[tuple[np.ndarray, tuple[torch.Tensor, torch.Tensor]]]:
     """(indices, inputs) in order of length, for inference."""
-    idx = indices[np.argsort([len(encoded[i]) for i in indices], kind="stable")]
-    for s in range(0, len(idx), batch_size):
-        chunk = idx[s : s + batch_size]
+    lengths = np.asarray([len(s) for s in encoded])
+    for chunk in length_sorted_chunks(lengths, indices, batch_size):
         yield chunk, collate([encoded[i] for i in chunk])
 
 

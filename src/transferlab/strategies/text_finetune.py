@@ -52,23 +52,18 @@ from transferlab.strategies._fallback import can_be_beaten, set_probe_head, verd
 from transferlab.strategies.base import Strategy
 
 
-def _eval_chunks(lengths: np.ndarray, idx: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
-    idx = np.asarray(idx, np.int64)
-    idx = idx[np.argsort(lengths[idx], kind="stable")]
-    for s in range(0, len(idx), batch_size):
-        yield idx[s : s + batch_size]
-
-
 def pooled_embeddings(model: Any, make: Callable[[np.ndarray], Any], lengths: np.ndarray, bf16: bool = False,
                       batch_size: int = 64) -> np.ndarray:
     """The mean-pooled embeddings the head of ``model`` reads (no dropout), float32, one row per text; ``make``
     turns a chunk of text indices into the model's inputs (token ids, or cached hidden states)."""
     import torch
 
+    from transferlab.nn.transformer import length_sorted_chunks
+
     out: np.ndarray | None = None
     model.eval()
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        for chunk in _eval_chunks(lengths, np.arange(len(lengths)), batch_size):
+        for chunk in length_sorted_chunks(lengths, np.arange(len(lengths)), batch_size):
             rows = model.embed(make(chunk)).float().numpy()
             if out is None:
                 out = np.zeros((len(lengths), rows.shape[1]), np.float32)
@@ -82,10 +77,12 @@ def held_out_errors(model: Any, make: Callable[[np.ndarray], Any], lengths: np.n
     """1 where ``model`` gets the text wrong, 0 where right, for the texts ``idx`` in that order."""
     import torch
 
+    from transferlab.nn.transformer import length_sorted_chunks
+
     wrong = {}
     model.eval()
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        for chunk in _eval_chunks(lengths, idx, 64):
+        for chunk in length_sorted_chunks(lengths, idx, 64):
             pred = model(make(chunk)).float().argmax(1).numpy()
             wrong.update({int(i): int(p != labels[i]) for i, p in zip(chunk, pred, strict=True)})
     return [wrong[int(i)] for i in idx]
@@ -196,6 +193,7 @@ class TextFinetune(Strategy):
             bucketed_order,
             collate,
             collate_hidden,
+            length_sorted_chunks,
             load_pretrained_body,
             lower_hidden_states,
             tokenize,
@@ -229,7 +227,7 @@ class TextFinetune(Strategy):
             make = lambda chunk: collate_hidden([cached[i] for i in chunk])  # noqa: E731
 
         def val_batches() -> Iterator[tuple[Any, torch.Tensor]]:
-            for chunk in _eval_chunks(lengths, va_idx, 64):
+            for chunk in length_sorted_chunks(lengths, va_idx, 64):
                 yield make(chunk), torch.from_numpy(labels[chunk])
 
         steps = -(-len(tr_idx) // bs)
