@@ -180,6 +180,78 @@ def test_finetune_top_layers_reads_the_kept_outputs_of_the_frozen_bottom(tmp_pat
         make_strategy("text_finetune", modality="text", train_layers=0).fit(train)
 
 
+def test_kept_outputs_spill_to_a_file_beyond_the_memory_share_and_a_stored_file_is_read_back(tmp_path: Path):
+    """The frozen bottom's outputs: in RAM when they fit in MEMORY_SHARE of the available memory, else in a
+    temporary float16 file (same values); with ``store`` (a checkpointed run) a complete file is read back by the next
+    call without running the body again; a file left by another setting (other n_lower) is recomputed."""
+    from transferlab.nn.transformer import load_pretrained_body, lower_hidden_states, tokenize
+
+    body, tokenizer = load_pretrained_body()
+    encoded = tokenize(tokenizer, _dataset(12).texts, 24)
+    calls = []
+    body.embeddings.register_forward_hook(lambda *_: calls.append(1))
+    in_ram = lower_hidden_states(body, encoded, 3)
+    assert not isinstance(in_ram[0].base, np.memmap) and len(calls) > 0
+    spilled = lower_hidden_states(body, encoded, 3, memory=1024)  # 1 KiB "available": the file it is
+    assert isinstance(spilled[0].base, np.memmap)
+    for a, b in zip(in_ram, spilled, strict=True):
+        assert a.shape == (len(b), 384) and np.array_equal(a, b)
+    assert [len(h) for h in in_ram] == [len(e) for e in encoded]
+
+    store = tmp_path / "ckpt" / "lower_states.f16"
+    lower_hidden_states(body, encoded, 3, store=store)
+    assert store.exists() and (tmp_path / "ckpt" / "lower_states.f16.json").exists()
+    calls.clear()
+    again = lower_hidden_states(body, encoded, 3, store=store)
+    assert calls == [] and all(np.array_equal(a, b) for a, b in zip(in_ram, again, strict=True))
+    other = lower_hidden_states(body, encoded, 2, store=store)  # another cut: not the stored one
+    assert calls and not np.array_equal(other[0], in_ram[0]) and other[0].dtype == np.float16
+    assert np.array_equal(again[0], in_ram[0]), "a file being rewritten never changes the arrays read before"
+
+
+def test_finetune_killed_after_an_epoch_resumes_to_the_same_model(tmp_path: Path, monkeypatch):
+    """text_finetune with a checkpoint_dir saves every epoch (and the frozen bottom's outputs); a run killed after
+    its first epoch and resumed skips that epoch and the bottom's pass and ends with the same model as an
+    uninterrupted run; resuming another run's checkpoint (other data) is refused."""
+    from transferlab import training
+    from transferlab.errors import UserError
+
+    train = _dataset(60)
+    params = dict(epochs=2, max_length=16, batch_size=16, val_fraction=0.2, head_init="random", train_layers=2)
+    full = make_strategy("text_finetune", modality="text", **params).fit(train)
+
+    ckpt = tmp_path / "ckpt"
+    save = training.Checkpointer.save
+
+    class Killed(Exception):
+        pass
+
+    def save_then_die(self, state):
+        save(self, state)
+        raise Killed
+
+    monkeypatch.setattr(training.Checkpointer, "save", save_then_die)
+    with pytest.raises(Killed):
+        make_strategy("text_finetune", modality="text", checkpoint_dir=str(ckpt), **params).fit(train)
+    monkeypatch.setattr(training.Checkpointer, "save", save)
+    assert (ckpt / "stage0" / "checkpoint.pt").exists() and (ckpt / "lower_states.f16.json").exists()
+
+    with pytest.raises(UserError, match="different run"):
+        make_strategy("text_finetune", modality="text", checkpoint_dir=str(ckpt), resume=True,
+                      **params).fit(_dataset(60, seed=1))
+    from transferlab.nn import transformer
+
+    passes = []
+    real = transformer.eval_batches
+    monkeypatch.setattr(transformer, "eval_batches", lambda *a, **k: passes.append(1) or real(*a, **k))
+    resumed = make_strategy("text_finetune", modality="text", checkpoint_dir=str(ckpt), resume=True,
+                            **params).fit(train)
+    assert passes == [], "the frozen bottom's outputs come from the checkpoint"
+    assert [row["epoch"] for row in resumed.history_[0]["epochs"]] == [1, 2]
+    probe = TextDataset.from_texts(train.texts[:12])
+    np.testing.assert_allclose(resumed.predict_proba(probe), full.predict_proba(probe), atol=1e-6)
+
+
 def test_finetune_starts_from_the_probe_and_keeps_it_unless_significantly_beaten(tmp_path: Path):
     """LP-FT for text (head_init=probe, the default): the head starts as the logistic-regression probe on the
     pretrained body's mean-pooled embeddings (a learning rate of ~0 leaves the model there), and a fine-tuning that

@@ -210,6 +210,45 @@ def evaluate_batches(model: nn.Module, batches: Iterable[tuple[Any, torch.Tensor
     return means, np.concatenate(outputs) if outputs else np.zeros((0, 0))
 
 
+def run_identity(name: str, params: dict[str, Any], data: Iterable[str]) -> str:
+    """A digest of a strategy's parameters (less ``checkpoint_dir`` and ``resume``) and of its data (one string per
+    example): a checkpoint is only resumed by the same run."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    for item in data:
+        h.update(item.encode("utf-8", "surrogatepass") + b"\x00")
+    kept = {k: v for k, v in params.items() if k not in ("checkpoint_dir", "resume")}
+    h.update(json.dumps({"strategy": name, "params": kept}, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def prepare_checkpoints(checkpoint_dir: str | os.PathLike[str] | None, identity: str, resume: bool) -> Path | None:
+    """The run's checkpoint folder (None: no checkpoints). With ``resume`` and a folder from the same run
+    (:func:`run_identity`) it is kept as it is; a folder from another run is an error (nothing is deleted); without
+    ``resume`` it starts empty."""
+    import json
+    import shutil
+
+    if not checkpoint_dir:
+        return None
+    directory = Path(checkpoint_dir)
+    marker = directory / "run.json"
+    if resume and marker.exists():
+        if json.loads(marker.read_text()).get("identity") != identity:
+            raise UserError(f"{directory}: the checkpoint is from a different run (other data or parameters); "
+                            "run again without --resume to start over")
+        return directory
+    if resume:
+        log(f"no checkpoint in {directory}: starting from the beginning")
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    marker.write_text(json.dumps({"identity": identity}))
+    return directory
+
+
 class Checkpointer:
     """Saves and restores the complete training state after each epoch (atomically: temp file, then rename)."""
 

@@ -24,6 +24,7 @@ Strategies (see `transferlab strategies`):
   headless     frozen backbone features + logistic regression (fast, strong on small data)
   frozen_head  frozen backbone + a small neural head with early stopping
   finetune, finetune_top, gradual_unfreeze, from_scratch   train the network itself (minutes; --resume)
+  text_finetune  fine-tune the text transformer itself (minutes; --resume)
   auto         measure the data, pick, say why. Images: size, closeness to ImageNet, the backbone `rank` puts
                first. Text: examples per class (few -> text_fewshot), text length and amount (plenty of short
                texts -> text_finetune), else 3-fold cross-validation of bow, text_headless and text_hybrid
@@ -54,7 +55,8 @@ Examples:
     p.add_argument("--json", action="store_true", help="print metrics as JSON on stdout")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run (same DATA, --out and parameters) from its last complete epoch; "
-                   "for strategies that train a network (finetune, finetune_top, gradual_unfreeze, from_scratch)")
+                   "for strategies that train a network (finetune, finetune_top, gradual_unfreeze, from_scratch, "
+                   "text_finetune, and auto where it chose one of them)")
     add_split_options(p)
 
 

@@ -14,6 +14,7 @@ the whole network as usual.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -80,24 +81,87 @@ def _mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
 
-def lower_hidden_states(body: nn.Module, encoded: Sequence[Sequence[int]], n_lower: int, batch_size: int = 64,
-                        bf16: bool = False, progress: bool = False, desc: str = "frozen layers") -> list[np.ndarray]:
-    """The hidden states leaving the body's bottom ``n_lower`` layers (no dropout), one (tokens, hidden) float16
-    array per encoded text: computed once, they feed every epoch of the layers above."""
-    from transferlab.progress import progress_bar
+MEMORY_SHARE = 0.25  # the kept outputs stay in RAM up to this share of the memory available; beyond it, in a file
 
-    out: list[np.ndarray] = [np.zeros(0)] * len(encoded)
-    body.eval()
-    bar = progress_bar(total=len(encoded), desc=desc, unit="text", enabled=progress)
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16), \
-            layers_only(body, 0, n_lower):
-        for chunk, (ids, mask) in eval_batches(encoded, np.arange(len(encoded)), batch_size):
-            hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state.float().numpy().astype(np.float16)
-            for j, i in enumerate(chunk):
-                out[int(i)] = hidden[j, : len(encoded[int(i)])]
-            bar.update(len(chunk))
-    bar.close()
-    return out
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation now (``MemAvailable``; where that is unknown, the free pages)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40  # unknown: no spill
+
+
+def _states_buffer(tokens: int, width: int, store: Path | None, memory: int | None) -> tuple[np.ndarray, str]:
+    """Where the kept outputs go: ``store`` (a float16 file, kept for a resumed run), a temporary float16 file when
+    they would take more than :data:`MEMORY_SHARE` of the available memory, else RAM; and a word on which."""
+    import tempfile
+
+    nbytes = tokens * width * 2
+    if store is not None:
+        store.parent.mkdir(parents=True, exist_ok=True)  # written under another name, renamed when complete
+        return np.memmap(store.with_name(store.name + ".partial"), np.float16, "w+", shape=(tokens, width)), \
+            f"kept in {store}"
+    budget = MEMORY_SHARE * (available_memory() if memory is None else memory)
+    if nbytes > budget:  # an unlinked temporary file: the page cache holds what fits, the disk the rest
+        return (np.memmap(tempfile.TemporaryFile(prefix="transferlab-states-"), np.float16, "w+",
+                          shape=(tokens, width)),
+                f"{nbytes / 2**30:.1f} GiB, more than {MEMORY_SHARE:.0%} of the memory available: kept in a "
+                f"temporary file in {tempfile.gettempdir()}")
+    return np.empty((tokens, width), np.float16), f"{nbytes / 2**30:.2f} GiB in memory"
+
+
+def lower_hidden_states(body: nn.Module, encoded: Sequence[Sequence[int]], n_lower: int, batch_size: int = 64,
+                        bf16: bool = False, progress: bool = False, desc: str = "frozen layers",
+                        store: Path | None = None, memory: int | None = None) -> list[np.ndarray]:
+    """The hidden states leaving the body's bottom ``n_lower`` layers (no dropout), one (tokens, hidden) float16
+    array per encoded text: computed once, they feed every epoch of the layers above.
+
+    They are views of one float16 buffer: in memory; or in a file, when they would take more than
+    :data:`MEMORY_SHARE` of the available memory (``memory``: that figure in bytes, None = measure it), or when
+    ``store`` names the file (a checkpointed run: a resumed run reads a complete file back instead of recomputing)."""
+    import json
+
+    from transferlab.progress import log, progress_bar
+
+    width = int(body.config.hidden_size)
+    lengths = np.asarray([len(e) for e in encoded], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    tokens = int(offsets[-1])
+    if tokens == 0:
+        return [np.zeros((0, width), np.float16) for _ in encoded]
+    shape = {"tokens": tokens, "width": width, "n_lower": int(n_lower), "bf16": bool(bf16)}
+    done = store.with_name(store.name + ".json") if store is not None else None
+    if store is not None and done is not None and store.exists() and done.exists() \
+            and json.loads(done.read_text()) == shape:  # a complete file from the same cut of the same texts
+        buf: np.ndarray = np.memmap(store, np.float16, "r", shape=(tokens, width))
+        log(f"{desc}: read back from {store} (computed by the interrupted run)")
+    else:
+        buf, where = _states_buffer(tokens, width, store, memory)
+        log(f"{desc}: outputs of {len(encoded)} texts, {where}")
+        body.eval()
+        bar = progress_bar(total=len(encoded), desc=desc, unit="text", enabled=progress)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16), \
+                layers_only(body, 0, n_lower):
+            for chunk, (ids, mask) in eval_batches(encoded, np.arange(len(encoded)), batch_size):
+                hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state.float().numpy()
+                for j, i in enumerate(chunk):
+                    buf[offsets[i]: offsets[i + 1]] = hidden[j, : lengths[i]]
+                bar.update(len(chunk))
+        bar.close()
+        if store is not None and done is not None:
+            assert isinstance(buf, np.memmap)
+            buf.flush()
+            os.replace(store.with_name(store.name + ".partial"), store)  # the mapping follows the file
+            done.write_text(json.dumps(shape))
+    return [buf[offsets[i]: offsets[i + 1]] for i in range(len(encoded))]
 
 
 def collate_hidden(states: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:

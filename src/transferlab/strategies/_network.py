@@ -16,9 +16,7 @@ The evaluation transform (shorter side to ``size / crop_pct``, centre crop) equa
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -338,29 +336,11 @@ class NetworkStrategy(Strategy):
         prep = get_backbone(backbone).preprocessing
         return prep.with_size(int(self.input_size)) if self.input_size else prep
 
-    def _run_key(self, paths: Sequence[str]) -> dict[str, Any]:
-        params = {k: v for k, v in self.get_params().items() if k not in ("checkpoint_dir", "resume")}
-        digest = hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]
-        return {"strategy": self.name, "params": params, "data": digest}
-
     def _prepare_checkpoints(self, paths: Sequence[str]) -> Path | None:
-        if not self.checkpoint_dir:
-            return None
-        directory = Path(self.checkpoint_dir)
-        key = json.loads(json.dumps(self._run_key(paths), default=str))
-        marker = directory / "run.json"
-        if self.resume and marker.exists():
-            if json.loads(marker.read_text()) != key:
-                raise UserError(f"{directory}: the checkpoint is from a different run (other data or parameters); "
-                                "run again without --resume to start over")
-            return directory
-        if self.resume:
-            log(f"no checkpoint in {directory}: starting from the beginning")
-        if directory.exists():
-            shutil.rmtree(directory)
-        directory.mkdir(parents=True)
-        marker.write_text(json.dumps(key, indent=2))
-        return directory
+        from transferlab.training import prepare_checkpoints, run_identity
+
+        return prepare_checkpoints(self.checkpoint_dir, run_identity(self.name, self.get_params(), paths),
+                                   bool(self.resume))
 
     def fit(self, X: Any, y: Any = None) -> NetworkStrategy:  # noqa: N803
         from transferlab import runtime

@@ -47,7 +47,6 @@ With ``checkpoint_dir`` every epoch is saved and ``resume=True`` continues an in
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -252,15 +251,13 @@ class QAReader(BaseEstimator):
 
     def _run_identity(self, examples: Sequence[Any]) -> str:
         """A digest of the data and parameters: a checkpoint is only resumed by the same run."""
-        h = hashlib.sha1()
-        for ex in examples:
-            h.update(f"{ex.id}\x00{ex.question}\x00{ex.answers}\x00{len(ex.context)}".encode())
-        params = {k: v for k, v in self.get_params().items() if k not in ("checkpoint_dir", "resume")}
-        params["recipe"] = {k: v for k, v in self.recipe_.items() if k != "reason"}  # what None resolved to here
-        h.update(json.dumps(params, sort_keys=True, default=str).encode())
-        return h.hexdigest()
+        from transferlab.training import run_identity
 
-    # --- training ----------------------------------------------------------------------------------------------
+        params = dict(self.get_params())
+        params["recipe"] = {k: v for k, v in self.recipe_.items() if k != "reason"}  # what None resolved to here
+        return run_identity(self.name, params, (f"{ex.id}\x00{ex.question}\x00{ex.answers}\x00{len(ex.context)}"
+                                                for ex in examples))
+
     def fit(self, X: Sequence[Any], y: Any = None) -> QAReader:  # noqa: N803, ANN401
         """Fine-tune on the answerable questions of ``X`` (QAExample list); unanswerable ones (SQuAD 2.0) train
         [CLS] in all their windows."""
@@ -413,21 +410,9 @@ class QAReader(BaseEstimator):
         return soft, taught
 
     def _prepare_checkpoints(self, examples: Sequence[Any]) -> Path | None:
-        if not self.checkpoint_dir:
-            return None
-        directory = Path(self.checkpoint_dir)
-        marker = directory / "run.json"
-        identity = self._run_identity(examples)
-        if self.resume and marker.exists():
-            if json.loads(marker.read_text()).get("identity") != identity:
-                raise UserError(f"{directory}: the checkpoint is from a different run (other data or parameters); "
-                                "run without --resume to start over")
-        elif directory.exists():
-            for f in directory.iterdir():
-                f.unlink()
-        directory.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"identity": identity}))
-        return directory
+        from transferlab.training import prepare_checkpoints
+
+        return prepare_checkpoints(self.checkpoint_dir, self._run_identity(examples), bool(self.resume))
 
     # --- answering and saving -----------------------------------------------------------------------------------
     def check_is_fitted(self) -> None:

@@ -12,12 +12,15 @@ which runs ``epochs``; each group's rate is the one above divided by ``lr_ratio`
 ``lr_ratio`` > 1 still gives lower layers smaller rates (layer-wise decay).
 
 ``train_layers`` (None: all of them): only the top ``train_layers`` transformer layers (and the head) train; the
-layers below run once over the texts and their outputs are kept in memory (float16: tokens x width x 2 bytes per
-text, ~0.5 GB for sst2's 6,920 sentences on mpnet) and read by every epoch, so a step runs only the top layers, with
-no dropout below them. mpnet's top 4 of 12: about 3x faster per step, which is what lets mpnet train on a CPU
+layers below run once over the texts and their outputs are kept (float16: tokens x width x 2 bytes per text, ~0.5 GB
+for sst2's 6,920 sentences on mpnet; in memory up to a quarter of the memory available, beyond that in a temporary
+file) and read by every epoch, so a step runs only the top layers, with no dropout below them. mpnet's top 4 of 12: about 3x faster per step, which is what lets mpnet train on a CPU
 without bf16 matrix units. Not with ``gradual`` (which reaches the bottom layers).
 
 A stratified ``val_fraction`` of train is held out for early stopping and the best epoch's weights are kept.
+``checkpoint_dir`` (set by ``transferlab train --out DIR``): every epoch is saved there, and the frozen bottom's
+outputs too under ``train_layers``; ``resume=True`` (``--resume``) continues a killed run from its last complete
+epoch, without the bottom's pass, and ends with the same model.
 
 ``head_init="probe"`` (the default; LP-FT, as for the image networks): the head starts as a logistic-regression probe
 on the pretrained body's mean-pooled embeddings of the training texts, and trains at the body's rate (``head_lr``
@@ -98,7 +101,8 @@ class TextFinetune(Strategy):
                  dropout: float = 0.1, gradual: bool = False, lr_ratio: float | None = None,
                  train_word_embeddings: bool = False, val_fraction: float = 0.1, patience: int | None = 2,
                  bf16: bool = False, backbone: str | None = None, head_init: str = "probe",
-                 train_layers: int | None = None, seed: int = 0) -> None:
+                 train_layers: int | None = None, seed: int = 0, checkpoint_dir: str | None = None,
+                 resume: bool = False) -> None:
         self.epochs = epochs
         self.lr = lr
         self.head_lr = head_lr
@@ -117,6 +121,8 @@ class TextFinetune(Strategy):
         self.head_init = head_init
         self.train_layers = train_layers
         self.seed = seed
+        self.checkpoint_dir = checkpoint_dir
+        self.resume = resume
 
     def _head_lr(self) -> float:
         if self.head_lr is not None:
@@ -198,16 +204,20 @@ class TextFinetune(Strategy):
             lower_hidden_states,
             tokenize,
         )
-        from transferlab.training import TrainConfig, seed_everything, train_loop
+        from transferlab.training import TrainConfig, prepare_checkpoints, run_identity, seed_everything, train_loop
 
         self._check_params()
         X, y = self._as_dataset(X, y)  # noqa: N806
         labels, classes = self.labels_of(X, y)
+        texts = texts_of(X)
+        ckpt = prepare_checkpoints(self.checkpoint_dir, run_identity(
+            self.name, self.get_params(), (f"{c}\x00{t}" for c, t in zip(labels.tolist(), texts, strict=True))),
+            bool(self.resume))
         set_torch_threads()
         seed_everything(self.seed)
         body, tokenizer = load_pretrained_body(self._body_folder())
         net = TransformerClassifier(body, len(classes), float(self.dropout))
-        encoded = tokenize(tokenizer, texts_of(X), int(self.max_length))
+        encoded = tokenize(tokenizer, texts, int(self.max_length))
         lengths = np.asarray([len(s) for s in encoded])
         tr, va = (stratified_split([str(v) for v in labels], self.val_fraction, self.seed)
                   if self.val_fraction > 0 else (list(range(len(labels))), []))
@@ -222,7 +232,8 @@ class TextFinetune(Strategy):
             log(f"{self.name}: training the top {n_top} of {n_layers} transformer layers; the {n_layers - n_top} "
                 "below run once over the texts and their outputs are kept (no dropout there)")
             cached = lower_hidden_states(net.body, encoded, n_layers - n_top, bf16=bf16,
-                                         progress=runtime.show_progress(), desc=f"{self.name}: frozen layers")
+                                         progress=runtime.show_progress(), desc=f"{self.name}: frozen layers",
+                                         store=None if ckpt is None else ckpt / "lower_states.f16")
             model = TopOfClassifier(net, n_top)
             make = lambda chunk: collate_hidden([cached[i] for i in chunk])  # noqa: E731
 
@@ -257,7 +268,9 @@ class TextFinetune(Strategy):
                               patience=self.patience if len(va_idx) else None, clip_grad_norm=1.0,
                               bf16=bool(self.bf16), seed=self.seed + s)
             history = train_loop(model, groups, train_batches, val_batches if len(va_idx) else None, steps, cfg,
-                                 progress=runtime.show_progress(), desc=f"{self.name}: {stage}")
+                                 checkpoint_dir=None if ckpt is None else ckpt / f"stage{s}",
+                                 resume=bool(self.resume), progress=runtime.show_progress(),
+                                 desc=f"{self.name}: {stage}")
             histories.append({"stage": stage, "trainable_groups": n_groups, **history.to_dict()})
         self.probe_check_: dict[str, Any] | None = None
         if probe is not None:
