@@ -252,6 +252,48 @@ def test_finetune_killed_after_an_epoch_resumes_to_the_same_model(tmp_path: Path
     np.testing.assert_allclose(resumed.predict_proba(probe), full.predict_proba(probe), atol=1e-6)
 
 
+def test_train_interrupted_by_ctrl_c_says_how_to_resume_and_resume_finishes(tmp_path: Path):
+    """`transferlab train --strategy text_finetune --out M`, Ctrl-C after the first saved epoch: exit 130, no
+    traceback, a line naming the checkpoint folder and --resume; the same command with --resume goes on from there
+    and saves the model (checkpoints removed)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = _dataset(120)
+    csv_path = tmp_path / "reviews.csv"
+    with open(csv_path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows(zip(data.texts, [data.classes[i] for i in data.y], strict=True))
+    out = tmp_path / "model"
+    cmd = [sys.executable, "-m", "transferlab.cli", "train", str(csv_path), "--strategy", "text_finetune",
+           "--param", "epochs=4", "--param", "max_length=32", "--param", "train_layers=2", "--param",
+           "head_init=random", "--out", str(out)]
+    env = dict(os.environ, TRANSFERLAB_QUIET="1", HF_HUB_OFFLINE="1")
+    checkpoint = tmp_path / ".model.checkpoint" / "stage0" / "checkpoint.pt"
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert checkpoint.exists(), "no checkpoint was written"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and str(checkpoint.parent.parent) in err and "Traceback" not in err
+    assert not (out / "metrics.json").exists()
+
+    env.pop("TRANSFERLAB_QUIET")
+    resumed = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from the checkpoint after epoch" in resumed.stderr
+    assert "read back from" in resumed.stderr  # the frozen bottom's outputs: not computed twice
+    history = json.loads((out / "history.json").read_text())["stages"]
+    assert [row["epoch"] for row in history[-1]["epochs"]][:2] == [1, 2]  # epoch 1 from the checkpoint, 2 after
+    assert not checkpoint.parent.parent.exists(), "checkpoints are removed once the model is saved"
+
+
 def test_finetune_starts_from_the_probe_and_keeps_it_unless_significantly_beaten(tmp_path: Path):
     """LP-FT for text (head_init=probe, the default): the head starts as the logistic-regression probe on the
     pretrained body's mean-pooled embeddings (a learning rate of ~0 leaves the model there), and a fine-tuning that

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from transferlab.cli._common import EPILOG_DATA, add_split_options, add_task_options, metrics_table, print_json
@@ -73,13 +74,21 @@ def parse_param(text: str) -> tuple[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Train through the workflow (which detects text or image data) and print what it measured."""
-    from transferlab.workflows.train import train
+    from transferlab.workflows.train import checkpoint_dir_for, train
 
     params = dict(parse_param(t) for t in args.param)
-    result = train(args.data, out=args.out, strategy=args.strategy, backbone=args.backbone, params=params,
-                   seed=args.seed, val_fraction=args.val_fraction, eval_split=args.eval_split,
-                   resume=args.resume, task=args.task, text_column=args.text_column,
-                   label_column=args.label_column, feature_columns=args.feature_columns)
+    try:
+        result = train(args.data, out=args.out, strategy=args.strategy, backbone=args.backbone, params=params,
+                       seed=args.seed, val_fraction=args.val_fraction, eval_split=args.eval_split,
+                       resume=args.resume, task=args.task, text_column=args.text_column,
+                       label_column=args.label_column, feature_columns=args.feature_columns)
+    except KeyboardInterrupt:  # Ctrl-C: where epochs were saved, say how to go on from them
+        saved = checkpoint_dir_for(args.out) if args.out else None
+        if saved is not None and any(saved.rglob("checkpoint.pt")):
+            print(f"transferlab: interrupted; the complete epochs are saved in {saved}: run the same command with "
+                  "--resume to continue from the last of them", file=sys.stderr)
+            return 130
+        raise
     if args.json:
         print_json(dict(result.metrics) | {"out": str(result.out) if result.out else None,
                                            "skipped": result.report.skipped})

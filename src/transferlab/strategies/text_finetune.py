@@ -14,8 +14,9 @@ which runs ``epochs``; each group's rate is the one above divided by ``lr_ratio`
 ``train_layers`` (None: all of them): only the top ``train_layers`` transformer layers (and the head) train; the
 layers below run once over the texts and their outputs are kept (float16: tokens x width x 2 bytes per text, ~0.5 GB
 for sst2's 6,920 sentences on mpnet; in memory up to a quarter of the memory available, beyond that in a temporary
-file) and read by every epoch, so a step runs only the top layers, with no dropout below them. mpnet's top 4 of 12: about 3x faster per step, which is what lets mpnet train on a CPU
-without bf16 matrix units. Not with ``gradual`` (which reaches the bottom layers).
+file) and read by every epoch, so a step runs only the top layers, with no dropout below them. mpnet's top 4 of
+12: about 3x faster per step, which is what lets mpnet train on a CPU without bf16 matrix units. Not with
+``gradual`` (which reaches the bottom layers).
 
 A stratified ``val_fraction`` of train is held out for early stopping and the best epoch's weights are kept.
 ``checkpoint_dir`` (set by ``transferlab train --out DIR``): every epoch is saved there, and the frozen bottom's
