@@ -232,15 +232,21 @@ def test_few_shot_advice_tunes_the_same_body(monkeypatch) -> None:
     monkeypatch.setenv("TRANSFERLAB_BF16", "0")
     assert not built._use_bf16()
     assert recommend_text(16, 2, 8, 20.0).params == {}  # MiniLM: the strategy's own default body, float32
-    # which body auto hands over: mpnet wherever installed, even without bf16 units (its pairs are capped)
+    # which body auto hands over: mpnet wherever installed (its pairs are capped); without bf16 units its top 4
+    # layers on the kept outputs of the 8 below, which the strategy built from the advice receives
     from transferlab.backbones import fewshot_text_body, get_backbone
 
     installed = get_backbone("mpnet").is_installed()
     for units in ("0", "1"):
         monkeypatch.setenv("TRANSFERLAB_BF16", units)
-        body, why = fewshot_text_body()
+        body, top, why = fewshot_text_body()
         assert body == ("mpnet" if installed else "minilm")
+        assert top == (4 if installed and units == "0" else None)
         assert ("bf16 matrix units" in why) if installed else "not installed" in why
+    partial = recommend_text(16, 2, 8, 20.0, body="mpnet", body_reason="no bf16 units", train_layers=4)
+    assert partial.params == {"backbone": "mpnet", "train_layers": 4}
+    built = build_strategy("text_fewshot", "text", None, partial.params)
+    assert (built.backbone, built.train_layers) == ("mpnet", 4)
     monkeypatch.setenv("TRANSFERLAB_BF16", "1")
     assert not build_strategy("text_fewshot", "text", None, {})._use_bf16()
 

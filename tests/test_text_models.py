@@ -355,7 +355,7 @@ def test_pair_similarity_under_bf16_autocast_is_float32_and_close_to_float32():
     from transferlab.strategies.text_fewshot import _pair_module
 
     body, tokenizer = load_pretrained_body()
-    pair = _pair_module(body).eval()
+    pair = _pair_module(TransformerClassifier(body, 1, 0.0)).eval()
     a = collate(tokenize(tokenizer, ["a gripping, beautifully acted film", "dull and far too long"], 16))
     b = collate(tokenize(tokenizer, ["a gripping and beautifully acted film", "dull, and far too long"], 16))
     with torch.inference_mode():
@@ -387,6 +387,28 @@ def test_fewshot_contract_and_round_trip(tmp_path: Path):
     n_prompts = 6 * 2
     assert strategy.history_[0]["label_prompts"] == n_prompts
     assert strategy.history_[0]["n_pairs"] == 2 * 2 * (16 + n_prompts)
+
+
+def test_fewshot_top_layers_train_on_the_kept_outputs_and_leave_the_bottom_as_pretrained(tmp_path: Path):
+    """train_layers=2: the pairs tune only MiniLM's top 2 layers, over the kept outputs of the 4 below (which, with
+    the word embeddings, stay as pretrained); the saved model predicts as the fitted one; a bad value is refused."""
+    import torch
+
+    from transferlab.errors import UserError
+    from transferlab.nn.transformer import load_pretrained_body
+
+    strategy = make_strategy("text_fewshot", modality="text", num_iterations=2, max_length=16, train_layers=2)
+    _round_trip(strategy, _dataset(16), tmp_path, {"body.safetensors", "head.json"})
+    pretrained, _ = load_pretrained_body()
+    tuned = strategy.body_
+    assert torch.equal(tuned.embeddings.word_embeddings.weight, pretrained.embeddings.word_embeddings.weight)
+    for i in range(4):
+        assert torch.equal(tuned.encoder.layer[i].output.dense.weight, pretrained.encoder.layer[i].output.dense.weight)
+    for i in (4, 5):
+        assert not torch.equal(tuned.encoder.layer[i].output.dense.weight,
+                               pretrained.encoder.layer[i].output.dense.weight), i
+    with pytest.raises(UserError, match="train_layers"):
+        make_strategy("text_fewshot", modality="text", train_layers=0).fit(_dataset(16))
 
 
 def test_fewshot_pairs_are_capped_for_mpnet_only():

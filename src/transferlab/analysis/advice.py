@@ -71,14 +71,16 @@ def recommend_text(n_train: int, n_classes: int, smallest_class: int, words_p90:
                    train_layers: int | None = None) -> Advice:
     """The text rule of thumb, from measured facts: examples in the smallest class and the length of the texts
     (and whether side columns need a classifier head). ``measure`` means: cross-validate the cheap classifiers.
-    ``body`` is the transformer to fine-tune where that is the advice (``body_reason``: why that one; ``train_layers``:
-    how many of its top layers train, None for all)."""
+    ``body`` is the transformer to fine-tune (or tune on pairs, few-shot) where that is the advice (``body_reason``:
+    why that one; ``train_layers``: how many of its top layers train, None for all)."""
     smallest, p90 = smallest_class, words_p90
     facts = {"n_train": n_train, "n_classes": n_classes, "smallest_class": smallest, "words_p90": round(p90, 1)}
     where = (f"{n_train} training texts in {n_classes} classes (smallest class: {smallest}); 90% of "
              f"the texts have at most {p90:.0f} words")
     if smallest <= FEW_SHOT_PER_CLASS:
-        params = {} if body == "minilm" else {"backbone": body}
+        params: dict[str, Any] = {} if body == "minilm" else {"backbone": body}
+        if train_layers is not None:
+            params["train_layers"] = int(train_layers)
         why = f" ({body_reason})" if body_reason else ""
         return Advice("text_fewshot", params, f"{where}: few examples per class, so contrastive fine-tuning of the "
                       f"sentence encoder {body}{why} on pairs of them (SetFit) is the best bet; on sst2 with 8 per "

@@ -66,8 +66,7 @@ def advise(train: Any, task: str, ranking: list[dict[str, Any]] | None = None) -
 
         counts = np.bincount(train.y, minlength=len(train.classes))
         if int(counts.min()) <= FEW_SHOT_PER_CLASS:  # few-shot: a few thousand pairs at most, mpnet where installed
-            body, why = fewshot_text_body()
-            top = None
+            body, top, why = fewshot_text_body()
         else:
             body, top, why = finetuned_text_body()
         return recommend_text(len(train), len(train.classes), int(counts.min()), _words_p90(train.texts),
