@@ -7,7 +7,9 @@
         text_fewshot:label_prompts=false text_headless --setfit-reference
 
 A run is DATASET:STRATEGY[:param=value,...]. Rows are merged into benchmarks/results/text_models.json (a row with
-the same dataset, strategy and parameters is replaced). ``--fewshot K`` draws K examples per class from sst2's
+the same dataset, strategy, parameters and kind of CPU is replaced; ``cpu_bf16_units``: whether the CPU has bf16
+matrix units, which decide the body and precision ``auto`` trains; rows written before it was recorded have none, and
+neither replace nor are replaced by the rows that have it). ``--fewshot K`` draws K examples per class from sst2's
 train split (seeds 0..draws-1), trains ``text_fewshot`` and, for comparison, ``text_headless``, and reports the mean
 test accuracy. ``--setfit-reference`` also runs the SetFit library (same MiniLM, same draws, the same pairs per
 example, epochs, body learning rate, batch size and max length as ``text_fewshot``'s defaults) when it is importable;
@@ -22,8 +24,8 @@ requirements/constraints.txt`` adds packages and changes no pinned version). Or 
     PYTHONPATH=/tmp/setfit_site .venv/bin/python benchmarks/text_models.py --fewshot 8 64 --setfit-reference
 
 Issue 13, acceptance 1: what ``--strategy auto`` chooses and fits on each draw (``auto``: text_fewshot on mpnet where
-it is installed, in bf16 on a CPU with bf16 matrix units, else float32), beside the SetFit library with its own
-default arguments on the same encoder:
+it is installed, in bf16 on a CPU with bf16 matrix units, else only its top 4 layers in float32), beside the SetFit
+library with its own default arguments on the same encoder:
 
     PYTHONPATH=/tmp/setfit_site .venv/bin/python benchmarks/text_models.py --fewshot 8 64 --fewshot-strategies auto \
         --setfit-reference --references "setfit (library, defaults)" --setfit-encoder mpnet
@@ -100,7 +102,8 @@ def run(dataset: str, strategy: str, params: dict) -> dict:
             "macro_f1": m["macro_f1"], "train_seconds": train_seconds,
             "predict_seconds": time.perf_counter() - t0, "n_train": len(train), "n_test": len(test),
             "target_metric": metric, "target": target, "met": m[metric] >= target,
-            "history": getattr(model, "history_", None), "cpu_count": os.cpu_count()}
+            "history": getattr(model, "history_", None), "cpu_count": os.cpu_count(),
+            "cpu_bf16_units": cpu_bf16_units()}
 
 
 def draw(train: TextDataset, k: int, seed: int) -> TextDataset:
@@ -214,7 +217,7 @@ def fewshot(shots: list[int], draws: int, strategies: list[str], reference: bool
                     continue
                 seeds = list(range(first_draw, first_draw + len(accs[n])))
                 row = {"dataset": "sst2", "strategy": _strategy_spec(n)[0],
-                       "params": {"shots_per_class": k, **_strategy_spec(n)[1]}}
+                       "params": {"shots_per_class": k, **_strategy_spec(n)[1]}, "cpu_bf16_units": cpu_bf16_units()}
                 by_seed = _earlier_draws(row, out, setfit_encoder if n in REFERENCES else None)
                 by_seed.update({s: (a, t) for s, a, t in zip(seeds, accs[n], seconds[n], strict=True)})
                 seeds = sorted(by_seed)
@@ -232,6 +235,13 @@ def fewshot(shots: list[int], draws: int, strategies: list[str], reference: bool
     return rows
 
 
+def cpu_bf16_units() -> bool:
+    """Whether this CPU has bf16 matrix units (AMX): they decide what ``auto`` trains, so rows are kept per kind."""
+    from transferlab._torch import native_bf16
+
+    return bool(native_bf16())
+
+
 def _earlier_draws(row: dict, out: Path, encoder: str | None) -> dict[int, tuple[float, float]]:
     """Accuracy and seconds by seed of the same row from an earlier (interrupted, then resumed) run, so that
     ``--first-draw`` adds draws to the row instead of replacing it. Only rows that recorded their seeds (and, for
@@ -239,7 +249,8 @@ def _earlier_draws(row: dict, out: Path, encoder: str | None) -> dict[int, tuple
     if not out.exists():
         return {}
     for p in json.loads(out.read_text()).get("rows", []):
-        same = [p["dataset"], p["strategy"], p.get("params", {})] == [row["dataset"], row["strategy"], row["params"]]
+        same = [p["dataset"], p["strategy"], p.get("params", {}), p.get("cpu_bf16_units")] == \
+            [row["dataset"], row["strategy"], row["params"], row.get("cpu_bf16_units")]
         if same and "seeds" in p and p.get("encoder") == encoder and "draw_seconds" in p:
             got = zip(p["seeds"], p["draws"], p["draw_seconds"], strict=True)
             return {int(s): (float(a), float(t)) for s, a, t in got}
@@ -251,7 +262,7 @@ def save(rows: list[dict], out: Path) -> None:
     previous = json.loads(out.read_text()).get("rows", []) if out.exists() else []
 
     def key(r: dict) -> str:
-        return json.dumps([r["dataset"], r["strategy"], r.get("params", {})], sort_keys=True)
+        return json.dumps([r["dataset"], r["strategy"], r.get("params", {}), r.get("cpu_bf16_units")], sort_keys=True)
 
     new = {key(r) for r in rows}
     out.write_text(json.dumps({"rows": [p for p in previous if key(p) not in new] + rows}, indent=2))
