@@ -258,6 +258,7 @@ class QAReader(BaseEstimator):
         return run_identity(self.name, params, (f"{ex.id}\x00{ex.question}\x00{ex.answers}\x00{len(ex.context)}"
                                                 for ex in examples))
 
+    # --- training ----------------------------------------------------------------------------------------------
     def fit(self, X: Sequence[Any], y: Any = None) -> QAReader:  # noqa: N803, ANN401
         """Fine-tune on the answerable questions of ``X`` (QAExample list); unanswerable ones (SQuAD 2.0) train
         [CLS] in all their windows."""
