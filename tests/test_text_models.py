@@ -411,6 +411,54 @@ def test_fewshot_top_layers_train_on_the_kept_outputs_and_leave_the_bottom_as_pr
         make_strategy("text_fewshot", modality="text", train_layers=0).fit(_dataset(16))
 
 
+def test_fewshot_killed_within_its_epoch_resumes_after_the_saved_pairs_to_the_same_model(tmp_path: Path,
+                                                                                         monkeypatch, capsys):
+    """text_fewshot trains one epoch: with a checkpoint_dir its state is also saved within the epoch (here after
+    every batch); a run killed after its third save and resumed trains only the batches after it and ends with the
+    same model and the same epoch loss as an uninterrupted run."""
+    from transferlab import training
+    from transferlab.strategies import text_fewshot
+
+    train = _dataset(16)
+    params = dict(num_iterations=2, max_length=16, batch_size=8, train_layers=2)
+    monkeypatch.setattr(text_fewshot, "CHECKPOINT_EVERY_S", 0.0)
+    full = make_strategy("text_fewshot", modality="text", **params).fit(train)
+    n_batches = -(-full.history_[0]["n_pairs"] // 8)
+    assert n_batches == 14
+
+    ckpt = tmp_path / "ckpt"
+    save, saves = training.Checkpointer.save, []
+
+    class Killed(Exception):
+        pass
+
+    def save_then_die(self, state):
+        save(self, state)
+        saves.append(state.get("batches_done"))
+        if len(saves) == 3:
+            raise Killed
+
+    monkeypatch.setattr(training.Checkpointer, "save", save_then_die)
+    with pytest.raises(Killed):
+        make_strategy("text_fewshot", modality="text", checkpoint_dir=str(ckpt), **params).fit(train)
+    monkeypatch.setattr(training.Checkpointer, "save", save)
+    assert saves == [1, 2, 3] and (ckpt / "checkpoint.pt").exists()
+
+    trained = []
+    batch_loss = training.PairSimilarity.batch_loss
+    monkeypatch.setattr(training.PairSimilarity, "batch_loss",
+                        lambda self, *a, **k: trained.append(1) or batch_loss(self, *a, **k))
+    monkeypatch.setenv("TRANSFERLAB_QUIET", "0")  # the log says where it resumed
+    resumed = make_strategy("text_fewshot", modality="text", checkpoint_dir=str(ckpt), resume=True,
+                            **params).fit(train)
+    assert len(trained) == n_batches - 3, "the three saved batches are not trained again"
+    assert f"resuming epoch 1 of 1 after batch 3 of {n_batches}" in capsys.readouterr().err
+    probe = TextDataset.from_texts(train.texts[:12])
+    np.testing.assert_allclose(resumed.predict_proba(probe), full.predict_proba(probe), atol=1e-6)
+    np.testing.assert_allclose(resumed.history_[0]["epochs"][0]["train_loss"],
+                               full.history_[0]["epochs"][0]["train_loss"], rtol=1e-6)
+
+
 def test_fewshot_pairs_are_capped_for_mpnet_only():
     """The rounds of pairs fall on larger draws for mpnet (max_pairs auto: 2,000), never below one; MiniLM keeps
     all of them; a bad cap is a clear error."""

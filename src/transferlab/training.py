@@ -280,11 +280,14 @@ def train_loop(model: nn.Module, param_groups: list[dict[str, Any]],
                checkpoint_dir: str | os.PathLike[str] | None = None, resume: bool = False,
                progress: bool = True, desc: str = "training",
                on_epoch_start: Callable[[int], None] | None = None,
-               objective: Objective | None = None) -> History:
+               objective: Objective | None = None, checkpoint_every_s: float | None = None) -> History:
     """Train ``model`` in place; return the history. The best weights (by ``cfg.monitor``) are restored at the end.
 
     ``objective`` says what is learned (default: :class:`Classification` with ``class_weights`` and the config's
-    label smoothing)."""
+    label smoothing). With ``checkpoint_dir`` the complete state is saved after every epoch and, with
+    ``checkpoint_every_s``, also within an epoch once that many seconds have passed since the last save (for runs of
+    one long epoch); ``resume`` goes on from the last save, skipping the batches already trained (``train_batches``
+    must give the same batches for an epoch every time), and ends with the same model."""
     cfg.validate()
     seed_everything(cfg.seed)
     device = torch_device()
@@ -298,6 +301,7 @@ def train_loop(model: nn.Module, param_groups: list[dict[str, Any]],
         objective = Classification(class_weights, cfg.label_smoothing)
     history = History()
     best_score, best_state, bad_epochs, start_epoch, step = -math.inf, None, 0, 0, 0
+    skip, sums, n, done_s = 0, {}, 0, 0.0  # within an epoch: batches trained before the resumed save, their metrics
     ckpt = Checkpointer(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None and resume:
         state = ckpt.load()
@@ -309,7 +313,19 @@ def train_loop(model: nn.Module, param_groups: list[dict[str, Any]],
             best_state = state["best_model"]
             start_epoch, step = state["epoch"] + 1, state["step"]
             torch.set_rng_state(state["torch_rng"])
-            log(f"resuming from the checkpoint after epoch {start_epoch} of {cfg.epochs}")
+            if "batches_done" in state:  # saved within an epoch
+                start_epoch, skip = state["epoch"], int(state["batches_done"])
+                sums, n, done_s = dict(state["partial_sums"]), int(state["partial_n"]), float(state["partial_s"])
+                log(f"resuming epoch {start_epoch + 1} of {cfg.epochs} after batch {skip} of {steps_per_epoch} "
+                    "from the checkpoint")
+            else:
+                log(f"resuming from the checkpoint after epoch {start_epoch} of {cfg.epochs}")
+
+    def snapshot(epoch: int, **extra: Any) -> dict[str, Any]:  # noqa: ANN401
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": history.to_dict(),
+                "best_score": best_score, "bad_epochs": bad_epochs, "best_model": best_state, "epoch": epoch,
+                "step": step, "torch_rng": torch.get_rng_state(), **extra}
+
     bar = progress_bar(total=cfg.epochs, desc=desc, unit="epoch", enabled=progress, initial=start_epoch)
     for epoch in range(start_epoch, cfg.epochs):
         if history.stopped_early:
@@ -317,10 +333,12 @@ def train_loop(model: nn.Module, param_groups: list[dict[str, Any]],
         if on_epoch_start is not None:
             on_epoch_start(epoch)
         model.train()
-        t0 = time.perf_counter()
-        sums: dict[str, float] = {}
-        n = 0
-        for inputs, targets in train_batches(epoch):
+        t0 = last_save = time.perf_counter()
+        if epoch != start_epoch:
+            skip, sums, n, done_s = 0, {}, 0, 0.0
+        for b, (inputs, targets) in enumerate(train_batches(epoch)):
+            if b < skip:  # trained before the save this run resumed from
+                continue
             if device != "cpu":
                 inputs, targets = to_device(inputs, device), to_device(targets, device)
             for g, base in zip(optimizer.param_groups, base_lrs, strict=True):
@@ -336,8 +354,13 @@ def train_loop(model: nn.Module, param_groups: list[dict[str, Any]],
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v
             n += size
+            if (ckpt is not None and checkpoint_every_s is not None and b + 1 < steps_per_epoch
+                    and time.perf_counter() - last_save >= checkpoint_every_s):
+                ckpt.save(snapshot(epoch, batches_done=b + 1, partial_sums=dict(sums), partial_n=n,
+                                   partial_s=done_s + time.perf_counter() - t0))
+                last_save = time.perf_counter()
         row: dict[str, float] = {"epoch": epoch + 1, **{f"train_{k}": v / max(n, 1) for k, v in sums.items()},
-                                 "seconds": time.perf_counter() - t0}
+                                 "seconds": done_s + time.perf_counter() - t0}
         if val_batches is not None:
             val, _ = evaluate_batches(model, val_batches(), objective, cfg.bf16)
             row.update({f"val_{k}": v for k, v in val.items()})
@@ -355,9 +378,7 @@ def train_loop(model: nn.Module, param_groups: list[dict[str, Any]],
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in ("train_loss", "val_loss", "val_accuracy")})
         if ckpt is not None:
-            ckpt.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                       "history": history.to_dict(), "best_score": best_score, "bad_epochs": bad_epochs,
-                       "best_model": best_state, "epoch": epoch, "step": step, "torch_rng": torch.get_rng_state()})
+            ckpt.save(snapshot(epoch))
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)

@@ -26,6 +26,7 @@ Strategies (see `transferlab strategies`):
   frozen_head  frozen backbone + a small neural head with early stopping
   finetune, finetune_top, gradual_unfreeze, from_scratch   train the network itself (minutes; --resume)
   text_finetune  fine-tune the text transformer itself (minutes; --resume)
+  text_fewshot   SetFit: tune the transformer on pairs of a few examples per class (minutes; --resume)
   auto         measure the data, pick, say why. Images: size, closeness to ImageNet, the backbone `rank` puts
                first. Text: examples per class (few -> text_fewshot), text length and amount (plenty of short
                texts -> text_finetune), else 3-fold cross-validation of bow, text_headless and text_hybrid
@@ -55,9 +56,10 @@ Examples:
                    help="a strategy parameter, e.g. classifier=svm, C=0.5, hidden=0 (repeatable)")
     p.add_argument("--json", action="store_true", help="print metrics as JSON on stdout")
     p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run (same DATA, --out and parameters) from its last complete epoch; "
-                   "for strategies that train a network (finetune, finetune_top, gradual_unfreeze, from_scratch, "
-                   "text_finetune, and auto where it chose one of them)")
+                   help="continue an interrupted run (same DATA, --out and parameters) from its last save (every "
+                   "epoch; every 2 minutes for text_fewshot's one epoch); for strategies that train a network "
+                   "(finetune, finetune_top, gradual_unfreeze, from_scratch, text_finetune, text_fewshot, and auto "
+                   "where it chose one of them)")
     add_split_options(p)
 
 

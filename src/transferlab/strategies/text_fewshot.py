@@ -30,6 +30,9 @@ of 6-7, test accuracy 0.869 / 0.871 / 0.865 on draws 0-2 where the whole body sc
 0.871; MiniLM, draw 0: 0.757); 64 per class, draw 0: 0.908 in 3.9 min (whole body 0.911 in 12.3 min).
 ``max_pairs`` ("auto": 2,000 for mpnet, no cap for MiniLM) lowers the rounds on larger draws so the number of pairs,
 and so the time, stays bounded.
+``checkpoint_dir`` (set by ``transferlab train --out DIR``): the training state is saved there every
+:data:`CHECKPOINT_EVERY_S` seconds within the (one, by default) epoch and after it; ``resume=True`` (``--resume``)
+goes on from the last save, skipping the pairs already trained, and ends with the same model.
 """
 
 from __future__ import annotations
@@ -93,6 +96,9 @@ def _pair_module(encoder: Any) -> Any:
     return PairSimilarity()
 
 
+CHECKPOINT_EVERY_S = 120.0  # a save of mpnet's state takes seconds (weights + AdamW moments, ~0.7-1.3 GB): every
+# 2 min costs ~2% of the run and loses at most 2 min of a 2-8 min fit to a kill
+
 MPNET_MAX_PAIRS = 2000  # fine-tuning needs a number of updates, not rounds: 8 per class (with the class-name
 # sentences, 28 texts) keeps all 20 rounds (1,120 pairs, ~4 min for mpnet here); 64 per class gets 7 rounds
 # (1,960 pairs, ~7 min) instead of 20 (5,600, ~19 min)
@@ -107,7 +113,8 @@ class TextFewShot(Strategy):
     def __init__(self, num_iterations: int = 20, epochs: int = 1, lr: float = 2e-5, batch_size: int = 16,
                  max_length: int = 64, C: float = 1.0, backbone: str | None = None,  # noqa: N803
                  label_prompts: bool | str = "auto", bf16: bool | None = None, max_pairs: int | str | None = "auto",
-                 train_layers: int | None = None, seed: int = 0) -> None:
+                 train_layers: int | None = None, seed: int = 0, checkpoint_dir: str | None = None,
+                 resume: bool = False) -> None:
         self.num_iterations = num_iterations
         self.epochs = epochs
         self.lr = lr
@@ -120,6 +127,8 @@ class TextFewShot(Strategy):
         self.max_pairs = max_pairs
         self.train_layers = train_layers
         self.seed = seed
+        self.checkpoint_dir = checkpoint_dir
+        self.resume = resume
 
     def _iterations(self, n_texts: int) -> int:
         """``num_iterations``, lowered so the pairs (2 per text per round) stay within ``max_pairs``: "auto" caps
@@ -182,7 +191,14 @@ class TextFewShot(Strategy):
             lower_hidden_states,
             tokenize,
         )
-        from transferlab.training import PairSimilarity, TrainConfig, seed_everything, train_loop
+        from transferlab.training import (
+            PairSimilarity,
+            TrainConfig,
+            prepare_checkpoints,
+            run_identity,
+            seed_everything,
+            train_loop,
+        )
 
         if int(self.num_iterations) < 1 or int(self.epochs) < 1 or int(self.batch_size) < 1:
             raise UserError("num_iterations, epochs and batch_size must be >= 1")
@@ -201,6 +217,9 @@ class TextFewShot(Strategy):
             extra_texts, extra_labels = label_prompt_examples(list(classes))
             texts = texts + extra_texts
             labels = np.concatenate([labels, np.asarray(extra_labels, labels.dtype)])
+        ckpt = prepare_checkpoints(self.checkpoint_dir, run_identity(
+            self.name, self.get_params(), (f"{c}\x00{t}" for c, t in zip(labels.tolist(), texts, strict=True))),
+            bool(self.resume))
         set_torch_threads()
         seed_everything(self.seed)
         body, tokenizer = load_pretrained_body(self._body_folder())
@@ -236,7 +255,8 @@ class TextFewShot(Strategy):
                           bf16=self._use_bf16(), seed=self.seed)
         history = train_loop(net, [{"params": trained, "lr": self.lr, "name": "body"}],
                              train_batches, None, -(-len(pairs) // bs), cfg, progress=runtime.show_progress(),
-                             desc=f"{self.name}: contrastive pairs", objective=PairSimilarity())
+                             desc=f"{self.name}: contrastive pairs", objective=PairSimilarity(),
+                             checkpoint_dir=ckpt, resume=bool(self.resume), checkpoint_every_s=CHECKPOINT_EVERY_S)
         for p in body.parameters():
             p.requires_grad_(False)
         body.eval()
