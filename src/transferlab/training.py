@@ -326,7 +326,9 @@ def train_loop(model: nn.Module, param_groups: list[dict[str, Any]],
                 "best_score": best_score, "bad_epochs": bad_epochs, "best_model": best_state, "epoch": epoch,
                 "step": step, "torch_rng": torch.get_rng_state(), **extra}
 
-    bar = progress_bar(total=cfg.epochs, desc=desc, unit="epoch", enabled=progress, initial=start_epoch)
+    # batches, not epochs: a run of one long epoch (text_fewshot) moves too; the epoch's figures in the postfix
+    bar = progress_bar(total=cfg.epochs * steps_per_epoch, desc=desc, unit="batch", enabled=progress,
+                       initial=start_epoch * steps_per_epoch + skip)
     for epoch in range(start_epoch, cfg.epochs):
         if history.stopped_early:
             break
@@ -351,6 +353,7 @@ def train_loop(model: nn.Module, param_groups: list[dict[str, Any]],
                 nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.clip_grad_norm)
             optimizer.step()
             step += 1
+            bar.update(1)
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v
             n += size
@@ -375,8 +378,8 @@ def train_loop(model: nn.Module, param_groups: list[dict[str, Any]],
                 if cfg.patience is not None and bad_epochs >= cfg.patience:
                     history.stopped_early = True
         history.epochs.append(row)
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in ("train_loss", "val_loss", "val_accuracy")})
+        bar.set_postfix({"epoch": epoch + 1, **{k: f"{v:.3f}" for k, v in row.items()
+                                                if k in ("train_loss", "val_loss", "val_accuracy")}})
         if ckpt is not None:
             ckpt.save(snapshot(epoch))
     bar.close()

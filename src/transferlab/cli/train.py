@@ -87,8 +87,9 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # Ctrl-C: where epochs were saved, say how to go on from them
         saved = checkpoint_dir_for(args.out) if args.out else None
         if saved is not None and any(saved.rglob("checkpoint.pt")):
-            print(f"transferlab: interrupted; the complete epochs are saved in {saved}: run the same command with "
-                  "--resume to continue from the last of them", file=sys.stderr)
+            print(f"transferlab: interrupted; the training state as last saved (after an epoch, or every 2 min "
+                  f"within text_fewshot's epoch) is in {saved}: run the same command with --resume to continue "
+                  "from there", file=sys.stderr)
             return 130
         raise
     if args.json:
