@@ -1,6 +1,8 @@
 """What a user gets from `transferlab train DATA` with no --strategy (the fast auto), against `headless` /
 `text_headless` (wall time, each from a cold feature cache, as separate processes) and against the best row of
-`compare` (images, from benchmarks/results/compare.json) or `--strategy auto` (text, run here with --with-auto).
+`compare` (images, from benchmarks/results/compare.json) or `--strategy auto` (text: run here with --with-auto, else
+the row of benchmarks/results/text_auto.json for this kind of CPU, with or without bf16 matrix units, as
+benchmarks/text_auto.py recorded it). Text sets are evaluated on the split text_auto.py uses (sst2: test).
 
     .venv/bin/python benchmarks/default_train.py [--sets hymenoptera cats_vs_dogs ...] [--with-auto]
 
@@ -23,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import RESULTS, cli, dataset, print_table, save_results  # noqa: E402
+from text_auto import EVAL_SPLIT  # noqa: E402
 
 IMAGE_SETS = ["hymenoptera", "cats_vs_dogs", "chest_xray_224", "dtd_subset"]
 TEXT_SETS = ["sms_spam", "newsgroups20", "ag_news", "sst2"]
@@ -36,6 +39,18 @@ def best_compare_rows() -> dict[str, tuple[str, float]]:
     return {r["dataset"]: (r["best"], float(r["best_acc"])) for r in json.loads(path.read_text()).get("auto", [])}
 
 
+def recorded_auto_rows() -> dict[str, dict]:
+    """dataset -> the `--strategy auto` row of results/text_auto.json for this kind of CPU (what auto fine-tunes
+    depends on its bf16 matrix units)."""
+    path = RESULTS / "text_auto.json"
+    if not path.exists():
+        return {}
+    from transferlab._torch import native_bf16
+
+    units = native_bf16()
+    return {r["dataset"]: r for r in json.loads(path.read_text())["rows"] if r.get("cpu_bf16_units") == units}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", nargs="*", default=IMAGE_SETS + TEXT_SETS)
@@ -43,6 +58,7 @@ def main() -> None:
     parser.add_argument("--cold-graphs", action="store_true", help="do not pre-export the ONNX graphs")
     args = parser.parse_args()
     best = best_compare_rows()
+    recorded = recorded_auto_rows()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         graphs = Path(tmp) / "graphs"
@@ -72,8 +88,9 @@ def main() -> None:
             if data is None:
                 continue
             text = name in TEXT_SETS
-            doc, wall = cli(["train", str(data)], fresh_cache(f"default-{name}"))
-            base, base_wall = cli(["train", str(data), "--strategy", "text_headless" if text else "headless"],
+            split = ["--eval-split", EVAL_SPLIT[name]] if name in EVAL_SPLIT else []
+            doc, wall = cli(["train", str(data), *split], fresh_cache(f"default-{name}"))
+            base, base_wall = cli(["train", str(data), "--strategy", "text_headless" if text else "headless", *split],
                                   fresh_cache(f"headless-{name}"))
             row = {"dataset": name, "default_choice": doc["auto"]["strategy"] + (
                 f"[{doc['auto']['params'].get('encoder')}]" if doc["auto"]["params"].get("encoder") else ""),
@@ -81,9 +98,13 @@ def main() -> None:
                 "headless_wall_s": round(base_wall, 1), "time_ratio": round(wall / base_wall, 2),
                 "reason": doc["auto"]["reason"]}
             if text and args.with_auto:
-                auto, auto_wall = cli(["train", str(data), "--strategy", "auto"], fresh_cache(f"auto-{name}"))
+                auto, auto_wall = cli(["train", str(data), "--strategy", "auto", *split], fresh_cache(f"auto-{name}"))
                 row.update(reference=f"auto: {auto['auto']['strategy']}", reference_acc=auto["accuracy"],
                            auto_wall_s=round(auto_wall, 1))
+            elif text and name in recorded:
+                r = recorded[name]
+                row.update(reference=f"auto (text_auto.json): {r['auto']}[{r['body']}]",
+                           reference_acc=r["accuracy"], auto_wall_s=round(60 * r["minutes"], 1))
             elif not text and name in best:
                 row.update(reference=f"compare best: {best[name][0]}", reference_acc=best[name][1])
             if "reference_acc" in row:
