@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import RESULTS, cli, dataset, print_table, save_results  # noqa: E402
-from text_auto import EVAL_SPLIT  # noqa: E402
+from text_auto import EVAL_SPLIT, cpu_kind  # noqa: E402
 
 IMAGE_SETS = ["hymenoptera", "cats_vs_dogs", "chest_xray_224", "dtd_subset"]
 TEXT_SETS = ["sms_spam", "newsgroups20", "ag_news", "sst2"]
@@ -41,14 +41,16 @@ def best_compare_rows() -> dict[str, tuple[str, float]]:
 
 def recorded_auto_rows() -> dict[str, dict]:
     """dataset -> the `--strategy auto` row of results/text_auto.json for this kind of CPU (what auto fine-tunes
-    depends on its bf16 matrix units)."""
+    depends on its bf16 units): this CPU's own row where there is one, else one of a CPU with the same answer from
+    native_bf16."""
     path = RESULTS / "text_auto.json"
     if not path.exists():
         return {}
     from transferlab._torch import native_bf16
 
-    units = native_bf16()
-    return {r["dataset"]: r for r in json.loads(path.read_text())["rows"] if r.get("cpu_bf16_units") == units}
+    units, cpu = native_bf16(), cpu_kind()
+    rows = [r for r in json.loads(path.read_text())["rows"] if r.get("cpu_bf16_units") == units]
+    return {r["dataset"]: r for r in sorted(rows, key=lambda r: r.get("cpu") == cpu)}  # this CPU's rows last: kept
 
 
 def main() -> None:

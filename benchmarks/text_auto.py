@@ -29,6 +29,17 @@ MAX_MINUTES = {"sst2": 30.0}
 EVAL_SPLIT = {"sst2": "test"}
 
 
+def cpu_kind() -> str:
+    """The CPU's model name and its bf16 instructions (rows of different machines are kept apart)."""
+    import re
+
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
+    flags = set(re.search(r"^flags\s*:\s*(.+)$", info, re.M).group(1).split()) if "flags" in info else set()
+    units = [u for u in ("amx_bf16", "avx512_bf16") if u in flags] or ["no bf16 units"]
+    return f"{model.group(1).strip() if model else 'unknown CPU'} ({', '.join(units)})"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", default="sst2,ag_news,newsgroups20")
@@ -36,11 +47,12 @@ def main() -> None:
     args = ap.parse_args()
     names = args.datasets.split(",")
     old_path = RESULTS / "text_auto.json"
-    rows = {(r["dataset"], r["cpu_bf16_units"]): r
+    rows = {(r["dataset"], r["cpu_bf16_units"], r.get("cpu", "")): r
             for r in json.loads(old_path.read_text()).get("rows", [])} if old_path.exists() else {}
     from transferlab._torch import native_bf16
 
-    amx = native_bf16()  # what auto's body rule reads (TRANSFERLAB_BF16, else the CPU's AMX units)
+    amx = native_bf16()  # what auto's body rule reads (TRANSFERLAB_BF16, else the CPU's AMX or AVX512-BF16 units)
+    cpu = cpu_kind()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for name, data, cache in datasets_in(names, tmp):
@@ -54,11 +66,11 @@ def main() -> None:
             auto = doc["auto"]
             minutes = wall / 60
             met = doc["accuracy"] >= TARGETS[name] and minutes <= MAX_MINUTES.get(name, float("inf"))
-            rows[name, amx] = {"dataset": name, "count": doc["count"],
+            rows[name, amx, cpu] = {"dataset": name, "count": doc["count"],
                           "auto": auto["strategy"], "body": auto.get("backbone"), "params": auto["params"],
                           "accuracy": doc["accuracy"], "macro_f1": doc.get("macro_f1"), "minutes": round(minutes, 1),
                           "target": TARGETS[name], "max_minutes": MAX_MINUTES.get(name), "met": met,
-                          "cpu_bf16_units": amx, "cache": "warm" if args.warm_cache else "cold",
+                          "cpu_bf16_units": amx, "cpu": cpu, "cache": "warm" if args.warm_cache else "cold",
                           "reason": auto["reason"]}
             print(f"{name}: {auto['strategy']} {auto['params']} accuracy {doc['accuracy']:.4f} in {minutes:.1f} min"
                   f" ({'met' if met else 'NOT met'})", flush=True)

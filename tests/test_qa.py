@@ -273,8 +273,34 @@ def test_reader_recipe_follows_the_cpu_and_given_parameters_win(monkeypatch):
     assert key(QAReader(teacher=None).recipe()) == ("minilm", None, 3, 2e-4, True)  # no teacher: MiniLM alone
     assert key(QAReader(backbone="minilm", bf16=False).recipe()) == ("minilm", None, 3, 2e-4, False)
     assert key(QAReader(backbone="mpnet").recipe()) == ("mpnet", None, 1, 5e-5, True)
+    # AVX512-BF16 (AMD Zen 4): bf16, but the mpnet teacher trains ~2.5x slower than with AMX: MiniLM alone, in bf16
+    import transferlab._torch as tt
+
+    monkeypatch.delenv("TRANSFERLAB_BF16")
+    monkeypatch.setattr(tt, "bf16_units", lambda: "avx512_bf16")
+    r = QAReader().recipe()
+    assert key(r) == ("minilm", None, 3, 2e-4, True) and tt.native_bf16()
+    if get_backbone("mpnet").is_installed():
+        assert "AVX512-BF16" in r["reason"] and "--teacher mpnet" in r["reason"]
+    assert key(QAReader(teacher="mpnet").recipe())[:2] == ("minilm", "mpnet")  # asked for: trained
     with pytest.raises(UserError, match="epochs"):
         QAReader(epochs=0).fit([])  # checked before anything is loaded
+
+
+def test_bf16_units_follow_the_override_and_the_cpu(monkeypatch):
+    """TRANSFERLAB_BF16 wins (1: as with AMX, 0: float32); else the CPU's own answer, one of three."""
+    import transferlab._torch as tt
+
+    monkeypatch.setenv("TRANSFERLAB_BF16", "1")
+    assert tt.bf16_units() == "amx" and tt.native_bf16()
+    monkeypatch.setenv("TRANSFERLAB_BF16", "0")
+    assert tt.bf16_units() is None and not tt.native_bf16()
+    monkeypatch.delenv("TRANSFERLAB_BF16")
+    flags = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() else set()
+    expected = "amx" if "amx_tile" in flags else "avx512_bf16" if "avx512_bf16" in flags else None
+    if flags and tt.torch_device() == "cpu":
+        assert tt.bf16_units() == expected
+    assert tt.native_bf16() == (tt.bf16_units() is not None)
 
 
 # --- the reader (a real MiniLM body) ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ FLOAT32_FIELD = "float32_sentences_per_second"
 
 def measured_speed(name: str, float32: bool = False) -> float | None:
     """Items per second of backbone ``name`` (images or sentences, whichever was measured), None if not measured.
-    A text encoder's default speed is its bfloat16 one where the measuring CPU had AMX; ``float32`` asks for its
+    A text encoder's default speed is its bfloat16 one (measured with AVX512-BF16); ``float32`` asks for its
     float32 (ONNX Runtime) speed, the one a CPU without bf16 matrix units gets, where it was measured apart."""
     try:
         entry = json.loads(_MEASURED.read_text())[name]

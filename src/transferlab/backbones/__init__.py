@@ -90,15 +90,17 @@ MPNET_MISSING = "mpnet is not installed (`transferlab models` says how to add it
 
 def trainable_text_body() -> tuple[str, str]:
     """(body, reason): the text body to fine-tune by default (the QA reader's teacher, ``auto``'s ``text_finetune``).
-    mpnet where the CPU has bf16 matrix units (AMX) and mpnet is installed: trained in bf16 autocast it costs ~3.5x
-    MiniLM's time for a much stronger body. Elsewhere MiniLM: without bf16 units mpnet would train for hours."""
+    mpnet where the CPU has bf16 matrix units (AMX, or AVX512-BF16) and mpnet is installed: trained in bf16 autocast
+    it costs ~3.5x MiniLM's time for a much stronger body. Elsewhere MiniLM: without bf16 units mpnet would train for
+    hours."""
     from transferlab._torch import native_bf16
 
     if not native_bf16():
-        return minilm.NAME, "this CPU has no bf16 matrix units (AMX), where mpnet would train for hours"
+        return minilm.NAME, "this CPU has no bf16 matrix units (AMX, or AVX512-BF16), where mpnet would train for hours"
     if not get_backbone(mpnet.NAME).is_installed():
         return minilm.NAME, MPNET_MISSING
-    return mpnet.NAME, "the CPU has bf16 matrix units (AMX), so the stronger mpnet body trains in bf16 within minutes"
+    return mpnet.NAME, ("the CPU has bf16 matrix units (AMX, or AVX512-BF16), so the stronger mpnet body trains in "
+                        "bf16 within minutes")
 
 
 # mpnet without bf16 matrix units: the top layers that text_finetune and text_fewshot train (the 8 below run once,
@@ -119,7 +121,8 @@ def fewshot_text_body() -> tuple[str, int | None, str]:
     if body == mpnet.NAME:  # bf16 units: as every mpnet training there
         return body, None, why
     return (mpnet.NAME, MPNET_TOP_LAYERS,
-            f"this CPU has no bf16 matrix units (AMX), so the pairs tune mpnet's top {MPNET_TOP_LAYERS} of 12 layers "
+            "this CPU has no bf16 matrix units (AMX, or AVX512-BF16), so the pairs tune mpnet's top "
+            f"{MPNET_TOP_LAYERS} of 12 layers "
             "on the kept outputs of the 8 below: ~3x faster than the whole body, as accurate with 8 per class on "
             "sst2, ~10 points over MiniLM")
 
@@ -136,7 +139,8 @@ def finetuned_text_body() -> tuple[str, int | None, str]:
     if body == mpnet.NAME:  # bf16 units: the whole body
         return body, None, why
     return (mpnet.NAME, MPNET_TOP_LAYERS,
-            f"this CPU has no bf16 matrix units (AMX), so only mpnet's top {MPNET_TOP_LAYERS} of 12 layers train, on "
+            "this CPU has no bf16 matrix units (AMX, or AVX512-BF16), so only mpnet's top "
+            f"{MPNET_TOP_LAYERS} of 12 layers train, on "
             "the kept outputs of the 8 below (~3x faster per step than the whole body)")
 
 

@@ -170,8 +170,8 @@ class SentenceEncoder:
     from the cache are embedded on length-bucketed batches (:mod:`~transferlab.backbones.text_onnx`) by the
     ``backend``:
 
-    - ``"auto"`` (the default): ``"bf16"`` on a CPU with bfloat16 matrix units (Intel AMX, :func:`native_bf16`),
-      else ``"onnx"``;
+    - ``"auto"`` (the default): ``"bf16"`` on a CPU with bfloat16 matrix units (Intel AMX, or AVX512-BF16:
+      :func:`native_bf16`), else ``"onnx"``;
     - ``"bf16"``: PyTorch with the linear layers computing in bfloat16 (:func:`load_bf16_body`; the rest float32),
       batches of up to :data:`BF16_BATCH` texts, one single-thread stream per core: 2-3x the float32 speed on AMX,
       cosine >= 0.9999 to sentence-transformers (benchmarks/text_encoder_speed.py); cached under its own key

@@ -59,7 +59,7 @@ SPEED_TOKENS = 25  # the measured sentences/s are on sst2 test sentences, ~25 to
 
 def expected_embed_seconds(name: str, texts: list[str]) -> float | None:
     """Seconds to embed ``texts`` with text encoder ``name`` on a cold cache, from its measured speed on short
-    sentences scaled by the texts' length in tokens (~1.3 per word, capped at 256), in bfloat16 on a CPU with AMX
+    sentences scaled by the texts' length in tokens (~1.3 per word, capped at 256), in bfloat16 on a CPU with bf16 units
     (as :class:`~transferlab.backbones.minilm.SentenceEncoder` embeds there), else in float32; None when never
     measured."""
     from transferlab._torch import native_bf16

@@ -23,16 +23,16 @@ batch 16, windows 256 / stride 96, 2 epochs) within the same CPU time, without l
   time, so 3 epochs (``epochs=3``) cost less than 2 did. Adopted by the rule written in benchmarks/qa_nodrop.py
   before its run: 21.6 min here, selection-set F1 56.9 vs 55.7 (test.json, looked at afterwards: 62.3 vs 61.1).
 
-- the body, teacher, epochs, rate and precision come from a recipe per body (:data:`RECIPES`,
-  :meth:`QAReader.recipe`) unless given. The body is MiniLM: it answers >= 50 questions/s on two cores, which a
-  12-layer 768-wide body cannot (all-mpnet-base-v2: 11.8/s here). On a CPU with bf16 matrix units (AMX) where mpnet
-  is installed, the run first trains an mpnet reader (its own recipe: one epoch at 5e-5 in bf16 autocast; on all
-  the questions it scores selection-set F1 71.5 vs 57.0 for MiniLM, benchmarks/qa_mpnet.py) on a third of the
-  questions (``teacher_fraction``, set by the time budget: the teacher, its pass over the other questions' windows
-  and two student epochs fit in the 30 minutes issue 14 allows) and distils it into MiniLM on the other two thirds
-  (``teacher="auto"``; benchmarks/qa_distill.py).
-  Elsewhere MiniLM alone, 3 epochs at 2e-4 in float32: mpnet costs ~8x MiniLM's compute per token, hours per epoch
-  without bf16 units. ``--backbone mpnet`` trains the accurate, slower reader.
+- the body, teacher, epochs, rate and precision come from a recipe per body (:data:`RECIPES`, :meth:`QAReader.recipe`)
+  unless given. The body is MiniLM: it answers >= 50 questions/s on two cores, which a 12-layer 768-wide body cannot
+  (all-mpnet-base-v2: 11.8/s here). On a CPU with bf16 matrix units (AMX, not AVX512-BF16, ~2.5x slower) where mpnet
+  is installed, the run first trains an mpnet reader (its own recipe: one epoch at 5e-5 in bf16 autocast; on all the
+  questions it scores selection-set F1 71.5 vs 57.0 for MiniLM, benchmarks/qa_mpnet.py) on a third of the questions
+  (``teacher_fraction``, set by the time budget: the teacher, its pass over the other questions' windows and two
+  student epochs fit in the 30 minutes issue 14 allows) and distils it into MiniLM on the other two thirds
+  (``teacher="auto"``; benchmarks/qa_distill.py). Elsewhere MiniLM alone, 3 epochs at 2e-4 (in bf16 with AVX512-BF16,
+  else float32): mpnet costs ~8x MiniLM's compute per token, hours per epoch without bf16 units. ``--backbone mpnet``
+  trains the accurate, slower reader.
 
 ``init`` starts from a saved reader (``transferlab qa train --init DIR``, ``qa adapt``) instead of the packaged body;
 ``init_weight`` then keeps that share of the starting reader's weights in the final ones (weight-space ensembling,
@@ -163,7 +163,7 @@ class QAReader(BaseEstimator):
         No body and ``teacher="auto"`` (the defaults): MiniLM, which answers >= 50 questions/s on two cores. Where
         the CPU has bf16 matrix units (AMX) and mpnet is installed, an mpnet reader is first trained on
         ``teacher_fraction`` of the questions and distilled into it (``teacher`` "mpnet"); elsewhere MiniLM alone."""
-        from transferlab._torch import native_bf16
+        from transferlab._torch import bf16_units, native_bf16
         from transferlab.backbones import minilm, trainable_text_body
         from transferlab.model.qa_loaders import saved_reader_weights
 
@@ -176,10 +176,13 @@ class QAReader(BaseEstimator):
         else:
             best, because = trainable_text_body()
             body = minilm.NAME
-            if self.teacher == "auto" and best != minilm.NAME:
+            if self.teacher == "auto" and best != minilm.NAME and bf16_units() == "amx":
                 teacher, recipe = best, "distilled"
                 why = (f"MiniLM answers >= 50 questions/s on two cores; an {best} teacher trained here on "
                        f"{float(self.teacher_fraction):.0%} of the questions is distilled into it ({because})")
+            elif self.teacher == "auto" and best != minilm.NAME:  # AVX512-BF16: bf16, but ~2.5x slower than AMX
+                why = (f"the default body (no teacher: the {best} teacher fits the 30-minute budget with AMX; this "
+                       "CPU's AVX512-BF16 trains it ~2.5x slower; `--teacher mpnet` asks for it)")
             else:
                 why = "the default body" + ("" if self.teacher != "auto" else f" ({because}: no teacher)")
         base = RECIPES[recipe] if recipe else RECIPES.get(body, RECIPES["minilm"])

@@ -33,9 +33,10 @@ pass that test, so fine-tuning is skipped (same model, minutes sooner) and the l
 a random head at ``head_lr`` 1e-3 (when None), no fallback.
 ``backbone`` is None for the packaged MiniLM, ``mpnet`` (all-mpnet-base-v2: 12 layers, 768 wide, much stronger), or a
 folder from ``transferlab pretrain-text --method mlm`` (MiniLM adapted to your own unlabelled texts). ``bf16=True``
-trains (and predicts) under CPU bfloat16 autocast: ~2x faster on a CPU with bf16 matrix units (Intel AMX), ~10x
-slower without them. ``--strategy auto`` fine-tunes mpnet in bf16 for 2 epochs where the CPU has those units (sst2's
-6,920 sentences: 7.7 min for the whole command, test accuracy 0.928); without them mpnet's top 4 layers
+trains (and predicts) under CPU bfloat16 autocast: ~2x faster on a CPU with bf16 matrix units (Intel AMX, or
+AVX512-BF16: 2.5x for mpnet's whole body on the AMD EPYC here), ~10x slower without them. ``--strategy auto``
+fine-tunes mpnet in bf16 for 2 epochs where the CPU has those units (sst2's 6,920 sentences: 7.7 min for the whole
+command on AMX, test accuracy 0.928); without them mpnet's top 4 layers
 (``train_layers=4``) for 2 epochs in float32 (sst2: 0.925, 13.7 min for the whole command on 2 AVX2 cores); MiniLM
 for 3 epochs where mpnet is not installed.
 Measured on these 2 CPU cores: about 0.6 s per batch of 32 sst2 sentences when the machine is otherwise idle.
