@@ -51,8 +51,7 @@ def add_parser(subparsers: Any) -> None:
     t.add_argument("--teacher", default=None, metavar="DIR|ENCODER|none",
                    help="distil a stronger reader into this one (knowledge distillation): a trained reader folder, "
                         "or an encoder (mpnet) to train a teacher from on a third of the questions first. Default, "
-                        "with no --backbone: an mpnet teacher where the CPU has bf16 matrix units (AMX) "
-                        "and mpnet is "
+                        "with no --backbone: an mpnet teacher where the CPU has bf16 matrix units (AMX) and mpnet is "
                         "installed, else none. `--teacher none`: MiniLM trained alone")
     _param_option(t)
     a = sub.add_parser("adapt", help="adapt a reader to unlabelled passages with synthesised questions (the "
