@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -69,3 +70,12 @@ def cli(args: list[str], cache: Path) -> tuple[dict[str, Any], float]:
     if proc.returncode != 0:
         raise SystemExit(f"transferlab {' '.join(args)} failed: {proc.stderr}")
     return json.loads(proc.stdout), wall
+
+
+def cpu_kind() -> str:
+    """The CPU's model name and its bf16 instructions (rows of different machines are kept apart)."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
+    flags = set(re.search(r"^flags\s*:\s*(.+)$", info, re.M).group(1).split()) if "flags" in info else set()
+    units = [u for u in ("amx_bf16", "avx512_bf16") if u in flags] or ["no bf16 units"]
+    return f"{model.group(1).strip() if model else 'unknown CPU'} ({', '.join(units)})"

@@ -24,8 +24,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, cli, dataset, print_table, save_results  # noqa: E402
-from text_auto import EVAL_SPLIT, cpu_kind  # noqa: E402
+from _common import RESULTS, cli, cpu_kind, dataset, print_table, save_results  # noqa: E402
+from text_auto import EVAL_SPLIT  # noqa: E402
 
 IMAGE_SETS = ["hymenoptera", "cats_vs_dogs", "chest_xray_224", "dtd_subset"]
 TEXT_SETS = ["sms_spam", "newsgroups20", "ag_news", "sst2"]

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, ROOT, SHARED, print_table  # noqa: E402
+from _common import RESULTS, ROOT, SHARED, cpu_kind, print_table  # noqa: E402
 
 RUNS = ROOT / "runs" / "qa"
 
@@ -115,7 +115,8 @@ def default_run(eval_limit: int | None, eval_only: bool, heldout: bool = False) 
     runs = runs if isinstance(runs, list) else [runs]
     row: dict[str, Any] = {"command": "benchmarks/qa.py --default (= transferlab qa train squad_v1.1/train.json "
                                       "--out runs/qa/reader_default; qa evaluate runs/qa/reader_default "
-                                      "squad_v1.1/test.json)", "load_average_before": os.getloadavg()}
+                                      "squad_v1.1/test.json)", "load_average_before": os.getloadavg(),
+                           "cpu": cpu_kind()}
     if eval_only:
         m = json.loads((out / "metrics.json").read_text())
         row.update({"train_questions": m["train_questions"], "train_minutes": round(m["train_seconds"] / 60, 2),
@@ -127,7 +128,8 @@ def default_run(eval_limit: int | None, eval_only: bool, heldout: bool = False) 
         print("held-out (train_full_subset, 4,000 questions):", row["heldout_4000"])
     row.update(_evaluate(out, _subset(squad / "test.json", eval_limit)))
     print_table([row], ["train_questions", "train_minutes", "exact_match", "f1", "count", "answer_minutes"])
-    _merge("default", [r for r in runs if r.get("count") != row["count"]] + [row])
+    # one row per evaluation size and kind of CPU (what the reader's recipe is depends on its bf16 units)
+    _merge("default", [r for r in runs if (r.get("count"), r.get("cpu")) != (row["count"], row["cpu"])] + [row])
 
 
 def learning_curve(sizes: list[int], eval_limit: int | None) -> None:

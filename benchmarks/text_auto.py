@@ -22,22 +22,11 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, cli, datasets_in, print_table, save_results  # noqa: E402
+from _common import RESULTS, cli, cpu_kind, datasets_in, print_table, save_results  # noqa: E402
 
 TARGETS = {"ag_news": 0.92, "newsgroups20": 0.80, "sst2": 0.90}
 MAX_MINUTES = {"sst2": 30.0}
 EVAL_SPLIT = {"sst2": "test"}
-
-
-def cpu_kind() -> str:
-    """The CPU's model name and its bf16 instructions (rows of different machines are kept apart)."""
-    import re
-
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
-    flags = set(re.search(r"^flags\s*:\s*(.+)$", info, re.M).group(1).split()) if "flags" in info else set()
-    units = [u for u in ("amx_bf16", "avx512_bf16") if u in flags] or ["no bf16 units"]
-    return f"{model.group(1).strip() if model else 'unknown CPU'} ({', '.join(units)})"
 
 
 def main() -> None:

@@ -30,9 +30,10 @@ batch 16, windows 256 / stride 96, 2 epochs) within the same CPU time, without l
   questions it scores selection-set F1 71.5 vs 57.0 for MiniLM, benchmarks/qa_mpnet.py) on a third of the questions
   (``teacher_fraction``, set by the time budget: the teacher, its pass over the other questions' windows and two
   student epochs fit in the 30 minutes issue 14 allows) and distils it into MiniLM on the other two thirds
-  (``teacher="auto"``; benchmarks/qa_distill.py). Elsewhere MiniLM alone, 3 epochs at 2e-4 (in bf16 with AVX512-BF16,
-  else float32): mpnet costs ~8x MiniLM's compute per token, hours per epoch without bf16 units. ``--backbone mpnet``
-  trains the accurate, slower reader.
+  (``teacher="auto"``; benchmarks/qa_distill.py). Elsewhere MiniLM alone, 3 epochs at 2e-4 (in bf16 with AVX512-BF16:
+  10.8 min on SQuAD's 2,921 training questions on a 2-core AMD Zen 4, test F1 62.8; else float32: 21.6 min on 2 AVX2
+  cores, F1 62.3; benchmarks/qa.py --default): mpnet costs ~8x MiniLM's compute per token, hours per epoch without
+  bf16 units. ``--backbone mpnet`` trains the accurate, slower reader.
 
 ``init`` starts from a saved reader (``transferlab qa train --init DIR``, ``qa adapt``) instead of the packaged body;
 ``init_weight`` then keeps that share of the starting reader's weights in the final ones (weight-space ensembling,
