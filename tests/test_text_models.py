@@ -136,6 +136,33 @@ def test_finetune_contract_and_round_trip(params: dict, tmp_path: Path):
                            strategy.net_.body.encoder.layer[5].output.dense.weight)
 
 
+def test_layer_groups_hold_every_body_parameter_and_end_to_end_trains_them_all():
+    """Every parameter the body's forward uses sits in a layer group (MPNet's relative position bias, shared by all
+    layers, with the embeddings), so "end to end" trains all of them but the frozen word embeddings, and the top
+    groups alone leave the embeddings' group frozen. MiniLM, and a tiny random MPNet (same classes as mpnet)."""
+    from transferlab.backbones.minilm import _transformers
+    from transferlab.nn.transformer import TransformerClassifier, load_pretrained_body
+
+    hf = _transformers()  # set up as the package loads it (torchvision stand-in)
+    tiny = hf.MPNetModel(hf.MPNetConfig(vocab_size=64, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                                  intermediate_size=64, max_position_embeddings=40))
+    for body in (load_pretrained_body()[0], tiny):
+        net = TransformerClassifier(body, 2, 0.0)
+        grouped = {id(p) for group in net.layer_groups() for m in group for p in m.parameters()}
+        missing = [n for n, p in body.named_parameters() if id(p) not in grouped and not n.startswith("pooler.")]
+        assert missing == [], missing
+        strategy = make_strategy("text_finetune", modality="text")
+        n_groups = len(net.layer_groups())
+        trained = {id(p) for g in strategy._param_groups(net, n_groups) for p in g["params"]}
+        named = dict(body.named_parameters())
+        frozen = [n for n, p in named.items() if id(p) not in trained and not n.startswith("pooler.")]
+        assert frozen == ["embeddings.word_embeddings.weight"], frozen
+        assert all(named[n].requires_grad == (id(p) in trained) for n, p in named.items())
+        top = {id(p) for g in strategy._param_groups(net, n_groups - 1) for p in g["params"]}
+        assert not top & {id(p) for m in net.layer_groups()[0] for p in m.parameters()}
+    assert "encoder.relative_attention_bias.weight" in dict(tiny.named_parameters())
+
+
 def test_finetune_top_layers_reads_the_kept_outputs_of_the_frozen_bottom(tmp_path: Path):
     """train_layers=2: the bottom 4 of MiniLM's 6 layers run once (their outputs kept as float16) and the top 2 train
     on them; the top of the network over those kept outputs embeds as the whole network does, the bottom layers and

@@ -3,8 +3,8 @@ BERT body, mean pooling over the attention mask, dropout and a new linear head. 
 predictor of its saved models, which rebuilds the body from the saved ``transformer/config.json`` (no package needed
 then).
 
-Layer groups, bottom to top, for discriminative learning rates and gradual unfreezing: the embeddings, then the
-transformer layers in ``layers_per_group`` blocks.
+Layer groups, bottom to top, for discriminative learning rates and gradual unfreezing: the embeddings (with MPNet's
+relative position bias, which every layer reads), then the transformer layers in ``layers_per_group`` blocks.
 
 Training only the top layers (``text_finetune``'s ``train_layers``): the frozen bottom runs once over the texts
 (:func:`lower_hidden_states`, kept as float16) and :class:`TopOfClassifier` runs the top layers and the head on those
@@ -47,7 +47,8 @@ class TransformerClassifier(nn.Module):
 
     def layer_groups(self, layers_per_group: int = 2) -> list[list[nn.Module]]:
         layers = list(self.body.encoder.layer)
-        groups: list[list[nn.Module]] = [[self.body.embeddings]]
+        shared = getattr(self.body.encoder, "relative_attention_bias", None)  # MPNet: one bias table for all layers
+        groups: list[list[nn.Module]] = [[self.body.embeddings] + ([shared] if shared is not None else [])]
         for s in range(0, len(layers), layers_per_group):
             groups.append(layers[s : s + layers_per_group])
         return groups
