@@ -296,8 +296,10 @@ def test_train_interrupted_by_ctrl_c_says_how_to_resume_and_resume_finishes(tmp_
         w.writerows(zip(data.texts, [data.classes[i] for i in data.y], strict=True))
     out = tmp_path / "model"
     cmd = [sys.executable, "-m", "transferlab.cli", "train", str(csv_path), "--strategy", "text_finetune",
-           "--param", "epochs=4", "--param", "max_length=32", "--param", "train_layers=2", "--param",
-           "head_init=random", "--out", str(out)]
+           "--param", "epochs=30", "--param", "patience=null", "--param", "max_length=32", "--param",
+           "train_layers=2", "--param", "head_init=random", "--out", str(out)]
+    # 29 epochs (no early stop) after the first checkpoint: Ctrl-C lands in training even when the machine is so
+    # busy that this loop wakes seconds late (with 4 epochs the run once finished before the signal was sent)
     env = dict(os.environ, TRANSFERLAB_QUIET="1", HF_HUB_OFFLINE="1")
     checkpoint = tmp_path / ".model.checkpoint" / "stage0" / "checkpoint.pt"
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -442,12 +444,16 @@ def test_fewshot_killed_within_its_epoch_resumes_after_the_saved_pairs_to_the_sa
                                                                                          monkeypatch, capsys):
     """text_fewshot trains one epoch: with a checkpoint_dir its state is also saved within the epoch (here after
     every batch); a run killed after its third save and resumed trains only the batches after it and ends with the
-    same model and the same epoch loss as an uninterrupted run."""
+    same model and the same epoch loss as an uninterrupted run. A fit shorter than CHECKPOINT_EVERY_S writes no
+    checkpoint at all (mpnet's state is ~1 GB)."""
     from transferlab import training
     from transferlab.strategies import text_fewshot
 
     train = _dataset(16)
     params = dict(num_iterations=2, max_length=16, batch_size=8, train_layers=2)
+    short = tmp_path / "short"
+    make_strategy("text_fewshot", modality="text", checkpoint_dir=str(short), **params).fit(train)
+    assert (short / "run.json").exists() and not (short / "checkpoint.pt").exists()
     monkeypatch.setattr(text_fewshot, "CHECKPOINT_EVERY_S", 0.0)
     full = make_strategy("text_fewshot", modality="text", **params).fit(train)
     n_batches = -(-full.history_[0]["n_pairs"] // 8)

@@ -285,9 +285,10 @@ def train_loop(model: nn.Module, param_groups: list[dict[str, Any]],
 
     ``objective`` says what is learned (default: :class:`Classification` with ``class_weights`` and the config's
     label smoothing). With ``checkpoint_dir`` the complete state is saved after every epoch and, with
-    ``checkpoint_every_s``, also within an epoch once that many seconds have passed since the last save (for runs of
-    one long epoch); ``resume`` goes on from the last save, skipping the batches already trained (``train_batches``
-    must give the same batches for an epoch every time), and ends with the same model."""
+    ``checkpoint_every_s``, only once that many seconds have passed since the last save (or the start), within an
+    epoch or at its end (for runs of one long epoch: a short run writes nothing); ``resume`` goes on from the last
+    save, skipping the batches already trained (``train_batches`` must give the same batches for an epoch every
+    time), and ends with the same model."""
     cfg.validate()
     seed_everything(cfg.seed)
     device = torch_device()
@@ -329,13 +330,14 @@ def train_loop(model: nn.Module, param_groups: list[dict[str, Any]],
     # batches, not epochs: a run of one long epoch (text_fewshot) moves too; the epoch's figures in the postfix
     bar = progress_bar(total=cfg.epochs * steps_per_epoch, desc=desc, unit="batch", enabled=progress,
                        initial=start_epoch * steps_per_epoch + skip)
+    last_save = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
         if history.stopped_early:
             break
         if on_epoch_start is not None:
             on_epoch_start(epoch)
         model.train()
-        t0 = last_save = time.perf_counter()
+        t0 = time.perf_counter()
         if epoch != start_epoch:
             skip, sums, n, done_s = 0, {}, 0, 0.0
         for b, (inputs, targets) in enumerate(train_batches(epoch)):
@@ -380,8 +382,9 @@ def train_loop(model: nn.Module, param_groups: list[dict[str, Any]],
         history.epochs.append(row)
         bar.set_postfix({"epoch": epoch + 1, **{k: f"{v:.3f}" for k, v in row.items()
                                                 if k in ("train_loss", "val_loss", "val_accuracy")}})
-        if ckpt is not None:
+        if ckpt is not None and (checkpoint_every_s is None or time.perf_counter() - last_save >= checkpoint_every_s):
             ckpt.save(snapshot(epoch))
+            last_save = time.perf_counter()
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)

@@ -31,7 +31,8 @@ of 6-7, test accuracy 0.869 / 0.871 / 0.865 on draws 0-2 where the whole body sc
 ``max_pairs`` ("auto": 2,000 for mpnet, no cap for MiniLM) lowers the rounds on larger draws so the number of pairs,
 and so the time, stays bounded.
 ``checkpoint_dir`` (set by ``transferlab train --out DIR``): the training state is saved there every
-:data:`CHECKPOINT_EVERY_S` seconds within the (one, by default) epoch and after it; ``resume=True`` (``--resume``)
+:data:`CHECKPOINT_EVERY_S` seconds, within the (one, by default) epoch or at its end (a fit shorter than that writes
+nothing: mpnet's state is ~0.7-1.3 GB); ``resume=True`` (``--resume``)
 goes on from the last save, skipping the pairs already trained, and ends with the same model.
 """
 
