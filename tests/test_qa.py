@@ -221,6 +221,15 @@ def test_bad_files_exit_2_with_one_line(tmp_path: Path, capsys, content, message
     assert not (tmp_path / "r").exists()
 
 
+def test_reader_parameter_of_the_wrong_type_exits_2_before_training(tiny_file: Path, tmp_path: Path, capsys):
+    for param, message in (("epochs=abc", "parameter epochs must be a whole number or null, got 'abc'"),
+                           ("lr=[1]", "parameter lr must be a number or null")):
+        code = main(["--quiet", "qa", "train", str(tiny_file), "--param", param, "--out", str(tmp_path / "r")])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "r").exists()
+
+
 def test_read_passages_txt_and_json(tmp_path: Path, tiny_file: Path):
     txt = tmp_path / "docs.txt"
     txt.write_text(PASSAGES[0][0] + "\n\nshort\n\n" + PASSAGES[1][0] + "\n\n" + PASSAGES[0][0] + "\n")

@@ -341,6 +341,45 @@ def test_cli_wrong_modality_empty_and_unknown_backbone_exit_2(digit_index: Path,
     assert "not a similarity index" in one_line_error(capsys)
 
 
+def test_cli_unreadable_query_and_damaged_index_exit_2(digit_index: Path, digits_dir: Path, tmp_path: Path,
+                                                       cache_dir: Path, capsys) -> None:
+    """A query image that cannot be read, and an index with a damaged or missing file, are bad input: one line
+    naming the file, exit 2 (not a numpy error about shapes or a missing .npy from deep inside)."""
+    capsys.readouterr()
+    for name, content in (("empty.jpg", b""), ("notes.jpg", b"just some text")):
+        query = tmp_path / name
+        query.write_bytes(content)
+        assert main(["search", str(digit_index), str(query)]) == 2
+        assert str(query) in one_line_error(capsys)
+
+    def broken_manifest(d: Path) -> None:
+        (d / "index.json").write_text('{"kind": ')
+
+    def not_an_object(d: Path) -> None:
+        (d / "index.json").write_text("[1, 2]")
+
+    def vectors_gone(d: Path) -> None:
+        for f in (d / "vectors").iterdir():
+            f.unlink()
+
+    def vectors_truncated(d: Path) -> None:
+        for f in (d / "vectors").iterdir():
+            f.write_bytes(f.read_bytes()[:100])
+
+    def items_cut(d: Path) -> None:
+        for f in (d / "items").iterdir():
+            f.write_text(f.read_text().splitlines()[0] + "\n")
+
+    query = sorted((digits_dir / "1").iterdir())[0]
+    for damage in (broken_manifest, not_an_object, vectors_gone, vectors_truncated, items_cut):
+        damaged = tmp_path / damage.__name__
+        shutil.copytree(digit_index, damaged)
+        damage(damaged)
+        assert main(["search", str(damaged), str(query)]) == 2, damage.__name__
+        line = one_line_error(capsys)
+        assert str(damaged) in line and ("damaged" in line or "not a transferlab similarity index" in line), line
+
+
 def test_text_index_with_glove(tmp_path: Path, cache_dir: Path, capsys) -> None:
     data = tmp_path / "pets.csv"
     rows = ["text,label", "the cat sat on the mat,cats", "a kitten chased the cat,cats", "dogs bark at night,dogs",
@@ -360,6 +399,8 @@ def test_text_index_with_glove(tmp_path: Path, cache_dir: Path, capsys) -> None:
     Image.new("RGB", (8, 8)).save(image)
     assert main(["search", str(out), str(image)]) == 2
     assert "index of texts" in one_line_error(capsys)
+    assert main(["search", str(out), "--text", "  "]) == 2  # an empty query matches nothing: said, not all-zero scores
+    assert "query is empty" in one_line_error(capsys)
     manifest = json.loads((out / "index.json").read_text())
     assert manifest["encoder"]["name"] == "glove" and manifest["layer"] == "features"
 

@@ -246,3 +246,66 @@ def test_cli_bad_text_inputs_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "at least two classes" in capsys.readouterr().err
     assert main(["--quiet", "train", str(q), "--task", "text", "--strategy", "nope"]) == 2
     assert "unknown text strategy" in capsys.readouterr().err
+    assert main(["--quiet", "train", str(p), "--strategy", "bow"]) == 2  # no text column: read as images
+    assert "'bow' is a strategy for text" in capsys.readouterr().err
+
+
+def test_cli_bad_parameter_values_and_out_files_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """A --param value of the wrong type, and an --out that is an existing file, are bad input: one line naming
+    the parameter or the file, exit 2, before any training; the file at --out is left as it was."""
+    data = _write_csv(tmp_path / "d.csv", _rows(20))
+    for param, message in (("C=abc", "parameter C must be a number, got 'abc'"),
+                           ("word_ngrams=2.5", "parameter word_ngrams must be a whole number, got 2.5"),
+                           ("max_features=[1]", "parameter max_features must be a whole number or null")):
+        assert main(["--quiet", "train", str(data), "--strategy", "bow", "--param", param]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert main(["--quiet", "compare", str(data), "--strategies", "bow:C=abc", "--seeds", "1"]) == 2
+    assert "parameter C must be a number" in capsys.readouterr().err
+    with pytest.raises(UserError, match="must be a number"):
+        make_strategy("bow", "text", C="abc")
+    assert make_strategy("bow", "text", C=1, max_features=None).C == 1  # an int is a number; None where allowed
+    mine = tmp_path / "mine.txt"
+    mine.write_text("keep me")
+    model = tmp_path / "m"
+    assert main(["--quiet", "train", str(data), "--strategy", "bow", "--out", str(model)]) == 0
+    for argv in (["train", str(data), "--strategy", "bow", "--out", str(mine)],
+                 ["evaluate", str(model), str(data), "--out", str(mine)],
+                 ["compare", str(data), "--strategies", "bow", "--seeds", "1", "--out", str(mine)],
+                 ["audit", str(data), "--backbone", "glove", "--out", str(mine)],
+                 ["export", str(model), "--out", str(mine)]):
+        capsys.readouterr()
+        assert main(["--quiet", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert "a file is in the way" in err and str(mine) in err and len(err.strip().splitlines()) == 1, err
+    assert mine.read_text() == "keep me"
+
+
+def test_cli_damaged_model_folder_exits_2_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """A model folder with a missing, truncated or malformed file, or class names that do not match its outputs,
+    is said to be damaged, by name (predict exits 2; serve refuses it), instead of a library error or labels
+    shifted onto the wrong probabilities."""
+    import shutil
+
+    from transferlab.deploy.backends import open_backend
+
+    model = tmp_path / "m"
+    assert main(["--quiet", "train", str(_write_csv(tmp_path / "d.csv", _rows(20))), "--strategy", "bow",
+                 "--out", str(model)]) == 0
+    damages = {
+        "truncated_weights": lambda d: (d / "tfidf.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{"),
+        "head_missing": lambda d: (d / "head.safetensors").unlink(),
+        "config_a_list": lambda d: (d / "config.json").write_text("[1, 2]"),
+        "labels_an_object": lambda d: (d / "labels.json").write_text('{"a": 1}'),
+        "labels_too_few": lambda d: (d / "labels.json").write_text('["only"]'),
+    }
+    for name, damage in damages.items():
+        d = tmp_path / name
+        shutil.copytree(model, d)
+        damage(d)
+        capsys.readouterr()
+        assert main(["--quiet", "predict", str(d), "a fine film"]) == 2, name
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(d) in err[0] and "damaged model folder" in err[0], (name, err)
+    with pytest.raises(UserError, match="damaged model folder"):
+        open_backend(tmp_path / "config_a_list")

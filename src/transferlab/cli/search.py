@@ -55,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     if args.text is not None:
         index.check_query("text")
         query: str = args.text
+        if not query.strip():
+            raise UserError("--text: the query is empty")
     elif args.query is not None:
         index.check_query("image")
         query = args.query

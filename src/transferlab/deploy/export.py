@@ -456,6 +456,10 @@ def _read_config(model_dir: Path) -> tuple[dict[str, Any], list[str]]:
         raise UserError(f"{model_dir}: not a transferlab model folder (no config.json / labels.json)") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"{model_dir}: damaged model folder ({exc})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("weights", {}), dict):
+        raise UserError(f"{model_dir}: damaged model folder (config.json does not hold a model's settings)")
+    if not isinstance(labels, list) or not all(isinstance(c, str | int | float) for c in labels):
+        raise UserError(f"{model_dir}: damaged model folder (labels.json is not a list of class names)")
     return config, labels
 
 
@@ -519,6 +523,8 @@ def export_model(model_dir: str | Path, out_dir: str | Path) -> Path:
     from transferlab.model import atomic_dir
 
     d, target = Path(model_dir), Path(out_dir)
+    if target.exists() and not target.is_dir():
+        raise UserError(f"{target}: a file is in the way (an export is a folder); choose another --out")
     if target.exists() and any(target.iterdir()) and not (target / "export.json").exists():
         raise UserError(f"{target}: folder exists and is not a transferlab export; choose another --out")
     model, meta, files = build_graph(d)

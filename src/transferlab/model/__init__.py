@@ -74,6 +74,15 @@ def atomic_dir(target: Path) -> Iterator[Path]:
         raise
 
 
+def check_save_target(target: Path) -> None:
+    """Refuse a model folder to save into that holds something else: a file, or a folder of other files (saving
+    replaces the whole folder). :meth:`Model.save` checks; ``train`` checks first too, before any work."""
+    if target.exists() and not target.is_dir():
+        raise UserError(f"{target}: a file is in the way (a model is a folder); choose another --out")
+    if target.exists() and not (target / "config.json").exists() and any(target.iterdir()):
+        raise UserError(f"{target}: folder exists and is not a transferlab model; choose another --out")
+
+
 Inputs = Sequence[object] | object
 """What prediction takes: a list of inputs (or one input). For an image model each is a file path (str or Path), the
 bytes of an image file, a PIL image or a uint8 H x W x 3 array, mixed freely (a 4-D uint8 array is a batch of
@@ -104,6 +113,7 @@ class Model:
         self.classes = list(classes)
         self.predictor = predictor
         self.metrics = metrics or {}
+        self.directory: Path | None = None  # the folder it was loaded from, for messages
 
     @property
     def task(self) -> str:
@@ -122,9 +132,14 @@ class Model:
 
         The feature cache is read (vectors of images and texts seen before are not recomputed) but not written: a
         model serving requests must not grow the cache with every new input. ``write_cache=True`` stores the new
-        vectors as training does, for a labelled set that will be evaluated again."""
+        vectors as training does, for a labelled set that will be evaluated again. Probabilities that do not match
+        the class names one for one (an edited or mixed-up labels.json) are an error, not mislabelled answers."""
         with runtime.read_only_cache(not write_cache):
-            return self.predictor.predict_proba(as_input_list(inputs))
+            proba, ok, failures = self.predictor.predict_proba(as_input_list(inputs))
+        if ok and np.ndim(proba) == 2 and np.shape(proba)[1] != len(self.classes):
+            raise UserError(f"{self.directory or 'model'}: damaged model folder: it gives {np.shape(proba)[1]} "
+                            f"class probabilities but labels.json lists {len(self.classes)} classes")
+        return proba, ok, failures
 
     def predict(self, inputs: Inputs, top_k: int = 1, write_cache: bool = False) -> list[dict[str, Any]]:
         """One JSON-serialisable entry per input, in order: the input (a path or text as given, a short description
@@ -171,8 +186,7 @@ class Model:
              extra_files: Callable[[Path], None] | None = None) -> Path:
         """Write the directory atomically (temporary sibling, then rename over any earlier model there)."""
         target = Path(directory)
-        if target.exists() and not (target / "config.json").exists() and any(target.iterdir()):
-            raise UserError(f"{target}: folder exists and is not a transferlab model; choose another --out")
+        check_save_target(target)
         with atomic_dir(target) as tmp:
             if write_weights is not None:
                 write_weights(tmp)
@@ -198,13 +212,19 @@ class Model:
             classes = json.loads((d / "labels.json").read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"{d}: damaged model folder ({exc})") from None
+        if not isinstance(config, dict) or not isinstance(config.get("weights", {}), dict):
+            raise UserError(f"{d}: damaged model folder (config.json does not hold a model's settings)")
+        if not isinstance(classes, list) or not all(isinstance(c, str | int | float) for c in classes):
+            raise UserError(f"{d}: damaged model folder (labels.json is not a list of class names)")
         if config.get("format_version", 0) > FORMAT_VERSION:
             raise UserError(f"{d}: saved by a newer transferlab (format {config['format_version']}); upgrade")
         kind = config.get("weights", {}).get("kind")
         if kind not in LOADERS:
             raise UserError(f"{d}: unknown weights kind {kind!r}; saved by a newer transferlab, or damaged")
         metrics = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").exists() else {}
-        return cls(config, classes, load_predictor(d, config), metrics)
+        model = cls(config, classes, load_predictor(d, config), metrics)
+        model.directory = d
+        return model
 
 
 def load_model(directory: str | os.PathLike[str]) -> Model:

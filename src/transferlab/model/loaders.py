@@ -39,5 +39,14 @@ def loader_for(kind: str | None) -> Callable[[Path, dict[str, Any]], Any]:
 
 
 def load_predictor(directory: Path, config: dict[str, Any]) -> Any:
-    """The predictor of the model saved in ``directory`` with this ``config``."""
-    return loader_for(config.get("weights", {}).get("kind"))(Path(directory), config)
+    """The predictor of the model saved in ``directory`` with this ``config``. A file of it that is missing,
+    truncated or does not fit the config is a damaged model folder (a user error that names the folder)."""
+    from safetensors import SafetensorError
+
+    load = loader_for(config.get("weights", {}).get("kind"))
+    try:
+        return load(Path(directory), config)
+    except UserError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
+        raise UserError(f"{directory}: damaged model folder ({type(exc).__name__}: {exc})") from None

@@ -55,9 +55,11 @@ def get_strategy_class(name: str, modality: str | None = None) -> type[Strategy]
 
 def make_strategy(name: str, modality: str | None = None, **params: Any) -> Strategy:
     """A new, unfitted strategy; an unknown parameter raises :class:`~transferlab.errors.ParameterError`, a
-    ``UserError`` whose message lists the parameters the strategy takes (the CLI prints it as is)."""
+    ``UserError`` whose message lists the parameters the strategy takes (the CLI prints it as is), and so does a
+    value that is not a number for a parameter that takes only numbers."""
     cls = get_strategy_class(name, modality)
     cls.check_param_names(params)
+    cls.check_param_values(params)
     return cls(**params)
 
 

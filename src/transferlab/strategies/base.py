@@ -16,6 +16,7 @@ strategies themselves only ever see datasets.
 from __future__ import annotations
 
 import inspect
+import numbers
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,6 +26,30 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from transferlab.errors import DataError, ParameterError, UserError
+
+
+def check_param_values(cls: type, params: dict[str, Any]) -> None:
+    """Raise :class:`~transferlab.errors.ParameterError` for a value of a number-only parameter of ``cls.__init__``
+    (annotated ``int`` or ``float``, optionally ``| None``) that is not such a number: ``--param C=abc`` or
+    ``epochs=2.5`` is bad input, named here, not a ``TypeError`` deep inside ``fit``. Parameters that also take
+    strings are the estimator's to check."""
+    signature = inspect.signature(cls.__init__)
+    for name, value in params.items():
+        param = signature.parameters.get(name)
+        annotation = param.annotation if param is not None else inspect.Parameter.empty
+        if not isinstance(annotation, str):
+            annotation = getattr(annotation, "__name__", "")
+        kinds = {part.strip() for part in annotation.split("|")}
+        if not kinds & {"int", "float"} or not kinds <= {"int", "float", "bool", "None"}:
+            continue
+        if value is None and "None" in kinds or isinstance(value, bool) and "bool" in kinds:
+            continue
+        if not isinstance(value, bool) and isinstance(value, numbers.Integral if "float" not in kinds
+                                                      else numbers.Real):
+            continue
+        expected = "a whole number" if "float" not in kinds else "a number"
+        raise ParameterError(f"strategy {getattr(cls, 'name', cls.__name__)!r}: parameter {name} must be {expected}"
+                             f"{' or null' if 'None' in kinds else ''}, got {value!r}")
 
 
 class Strategy(ClassifierMixin, BaseEstimator):
@@ -50,6 +75,12 @@ class Strategy(ClassifierMixin, BaseEstimator):
         if unknown:
             raise ParameterError(f"strategy {cls.name!r} has no parameter(s) {', '.join(unknown)}; "
                                  f"it takes: {', '.join(sorted(valid))}")
+
+    @classmethod
+    def check_param_values(cls, params: dict[str, Any]) -> None:
+        """:func:`check_param_values` of this strategy (where strategies are made by name, not in ``set_params``,
+        where scikit-learn passes values of its own)."""
+        check_param_values(cls, params)
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """scikit-learn's ``get_params``, keyed in signature order."""

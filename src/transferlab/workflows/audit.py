@@ -30,7 +30,7 @@ from transferlab.data.labelled import Columns, detect_task
 from transferlab.errors import DataError, UserError
 from transferlab.features import extract_features
 from transferlab.progress import log
-from transferlab.workflows.common import prepare
+from transferlab.workflows.common import check_out_folder, prepare
 
 DEFAULT_TOP = 30  # suspects shown in the contact sheet and in --json
 
@@ -45,6 +45,7 @@ def audit(data: str | os.PathLike[str], out: str | os.PathLike[str], backbone: s
     text data, given and suggested label, score). ``score`` is cleanlab's label quality: the out-of-fold
     probability of the given label (0 = surely wrong, 1 = surely right)."""
     t_start = time.perf_counter()
+    check_out_folder(out)
     columns = Columns(text_column, label_column)
     task = detect_task(data, task, text_column)
     name = str(backbone) if backbone is not None else (DEFAULT_BACKBONE if task == "image" else DEFAULT_TEXT_ENCODER)

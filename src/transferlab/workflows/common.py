@@ -20,6 +20,13 @@ from transferlab.strategies import Strategy, get_strategy_class, make_strategy, 
 from transferlab.tasks import Task
 
 
+def check_out_folder(out: str | os.PathLike[str] | None) -> None:
+    """``--out`` of a command that writes a folder of results, checked before any work: a file there is in the way
+    (it is neither written into nor replaced)."""
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise UserError(f"--out {out}: a file is in the way; the results are a folder, choose another --out")
+
+
 def param_names(cls: type[Strategy]) -> list[str]:
     import inspect
 
@@ -33,6 +40,10 @@ def strategy_name(name: str, task: str) -> str:
         return name
     if f"{task}_{name}" in names:
         return f"{task}_{name}"
+    other = "text" if task == "image" else "image"
+    if name in strategy_names(other) or f"{other}_{name}" in strategy_names(other):
+        raise UserError(f"{name!r} is a strategy for {other}, but the data was read as {task} data; pass "
+                        f"--task {other} (it then says what the data lacks), or use one of: {', '.join(names)}")
     raise UserError(f"unknown {task} strategy {name!r}; available: {', '.join(names)}")
 
 

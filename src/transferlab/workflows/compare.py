@@ -43,7 +43,14 @@ from transferlab.data.texts import class_names_are_words
 from transferlab.errors import UserError
 from transferlab.progress import log, progress_bar
 from transferlab.strategies import Strategy, get_strategy_class
-from transferlab.workflows.common import backbone_label, build_strategy, fit_and_score, prepare, saved_preprocessing
+from transferlab.workflows.common import (
+    backbone_label,
+    build_strategy,
+    check_out_folder,
+    fit_and_score,
+    prepare,
+    saved_preprocessing,
+)
 from transferlab.workflows.leaderboard import Candidate, CompareResult, aggregate, terminal_table, write_leaderboard
 
 RESULTS_VERSION = 2
@@ -374,6 +381,7 @@ def compare(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
     t_start = time.perf_counter()
     if seeds < 1:
         raise UserError("--seeds must be >= 1")
+    check_out_folder(out)
     columns = Columns(text_column, label_column, feature_columns)
     task = detect_task(data, task, text_column)
     if task == "image" and feature_columns:

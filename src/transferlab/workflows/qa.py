@@ -80,6 +80,7 @@ def load_reader(directory: str | os.PathLike[str]) -> Any:  # noqa: ANN401
 
 
 def _reader_params(init: str | None, params: dict[str, Any] | None, defaults: dict[str, Any]) -> dict[str, Any]:
+    from transferlab.strategies.base import check_param_values
     from transferlab.strategies.qa_reader import QAReader
 
     out = dict(defaults) if init else {}
@@ -95,6 +96,7 @@ def _reader_params(init: str | None, params: dict[str, Any] | None, defaults: di
     unknown = sorted(set(out) - valid)
     if unknown:
         raise UserError(f"qa_reader has no parameter(s) {', '.join(unknown)}; it takes: {', '.join(sorted(valid))}")
+    check_param_values(QAReader, out)
     return out
 
 

@@ -163,6 +163,8 @@ class Index:
         space, the indices of the usable queries, the reasons for the others. The cache is only read."""
         with runtime.read_only_cache():
             vectors, ok, failures = embed(self.backbone, self.modality, queries, self.layer, desc="embedding queries")
+        if not ok:  # none usable: nothing to move into the index's space (the failures say why)
+            return np.zeros((0, self.vectors.dim), np.float32), ok, failures
         return self.to_space(vectors), ok, failures
 
     def search(self, queries: Any, k: int = 10, exact: bool = False) -> list[list[dict[str, Any]]]:
@@ -396,23 +398,33 @@ def load_index(directory: str | os.PathLike[str]) -> Index:
     if not path.is_file():
         raise UserError(f"{root}: not a similarity index (no {MANIFEST}); build one with "
                         f"`transferlab index DATA --out {root}`")
-    manifest = json.loads(path.read_text())
-    if manifest.get("kind") != "transferlab-similarity-index":
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: damaged similarity index ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != "transferlab-similarity-index":
         raise UserError(f"{path}: not a transferlab similarity index")
     if int(manifest.get("format", 0)) > FORMAT:
         raise UserError(f"{root}: written by a newer transferlab (index format {manifest['format']})")
-    entries: list[dict[str, Any]] = []
-    for name in manifest.get("items", []):
-        with open(root / name, encoding="utf-8") as f:
-            entries.extend(json.loads(line) for line in f if line.strip())
-    vectors = VectorIndex.load(root, manifest["vectors"]) if manifest.get("vectors") else VectorIndex(1)
-    vectors.progress = runtime.show_progress()
-    entries = entries[: len(vectors)]
-    index = Index(root, manifest, entries, vectors)
-    if manifest.get("centre"):
-        index.centre = np.load(root / manifest["centre"], allow_pickle=False)
-    if manifest.get("discriminant"):
-        index.projection = np.load(root / manifest["discriminant"]["file"], allow_pickle=False)
+    if manifest.get("modality") not in ("image", "text"):
+        raise UserError(f"{path}: damaged similarity index (modality {manifest.get('modality')!r})")
+    try:  # a missing, truncated or mismatched file of the index: damaged, said as such (not a crash)
+        entries: list[dict[str, Any]] = []
+        for name in manifest.get("items", []):
+            with open(root / name, encoding="utf-8") as f:
+                entries.extend(json.loads(line) for line in f if line.strip())
+        vectors = VectorIndex.load(root, manifest["vectors"]) if manifest.get("vectors") else VectorIndex(1)
+        if len(entries) < len(vectors):
+            raise ValueError(f"{len(vectors)} vectors but {len(entries)} items")
+        vectors.progress = runtime.show_progress()
+        entries = entries[: len(vectors)]
+        index = Index(root, manifest, entries, vectors)
+        if manifest.get("centre"):
+            index.centre = np.load(root / manifest["centre"], allow_pickle=False)
+        if manifest.get("discriminant"):
+            index.projection = np.load(root / manifest["discriminant"]["file"], allow_pickle=False)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{root}: damaged similarity index ({type(exc).__name__}: {exc})") from None
     return index
 
 

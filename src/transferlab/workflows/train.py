@@ -18,12 +18,13 @@ from transferlab.data.labelled import Columns, LabelledData, load_eval_set, mode
 from transferlab.data.report import DataReport
 from transferlab.errors import DataError, UserError
 from transferlab.evaluation import confident_mistakes, write_evaluation
-from transferlab.model import Model
+from transferlab.model import Model, check_save_target
 from transferlab.progress import log
 from transferlab.strategies import Strategy
 from transferlab.workflows.common import (
     backbone_label,
     build_strategy,
+    check_out_folder,
     first_backbone,
     fit_and_score,
     prepare,
@@ -78,6 +79,8 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = Non
     from transferlab.data.labelled import detect_task
 
     t_start = time.perf_counter()
+    if out is not None:  # a file or a folder of other things at --out: said now, not after the training
+        check_save_target(Path(out))
     columns = Columns(text_column, label_column, feature_columns)
     task = detect_task(data, task, text_column)
     params = dict(params or {})
@@ -139,7 +142,10 @@ def evaluate(model_dir: str | os.PathLike[str] | Model, data: str | os.PathLike[
     """Metrics of a saved model on labelled DATA: a folder's evaluation split, a folder of class folders, or a file
     (CSV of path,label for images; CSV/JSONL for text, with the columns the model was trained with unless given).
     Classes the model does not know are an error."""
+    check_out_folder(out)
     model = model_dir if isinstance(model_dir, Model) else Model.load(model_dir)
+    if model.task == "qa":
+        raise UserError(f"{model_dir}: a question-answering reader; evaluate it with `transferlab qa evaluate`")
     pre = model.config.get("preprocessing", {})
     columns = Columns(text_column or pre.get("text_column", "text"), label_column or pre.get("label_column", "label"),
                       list(pre.get("feature_columns", [])) or None)
