@@ -172,11 +172,14 @@ REFERENCES = {"setfit (library)": False, "setfit (library) + label prompts": Tru
 
 def fewshot(shots: list[int], draws: int, strategies: list[str], reference: bool, out: Path,
             first_draw: int = 0, reference_shots: list[int] | None = None,
-            references: list[str] | None = None, setfit_encoder: str = "minilm") -> list[dict]:
+            references: list[str] | None = None, setfit_encoder: str = "minilm", with_dev: bool = False) -> list[dict]:
     """Every strategy (and SetFit) on the same draws, draw by draw; rows are saved after every draw, so an
     interrupted run keeps what it measured (``draws`` lists the accuracies so far; ``first_draw`` resumes one, with
-    seeds first_draw.. first_draw + draws - 1)."""
+    seeds first_draw.. first_draw + draws - 1). ``with_dev``: each of our models is also scored on sst2's dev split
+    (872 sentences, never drawn from), so a setting can be chosen there rather than on test (``dev_draws``,
+    ``dev_accuracy``)."""
     train, test = load("sst2")
+    dev = read_text_file(SHARED / "sst2" / "dev.csv") if with_dev else None
     rows = []
     for k in shots:
         with_reference = reference and (reference_shots is None or k in reference_shots)
@@ -184,6 +187,7 @@ def fewshot(shots: list[int], draws: int, strategies: list[str], reference: bool
         accs: dict[str, list[float]] = {n: [] for n in names}
         seconds: dict[str, list[float]] = {n: [] for n in names}
         chose: dict[str, list[str]] = {n: [] for n in names}
+        dev_accs: dict[str, list[float]] = {n: [] for n in names}
         for seed in range(first_draw, first_draw + draws):
             sub = draw(train, k, seed)
             for strategy in list(names):
@@ -208,6 +212,9 @@ def fewshot(shots: list[int], draws: int, strategies: list[str], reference: bool
                     model = make_text_strategy(name, **params, seed=seed).fit(sub)
                     fit_s = time.perf_counter() - t0
                     acc = float((model.predict(test) == np.asarray(test.labels)).mean())
+                    if dev is not None:
+                        dev_accs[strategy].append(float((model.predict(dev) == np.asarray(dev.labels)).mean()))
+                        print(f"sst2 {k}/class {strategy} draw {seed}: dev {dev_accs[strategy][-1]:.4f}", flush=True)
                 accs[strategy].append(acc)
                 seconds[strategy].append(fit_s)
                 print(f"sst2 {k}/class {strategy} draw {seed}: {acc:.4f} (train {fit_s:.0f} s)", flush=True)
@@ -229,6 +236,9 @@ def fewshot(shots: list[int], draws: int, strategies: list[str], reference: bool
                                "target_metric": "accuracy", "target": FEWSHOT_TARGETS.get(k),
                                "met": float(np.mean(got)) >= FEWSHOT_TARGETS.get(k, 0), "cpu_count": os.cpu_count(),
                                **({"chose": chose[n]} if chose[n] else {}),
+                               **({"dev_draws": dev_accs[n], "dev_seeds": list(range(first_draw, first_draw
+                                   + len(dev_accs[n]))), "dev_accuracy": float(np.mean(dev_accs[n]))}
+                                  if dev_accs[n] else {}),
                                **({"encoder": setfit_encoder} if n in REFERENCES else {})})
             save(k_rows, out)
         rows += k_rows
@@ -281,6 +291,7 @@ def main() -> None:
     ap.add_argument("--references", nargs="*", default=list(REFERENCES)[:2], choices=list(REFERENCES),
                     help="which SetFit runs --setfit-reference adds")
     ap.add_argument("--setfit-encoder", default="minilm", help="the body the SetFit library starts from")
+    ap.add_argument("--with-dev", action="store_true", help="also score our models on sst2's dev split")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
     out = Path(args.out)
@@ -291,7 +302,7 @@ def main() -> None:
         save([r], out)
     if args.fewshot:
         rows = fewshot(args.fewshot, args.draws, args.fewshot_strategies, args.setfit_reference, out, args.first_draw,
-                       args.reference_shots, args.references, args.setfit_encoder)
+                       args.reference_shots, args.references, args.setfit_encoder, args.with_dev)
         for r in rows:
             extra = ",".join(f"{k}={v}" for k, v in r["params"].items() if k != "shots_per_class")
             print(f"sst2 {r['params']['shots_per_class']}/class {r['strategy'] + ' ' + extra:<34}{r['accuracy']:.4f} "
