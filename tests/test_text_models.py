@@ -296,13 +296,16 @@ def test_train_interrupted_by_ctrl_c_says_how_to_resume_and_resume_finishes(tmp_
         w.writerows(zip(data.texts, [data.classes[i] for i in data.y], strict=True))
     out = tmp_path / "model"
     cmd = [sys.executable, "-m", "transferlab.cli", "train", str(csv_path), "--strategy", "text_finetune",
-           "--param", "epochs=30", "--param", "patience=null", "--param", "max_length=32", "--param",
+           "--param", "epochs=8", "--param", "patience=null", "--param", "max_length=32", "--param",
            "train_layers=2", "--param", "head_init=random", "--out", str(out)]
-    # 29 epochs (no early stop) after the first checkpoint: Ctrl-C lands in training even when the machine is so
-    # busy that this loop wakes seconds late (with 4 epochs the run once finished before the signal was sent)
+    # 7 epochs (no early stop) after the first checkpoint: Ctrl-C lands in training even when the machine is so
+    # busy that this loop wakes seconds late
     env = dict(os.environ, TRANSFERLAB_QUIET="1", HF_HUB_OFFLINE="1")
     checkpoint = tmp_path / ".model.checkpoint" / "stage0" / "checkpoint.pt"
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # a test run started in the background (`cmd &`, as CI may) ignores SIGINT and the child would inherit that,
+    # finishing all 30 epochs with exit 0: restore the default so Ctrl-C reaches it
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
