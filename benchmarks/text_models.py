@@ -6,16 +6,16 @@
     .venv/bin/python benchmarks/text_models.py --fewshot 8 --fewshot-strategies text_fewshot \
         text_fewshot:label_prompts=false text_headless --setfit-reference
 
-A run is DATASET:STRATEGY[:param=value,...]. Rows are merged into benchmarks/results/text_models.json (a row with
-the same dataset, strategy, parameters and kind of CPU is replaced; ``cpu_bf16_units``: whether the CPU has bf16
-matrix units, which decide the body and precision ``auto`` trains; rows written before it was recorded have none, and
-neither replace nor are replaced by the rows that have it). ``--fewshot K`` draws K examples per class from sst2's
-train split (seeds 0..draws-1), trains ``text_fewshot`` and, for comparison, ``text_headless``, and reports the mean
-test accuracy. ``--setfit-reference`` also runs the SetFit library (same MiniLM, same draws, the same pairs per
-example, epochs, body learning rate, batch size and max length as ``text_fewshot``'s defaults) when it is importable;
-it is not a dependency of transferlab, only of the optional ``bench`` extra (``pip install -e .[bench] -c
-requirements/constraints.txt`` adds packages and changes no pinned version). Or keep it out of the venv entirely
-(how the figures in the results were measured):
+A run is DATASET:STRATEGY[:param=value,...]. Rows are merged into benchmarks/results/text_models.json (a row with the
+same dataset, strategy, parameters and kind of CPU is replaced; ``cpu_bf16_units``: whether the CPU has bf16 matrix
+units, which decide the body and precision ``auto`` trains; rows written before it was recorded have none, and neither
+replace nor are replaced by the rows that have it; ``cpu``: the CPU's name, family and model, likewise). ``--fewshot
+K`` draws K examples per class from sst2's train split (seeds 0..draws-1), trains ``text_fewshot`` and, for
+comparison, ``text_headless``, and reports the mean test accuracy. ``--setfit-reference`` also runs the SetFit library
+(same MiniLM, same draws, the same pairs per example, epochs, body learning rate, batch size and max length as
+``text_fewshot``'s defaults) when it is importable; it is not a dependency of transferlab, only of the optional
+``bench`` extra (``pip install -e .[bench] -c requirements/constraints.txt`` adds packages and changes no pinned
+version). Or keep it out of the venv entirely (how the figures in the results were measured):
 
     .venv/bin/pip install --no-deps --target /tmp/setfit_site setfit==1.2.0 datasets==5.2.0 evaluate==0.4.6 \
         accelerate==1.15.0 pandas==3.1.1 dill==0.4.1 multiprocess==0.70.19 xxhash==4.1.0 psutil==7.2.2 aiohttp==3.14.5 \
@@ -45,6 +45,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFERLAB_QUIET", "1")
 
+from _common import cpu_kind  # noqa: E402
 from transferlab.data.texts import TextDataset, read_text_file  # noqa: E402
 from transferlab.evaluation import classification_metrics  # noqa: E402
 from transferlab.workflows.common import build_strategy  # noqa: E402
@@ -103,7 +104,7 @@ def run(dataset: str, strategy: str, params: dict) -> dict:
             "predict_seconds": time.perf_counter() - t0, "n_train": len(train), "n_test": len(test),
             "target_metric": metric, "target": target, "met": m[metric] >= target,
             "history": getattr(model, "history_", None), "cpu_count": os.cpu_count(),
-            "cpu_bf16_units": cpu_bf16_units()}
+            "cpu_bf16_units": cpu_bf16_units(), "cpu": cpu_kind()}
 
 
 def draw(train: TextDataset, k: int, seed: int) -> TextDataset:
@@ -224,7 +225,8 @@ def fewshot(shots: list[int], draws: int, strategies: list[str], reference: bool
                     continue
                 seeds = list(range(first_draw, first_draw + len(accs[n])))
                 row = {"dataset": "sst2", "strategy": _strategy_spec(n)[0],
-                       "params": {"shots_per_class": k, **_strategy_spec(n)[1]}, "cpu_bf16_units": cpu_bf16_units()}
+                       "params": {"shots_per_class": k, **_strategy_spec(n)[1]}, "cpu_bf16_units": cpu_bf16_units(),
+                       "cpu": cpu_kind()}
                 by_seed = _earlier_draws(row, out, setfit_encoder if n in REFERENCES else None)
                 by_seed.update({s: (a, t) for s, a, t in zip(seeds, accs[n], seconds[n], strict=True)})
                 seeds = sorted(by_seed)
@@ -259,8 +261,8 @@ def _earlier_draws(row: dict, out: Path, encoder: str | None) -> dict[int, tuple
     if not out.exists():
         return {}
     for p in json.loads(out.read_text()).get("rows", []):
-        same = [p["dataset"], p["strategy"], p.get("params", {}), p.get("cpu_bf16_units")] == \
-            [row["dataset"], row["strategy"], row["params"], row.get("cpu_bf16_units")]
+        same = [p["dataset"], p["strategy"], p.get("params", {}), p.get("cpu_bf16_units"), p.get("cpu")] == \
+            [row["dataset"], row["strategy"], row["params"], row.get("cpu_bf16_units"), row.get("cpu")]
         if same and "seeds" in p and p.get("encoder") == encoder and "draw_seconds" in p:
             got = zip(p["seeds"], p["draws"], p["draw_seconds"], strict=True)
             return {int(s): (float(a), float(t)) for s, a, t in got}
@@ -272,7 +274,8 @@ def save(rows: list[dict], out: Path) -> None:
     previous = json.loads(out.read_text()).get("rows", []) if out.exists() else []
 
     def key(r: dict) -> str:
-        return json.dumps([r["dataset"], r["strategy"], r.get("params", {}), r.get("cpu_bf16_units")], sort_keys=True)
+        return json.dumps([r["dataset"], r["strategy"], r.get("params", {}), r.get("cpu_bf16_units"), r.get("cpu")],
+                          sort_keys=True)
 
     new = {key(r) for r in rows}
     out.write_text(json.dumps({"rows": [p for p in previous if key(p) not in new] + rows}, indent=2))

@@ -185,7 +185,8 @@ def test_fewshot_with_side_features_and_label_prompts(side_data: Path, tmp_path:
     from transferlab.workflows.train import train
 
     result = train(side_data, task="text", out=tmp_path / "fs", strategy="text_fewshot",
-                   feature_columns="price,category", params={"num_iterations": 1, "max_length": 16})
+                   feature_columns="price,category",
+                   params={"num_iterations": 1, "max_length": 16, "backbone": "minilm", "train_layers": 2})
     assert result.metrics["accuracy"] >= 0.8, result.metrics["accuracy"]  # the text alone: ~0.55
     history = json.loads((tmp_path / "fs" / "history.json").read_text())["stages"][0]
     assert history["label_prompts"] == 12
