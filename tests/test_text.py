@@ -265,6 +265,12 @@ def test_cli_bad_parameter_values_and_out_files_exit_2(tmp_path: Path, capsys: p
     with pytest.raises(UserError, match="must be a number"):
         make_strategy("bow", "text", C="abc")
     assert make_strategy("bow", "text", C=1, max_features=None).C == 1  # an int is a number; None where allowed
+    # a yes/no parameter: `gradual=False` reaches the strategy as the string "False", which Python reads as true
+    assert main(["--quiet", "train", str(data), "--strategy", "text_finetune", "--param", "gradual=False"]) == 2
+    assert "parameter gradual must be true or false (lower case), got 'False'" in capsys.readouterr().err
+    with pytest.raises(UserError, match="parameter bf16 must be true or false or null"):
+        make_strategy("text_fewshot", "text", bf16="no")
+    assert make_strategy("text_finetune", "text", gradual=True, train_word_embeddings=0).gradual is True
     mine = tmp_path / "mine.txt"
     mine.write_text("keep me")
     model = tmp_path / "m"

@@ -53,7 +53,8 @@ Examples:
                    "choice and why; `auto` may also fine-tune (minutes) where that is advised; with --backbone or "
                    "--param and no --strategy: headless")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="a strategy parameter, e.g. classifier=svm, C=0.5, hidden=0 (repeatable)")
+                   help="a strategy parameter, e.g. classifier=svm, C=0.5, hidden=0, bf16=true; values are read "
+                   "as JSON (true, false, null, numbers, lists), else as text (repeatable)")
     p.add_argument("--json", action="store_true", help="print metrics as JSON on stdout")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run (same DATA, --out and parameters) from its last save (every "

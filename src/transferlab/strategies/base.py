@@ -31,8 +31,9 @@ from transferlab.errors import DataError, ParameterError, UserError
 def check_param_values(cls: type, params: dict[str, Any]) -> None:
     """Raise :class:`~transferlab.errors.ParameterError` for a value of a number-only parameter of ``cls.__init__``
     (annotated ``int`` or ``float``, optionally ``| None``) that is not such a number: ``--param C=abc`` or
-    ``epochs=2.5`` is bad input, named here, not a ``TypeError`` deep inside ``fit``. Parameters that also take
-    strings are the estimator's to check."""
+    ``epochs=2.5`` is bad input, named here, not a ``TypeError`` deep inside ``fit``. Likewise a yes/no parameter
+    (``bool``, optionally ``| None``) takes true, false (or 0, 1), never a string: ``bf16=False`` is the string
+    "False", which Python reads as true. Parameters that also take strings are the estimator's to check."""
     signature = inspect.signature(cls.__init__)
     for name, value in params.items():
         param = signature.parameters.get(name)
@@ -40,6 +41,13 @@ def check_param_values(cls: type, params: dict[str, Any]) -> None:
         if not isinstance(annotation, str):
             annotation = getattr(annotation, "__name__", "")
         kinds = {part.strip() for part in annotation.split("|")}
+        if "bool" in kinds and kinds <= {"bool", "None"}:
+            if not (value is None and "None" in kinds or isinstance(value, bool | np.bool_)
+                    or isinstance(value, numbers.Integral) and value in (0, 1)):
+                raise ParameterError(f"strategy {getattr(cls, 'name', cls.__name__)!r}: parameter {name} must be "
+                                     f"true or false{' or null' if 'None' in kinds else ''} (lower case), "
+                                     f"got {value!r}")
+            continue
         if not kinds & {"int", "float"} or not kinds <= {"int", "float", "bool", "None"}:
             continue
         if value is None and "None" in kinds or isinstance(value, bool) and "bool" in kinds:
