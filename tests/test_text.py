@@ -271,6 +271,16 @@ def test_cli_bad_parameter_values_and_out_files_exit_2(tmp_path: Path, capsys: p
     with pytest.raises(UserError, match="parameter bf16 must be true or false or null"):
         make_strategy("text_fewshot", "text", bf16="no")
     assert make_strategy("text_finetune", "text", gradual=True, train_word_embeddings=0).gradual is True
+    # vocabulary bounds no word can meet: our words, not scikit-learn's
+    for param, message in (("max_features=0", "max_features must be >= 1, or null for no limit, got 0"),
+                           ("min_df=1000", "min_df=1000 asks for words in at least 1000 of the")):
+        assert main(["--quiet", "train", str(data), "--strategy", "bow", "--param", param]) == 2
+        assert message in capsys.readouterr().err
+    # a seed outside numpy's range: a usage error before any work, from --seed and from --param seed
+    assert main(["--quiet", "train", str(data), "--strategy", "bow", "--seed", "-1"]) == 2
+    assert "--seed: must be between 0 and 4294967295, got -1" in capsys.readouterr().err
+    assert main(["--quiet", "train", str(data), "--strategy", "bow", "--param", "seed=-1"]) == 2
+    assert "parameter seed must be between 0 and 4294967295" in capsys.readouterr().err
     mine = tmp_path / "mine.txt"
     mine.write_text("keep me")
     model = tmp_path / "m"

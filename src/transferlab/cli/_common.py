@@ -39,7 +39,7 @@ def add_split_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="share of each class held out for evaluation when DATA has no eval split (default 0.2)")
     p.add_argument("--eval-split", default=None, help="name of the evaluation folder (default: val, valid or test)")
-    p.add_argument("--seed", type=int, default=0, help="seed for splits and training (default 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed for splits and training (default 0)")
 
 
 def positive_int(text: str) -> int:
@@ -50,6 +50,21 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+SEED_MAX = 2**32 - 1  # numpy's and scikit-learn's random_state range
+
+
+def seed_int(text: str) -> int:
+    """An argparse type for --seed: a whole number from 0 to 2**32 - 1 (what numpy and scikit-learn take), so
+    ``--seed -1`` is a usage error (exit 2) before anything loads, not a failure deep inside training."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {SEED_MAX}, got {value}")
     return value
 
 

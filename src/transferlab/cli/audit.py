@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from transferlab.cli._common import EPILOG_DATA, add_task_options, positive_int, print_json
+from transferlab.cli._common import EPILOG_DATA, add_task_options, positive_int, print_json, seed_int
 
 HELP = "find probably wrong labels, near-duplicates and outliers in labelled data"
 
@@ -51,7 +51,7 @@ Writes into --out:
                    "cross-validated log-loss)")
     p.add_argument("--top", type=positive_int, default=30,
                    help="suspects shown in the contact sheet and in --json (default 30)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the folds (default 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the folds (default 0)")
     p.add_argument("--eval-split", default=None, help="name of the evaluation folder (default: val, valid or test)")
     p.add_argument("--json", action="store_true", help="print the summary and the top suspects as JSON on stdout")
     add_task_options(p)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from transferlab.cli._common import print_json
+from transferlab.cli._common import print_json, seed_int
 from transferlab.errors import UserError
 
 HELP = "adapt to your own unlabelled texts: word2vec vectors or MiniLM MLM"
@@ -43,7 +43,7 @@ Examples:
     p.add_argument("--max-length", type=int, default=128, help="mlm: tokens per text (default 128)")
     p.add_argument("--lr", type=float, default=5e-5, help="mlm: learning rate of the body (default 5e-5)")
     p.add_argument("--base", default=None, help="mlm: continue from an earlier mlm folder (default: MiniLM)")
-    p.add_argument("--seed", type=int, default=0, help="seed for sampling and initialisation (default 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed for sampling and initialisation (default 0)")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from transferlab.cli._common import print_json
+from transferlab.cli._common import print_json, seed_int
 from transferlab.errors import UserError
 
 HELP = "question answering: train, adapt, evaluate and ask an extractive reader (SQuAD JSON)"
@@ -23,7 +23,7 @@ def _param_option(p: argparse.ArgumentParser) -> None:
                    "--method mlm` folder); ignored with --init")
     p.add_argument("--epochs", type=int, default=None, help="passes over the questions (default: 3 for minilm, 2 when "
                    "it is distilled from a teacher trained in the run, 1 for mpnet; 3 with --init, 1 for adapt)")
-    p.add_argument("--seed", type=int, default=0, help="seed: the same seed gives the same numbers")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed: the same seed gives the same numbers")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last complete epoch")
     p.add_argument("--eval", dest="eval_data", default=None, metavar="DATA",
                    help="a SQuAD file to evaluate on after training (EM/F1 into metrics.json)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from transferlab.cli._common import add_task_options, positive_int, print_json
+from transferlab.cli._common import add_task_options, positive_int, print_json, seed_int
 
 HELP = "classify without training examples: from class names (ConSE, text descriptions) or attributes"
 
@@ -62,7 +62,7 @@ Examples:
                    help="attributes: how predicted attributes are matched to class signatures (default dap)")
     p.add_argument("--eval-split", default=None, help="name of the folder (or file) to classify (default: val, "
                    "valid or test)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the attribute classifiers (default 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the attribute classifiers (default 0)")
     p.add_argument("--json", action="store_true",
                    help='print {"predictions": [{"path", "label", "probabilities"}], "accuracy", "chance", ...}')
     add_task_options(p)

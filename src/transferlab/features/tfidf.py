@@ -39,6 +39,12 @@ def _fit(vectorizer: Any, texts: Sequence[str], what: str) -> None:
         if "no terms remain" in str(e) or "empty vocabulary" in str(e):
             raise DataError(f"the training texts have no {what} to count (single characters, numbers or "
                             "punctuation only, or too few texts for min_df); bag-of-words cannot use them") from e
+        if "max_df corresponds to < documents than min_df" in str(e):
+            n, max_df = len(texts), vectorizer.max_df
+            most = max_df if isinstance(max_df, int) else int(round(max_df * n))
+            raise DataError(f"min_df={vectorizer.min_df} asks for words in at least {vectorizer.min_df} of the "
+                            f"{n} training texts, but max_df={max_df} drops words in more than {most}: no word "
+                            "can pass both; lower min_df or raise max_df") from e
         raise
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from transferlab.errors import UserError
 from transferlab.heads import LinearHead, sparse_linear_proba
 from transferlab.strategies.base import Strategy
 
@@ -25,6 +26,14 @@ class SparseTextLinear(Strategy):
 
     def _make_featurizer(self) -> Any:  # noqa: ANN401 - a TfidfFeaturizer
         raise NotImplementedError
+
+    def _validate_vocabulary(self) -> None:
+        """The vocabulary's bounds, said in our words (scikit-learn's TfidfVectorizer would stop with its own error
+        deep inside ``fit``): ``min_df`` a count >= 1, ``max_features`` >= 1 or null (no limit)."""
+        if int(getattr(self, "min_df", 1)) < 1:
+            raise UserError(f"min_df (the fewest texts a word must appear in) must be >= 1, got {self.min_df}")
+        if getattr(self, "max_features", None) is not None and int(self.max_features) < 1:
+            raise UserError(f"max_features must be >= 1, or null for no limit, got {self.max_features}")
 
     def _text_features(self, texts: list[str]) -> Any:  # noqa: ANN401 - a scipy CSR matrix
         return self.featurizer_.transform(texts)
@@ -52,6 +61,7 @@ class SparseTextLinear(Strategy):
         from transferlab.data.texts import texts_of
 
         self._validate()
+        self._validate_vocabulary()
         X, y = self._as_dataset(X, y)  # noqa: N806
         labels, classes = self.labels_of(X, y)
         texts = texts_of(X)
