@@ -327,6 +327,8 @@ def test_orientation_augmentation_turns_and_flips_vertically() -> None:
     ["--strategy", "finetune_top", "--param", "head_init=zeros"],
     ["--strategy", "finetune_top", "--param", "augment=sideways"],
     ["--strategy", "headless", "--resume"],
+    ["--strategy", "finetune", "--param", "patience=-1"],  # would stop after the first epoch without improving
+    ["--strategy", "gradual_unfreeze", "--param", "bf16=False"],  # the string "False", which Python reads as true
 ])
 def test_bad_parameters_exit_2(args: list[str], tiny_digits: Path, tmp_path: Path,
                                capsys: pytest.CaptureFixture[str]) -> None:

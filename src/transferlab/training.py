@@ -39,6 +39,13 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 
 
+def check_patience(patience: int | None) -> None:
+    """Early stopping after ``patience`` epochs without improvement: a whole number >= 1, or None (never stop)."""
+    if patience is not None and int(patience) < 1:
+        raise UserError(f"patience (epochs without improvement before stopping) must be >= 1, or null to train "
+                        f"every epoch, got {patience}")
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 20
@@ -66,6 +73,7 @@ class TrainConfig:
             raise UserError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.epochs < 1:
             raise UserError(f"epochs must be >= 1, got {self.epochs}")
+        check_patience(self.patience)
         if not self.monitor.startswith("val_"):
             raise UserError(f"monitor must be a validation metric (val_loss, val_accuracy, ...), got {self.monitor!r}")
 

@@ -327,7 +327,8 @@ class NetworkStrategy(Strategy):
             raise UserError(f"sampling must be 'over', 'under' or none, got {self.sampling!r}")
         from transferlab.training import TrainConfig
 
-        TrainConfig(epochs=1, lr=self.lr or 1e-4, optimizer=self.optimizer, schedule=self.schedule).validate()
+        TrainConfig(epochs=1, lr=self.lr or 1e-4, optimizer=self.optimizer, schedule=self.schedule,
+                    patience=self.patience).validate()
         if self.epochs is not None and int(self.epochs) < 1:
             raise UserError(f"epochs must be >= 1, got {self.epochs}")
 

@@ -137,8 +137,11 @@ class TextFinetune(Strategy):
         return transformer_folder(self.backbone) if self.backbone else None
 
     def _check_params(self) -> None:
+        from transferlab.training import check_patience
+
         if int(self.epochs) < 1:
             raise UserError(f"epochs must be >= 1, got {self.epochs}")
+        check_patience(self.patience)
         if not self.lr > 0 or not self._head_lr() > 0:
             raise UserError(f"lr and head_lr must be > 0, got {self.lr} and {self.head_lr}")
         if self.head_init not in ("probe", "random"):
