@@ -303,7 +303,7 @@ def test_train_interrupted_by_ctrl_c_says_how_to_resume_and_resume_finishes(tmp_
     env = dict(os.environ, TRANSFERLAB_QUIET="1", HF_HUB_OFFLINE="1")
     checkpoint = tmp_path / ".model.checkpoint" / "stage0" / "checkpoint.pt"
     # a test run started in the background (`cmd &`, as CI may) ignores SIGINT and the child would inherit that,
-    # finishing all 30 epochs with exit 0: restore the default so Ctrl-C reaches it
+    # training every epoch and exiting 0: restore the default so Ctrl-C reaches it
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240

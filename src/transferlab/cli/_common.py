@@ -53,12 +53,11 @@ def positive_int(text: str) -> int:
     return value
 
 
-SEED_MAX = 2**32 - 1  # numpy's and scikit-learn's random_state range
-
-
 def seed_int(text: str) -> int:
-    """An argparse type for --seed: a whole number from 0 to 2**32 - 1 (what numpy and scikit-learn take), so
-    ``--seed -1`` is a usage error (exit 2) before anything loads, not a failure deep inside training."""
+    """An argparse type for --seed: a whole number from 0 to 2**32 - 1 (what numpy and scikit-learn take, the range
+    ``--param seed`` is checked against), so ``--seed -1`` is a usage error (exit 2) before anything trains."""
+    from transferlab.strategies.base import SEED_MAX
+
     try:
         value = int(text)
     except ValueError:

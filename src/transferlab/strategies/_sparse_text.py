@@ -30,9 +30,9 @@ class SparseTextLinear(Strategy):
     def _validate_vocabulary(self) -> None:
         """The vocabulary's bounds, said in our words (scikit-learn's TfidfVectorizer would stop with its own error
         deep inside ``fit``): ``min_df`` a count >= 1, ``max_features`` >= 1 or null (no limit)."""
-        if int(getattr(self, "min_df", 1)) < 1:
+        if int(self.min_df) < 1:
             raise UserError(f"min_df (the fewest texts a word must appear in) must be >= 1, got {self.min_df}")
-        if getattr(self, "max_features", None) is not None and int(self.max_features) < 1:
+        if self.max_features is not None and int(self.max_features) < 1:
             raise UserError(f"max_features must be >= 1, or null for no limit, got {self.max_features}")
 
     def _text_features(self, texts: list[str]) -> Any:  # noqa: ANN401 - a scipy CSR matrix

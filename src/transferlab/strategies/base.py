@@ -27,13 +27,15 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from transferlab.errors import DataError, ParameterError, UserError
 
+SEED_MAX = 2**32 - 1  # numpy's and scikit-learn's random_state range: a seed is 0..SEED_MAX
+
 
 def check_param_values(cls: type, params: dict[str, Any]) -> None:
     """Raise :class:`~transferlab.errors.ParameterError` for a value of a number-only parameter of ``cls.__init__``
     (annotated ``int`` or ``float``, optionally ``| None``) that is not such a number: ``--param C=abc`` or
     ``epochs=2.5`` is bad input, named here, not a ``TypeError`` deep inside ``fit``. Likewise a yes/no parameter
     (``bool``, optionally ``| None``) takes true, false (or 0, 1), never a string: ``bf16=False`` is the string
-    "False", which Python reads as true. A ``seed`` is in numpy's range (0 to 2**32 - 1). Parameters that also take
+    "False", which Python reads as true. A ``seed`` is in numpy's range (0 to ``SEED_MAX``). Parameters that also take
     strings are the estimator's to check."""
     signature = inspect.signature(cls.__init__)
     for name, value in params.items():
@@ -42,9 +44,9 @@ def check_param_values(cls: type, params: dict[str, Any]) -> None:
         if not isinstance(annotation, str):
             annotation = getattr(annotation, "__name__", "")
         kinds = {part.strip() for part in annotation.split("|")}
-        if name == "seed" and isinstance(value, numbers.Integral) and not 0 <= value <= 2**32 - 1:
+        if name == "seed" and isinstance(value, numbers.Integral) and not 0 <= value <= SEED_MAX:
             raise ParameterError(f"strategy {getattr(cls, 'name', cls.__name__)!r}: parameter seed must be between 0 "
-                                 f"and {2**32 - 1} (numpy's and scikit-learn's range), got {value}")
+                                 f"and {SEED_MAX} (numpy's and scikit-learn's range), got {value}")
         if "bool" in kinds and kinds <= {"bool", "None"}:
             if not (value is None and "None" in kinds or isinstance(value, bool | np.bool_)
                     or isinstance(value, numbers.Integral) and value in (0, 1)):
