@@ -42,11 +42,13 @@ def _write(path: Path, rows: list[dict[str, str]]) -> None:
 @pytest.fixture(scope="module")
 def news_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """ag_news: 70 training texts per class (between few-shot, at most 64, and plenty) and 20 test texts per class
-    (80 in all: one mistake moves accuracy by 1.25 points)."""
+    (80 in all: one mistake moves accuracy by 1.25 points), each cut to its first 16 words (the headline and the
+    start of the story: the topic is there, and mpnet embeds them in less than half the time of whole stories)."""
     src = shared_dataset("ag_news")
     d = tmp_path_factory.mktemp("news")
-    _write(d / "train.csv", _sample_rows(src / "train.csv", 70))
-    _write(d / "test.csv", _sample_rows(src / "test.csv", 20))
+    for name, per_class in (("train.csv", 70), ("test.csv", 20)):
+        rows = _sample_rows(src / name, per_class)
+        _write(d / name, [{**r, "text": " ".join(r["text"].split()[:16])} for r in rows])
     return d
 
 

@@ -168,7 +168,7 @@ def make_splits(data: str | os.PathLike[str], task: str | None, seeds: int, seed
     first = prepare(data, task, val_fraction, seed, eval_split, columns)
     if first.fixed:
         return ([Split(f"seed {seed + i}", first.train, first.eval) for i in range(seeds)], first,
-                "fixed split, several seeds")
+                "fixed split" + (f", {seeds} seeds" if seeds > 1 else ""))
     everything = first.everything()
     folds = tiny_data_folds(everything.y, len(everything.classes), seed)
     if folds:
@@ -179,7 +179,7 @@ def make_splits(data: str | os.PathLike[str], task: str | None, seeds: int, seed
     for i in range(1, seeds):
         again = prepare(data, first.task, val_fraction, seed + i, eval_split, columns)
         out.append(Split(f"split seed {seed + i}", again.train, again.eval))
-    return out, first, f"{seeds} random stratified splits"
+    return out, first, f"{seeds} random stratified split{'s' if seeds > 1 else ''}"
 
 
 # ------------------------------------------------------------------------------------------------ one run
