@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import sys
 import time
 from collections.abc import Iterator
@@ -73,13 +72,7 @@ def cli(args: list[str], cache: Path) -> tuple[dict[str, Any], float]:
 
 
 def cpu_kind() -> str:
-    """The CPU's model name, family and model numbers (a virtual machine may name it only "AMD EPYC", which covers
-    CPUs 3x apart in speed: family 23 model 1 is Zen 1, family 25 model 17 Zen 4) and its bf16 instructions (rows of
-    different machines are kept apart)."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
-    family, number = re.search(r"^cpu family\s*:\s*(\d+)", info, re.M), re.search(r"^model\s*:\s*(\d+)", info, re.M)
-    flags = set(re.search(r"^flags\s*:\s*(.+)$", info, re.M).group(1).split()) if "flags" in info else set()
-    units = [u for u in ("amx_bf16", "avx512_bf16") if u in flags] or ["no bf16 units"]
-    ids = [f"family {family.group(1)} model {number.group(1)}"] if family and number else []
-    return f"{model.group(1).strip() if model else 'unknown CPU'} ({', '.join(ids + units)})"
+    """:func:`transferlab._torch.cpu_description`: rows of different machines are kept apart by it."""
+    from transferlab._torch import cpu_description
+
+    return cpu_description()

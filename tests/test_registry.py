@@ -257,7 +257,7 @@ def test_backbone_rows_list_both_modalities() -> None:
     rows = backbone_rows()
     assert [r["name"] for r in rows] == [s.name for s in list_backbones()]
     keys = {"name", "modality", "params_millions", "size_mb", "feature_dim", "input_size", "imagenet_top1",
-            "items_per_second", "description", "installed", "how_to_add"}
+            "items_per_second", "speed_source", "description", "installed", "how_to_add"}
     for r in rows:
         assert set(r) == keys
         assert r["params_millions"] > 0 and r["description"]
@@ -270,6 +270,49 @@ def test_backbone_rows_list_both_modalities() -> None:
     assert by_name["minilm"]["feature_dim"] == 384 and by_name["glove"]["feature_dim"] == 50
     assert by_name["minilm"]["items_per_second"] and by_name["glove"]["items_per_second"]
     assert by_name["minilm"]["size_mb"] == pytest.approx(90.9, abs=0.1)
+
+
+def test_models_measure_times_backbones_here_and_later_listings_show_it(cache_dir: Path, tmp_path: Path, capsys,
+                                                                       monkeypatch) -> None:
+    """`models --measure NAMES` times each backbone on this machine, prints and keeps the figures (for this CPU):
+    the next plain listing shows them as measured here; the others keep the project's figure for this CPU's path."""
+    from transferlab import runtime
+    from transferlab.benchmarks_data import measured_speed, speed_on_this_machine
+    from transferlab.cli import main
+
+    with runtime.settings(cache_directory=tmp_path / "fresh"):  # nothing measured here yet
+        monkeypatch.setenv("TRANSFERLAB_BF16", "0")  # no bf16 units: a text encoder's float32 figure
+        assert speed_on_this_machine("minilm") == (measured_speed("minilm", float32=True), "project, float32")
+        monkeypatch.setenv("TRANSFERLAB_BF16", "1")
+        assert speed_on_this_machine("minilm") == (measured_speed("minilm"), "project, bf16")
+        assert measured_speed("minilm", float32=True) < measured_speed("minilm")  # the two differ in the file
+        assert speed_on_this_machine("squeezenet1_1")[1] == "project"  # images: one figure
+        monkeypatch.delenv("TRANSFERLAB_BF16")
+        capsys.readouterr()
+        assert main(["models", "--measure", "squeezenet1_1", "nosuch"]) == 2  # a bad name: nothing is measured
+        assert "unknown backbone 'nosuch'" in capsys.readouterr().err
+        assert not (tmp_path / "fresh" / "speed_here.json").exists()
+    here = cache_dir / "speed_here.json"
+    try:
+        assert main(["models", "--measure", "glove", "minilm", "squeezenet1_1", "--json"]) == 0
+        out = capsys.readouterr()
+        assert "measuring minilm (2/3)" in out.err and str(here) in out.err
+        rows = {r["name"]: r for r in json.loads(out.out)["models"]}
+        measured = {n: rows[n]["items_per_second"] for n in ("glove", "minilm", "squeezenet1_1")}
+        assert all(rows[n]["speed_source"] == "measured here" for n in measured)
+        assert measured["glove"] > 10 * measured["minilm"] > 0 and measured["squeezenet1_1"] > 0
+        assert rows["efficientnet_lite0"]["speed_source"] == "project"  # not measured here: the project's
+        assert main(["models", "--json"]) == 0  # a later listing reads them back
+        again = {r["name"]: r for r in json.loads(capsys.readouterr().out)["models"]}
+        assert {n: again[n]["items_per_second"] for n in measured} == {n: round(v, 1) for n, v in measured.items()}
+        assert main(["models"]) == 0
+        table = capsys.readouterr().out
+        assert any(line.startswith("glove") and line.rstrip().endswith("here") for line in table.splitlines())
+        doc = json.loads(here.read_text())  # another CPU's figures (a cache folder on shared storage) are not used
+        here.write_text(json.dumps({**doc, "cpu": "another CPU"}))
+        assert speed_on_this_machine("glove")[1] == "project"
+    finally:
+        here.unlink(missing_ok=True)
 
 
 # --- adding an encoder is one spec and one registration ---------------------------------------------------------

@@ -132,6 +132,12 @@ def bf16_units() -> str | None:
     wanted = os.environ.get("TRANSFERLAB_BF16", "").strip().lower()
     if wanted in ("0", "1", "true", "false", "yes", "no"):
         return "amx" if wanted in ("1", "true", "yes") else None
+    from pathlib import Path
+
+    cpuinfo = Path("/proc/cpuinfo")
+    listed = set(cpuinfo.read_text(errors="replace").split()) if cpuinfo.exists() else None
+    if listed is not None and not {"amx_tile", "amx_bf16", "avx512_bf16"} & listed:
+        return None  # the kernel lists neither: no need to import torch to ask
     import torch
 
     if torch_device() != "cpu":
@@ -142,6 +148,25 @@ def bf16_units() -> str | None:
         return "avx512_bf16" if torch.cpu._is_avx512_bf16_supported() else None
     except (AttributeError, RuntimeError):  # an older torch: no way to ask, stay in float32
         return None
+
+
+def cpu_description() -> str:
+    """The CPU's model name, family and model numbers (a virtual machine may name it only "AMD EPYC", which covers
+    CPUs 3x apart in speed: family 23 model 1 is Zen 1, family 25 model 17 Zen 4) and its bf16 instructions: what
+    keeps speeds measured on different machines apart (``transferlab models --measure``, the benchmarks' rows)."""
+    import platform
+    import re
+    from pathlib import Path
+
+    cpuinfo = Path("/proc/cpuinfo")
+    info = cpuinfo.read_text(errors="replace") if cpuinfo.exists() else ""
+    model = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
+    family, number = re.search(r"^cpu family\s*:\s*(\d+)", info, re.M), re.search(r"^model\s*:\s*(\d+)", info, re.M)
+    flags = re.search(r"^flags\s*:\s*(.+)$", info, re.M)
+    units = [u for u in ("amx_bf16", "avx512_bf16") if flags and u in flags.group(1).split()] or ["no bf16 units"]
+    ids = [f"family {family.group(1)} model {number.group(1)}"] if family and number else []
+    name = model.group(1).strip() if model else (platform.processor() or platform.machine() or "unknown CPU")
+    return f"{name} ({', '.join(ids + units)})"
 
 
 def bf16_linears(net: object) -> object:

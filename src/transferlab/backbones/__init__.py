@@ -153,14 +153,16 @@ def list_backbones(modality: str | None = None) -> list[Any]:
 def backbone_rows(modality: str | None = None) -> list[dict[str, Any]]:
     """One row per registered backbone for the ``models`` command: what it is, how big, how fast, what for.
 
-    ``items_per_second`` is images/s (frozen extraction, ONNX Runtime, batch 32) or sentences/s (cold cache),
-    measured on the project's 2-core machines by ``benchmarks/extraction_speed.py`` and
-    ``benchmarks/text_encoder_speed.py``; None when not measured."""
-    from transferlab.benchmarks_data import measured_speed
+    ``items_per_second`` is images/s (frozen extraction, ONNX Runtime, batch 32) or sentences/s (cold cache):
+    measured on this machine where ``models --measure`` ran here, else on the project's 2-core machines by
+    ``benchmarks/extraction_speed.py`` and ``benchmarks/text_encoder_speed.py`` (a text encoder's figure for the path
+    this CPU takes: bfloat16 or float32); None when not measured. ``speed_source`` says which."""
+    from transferlab.benchmarks_data import speed_on_this_machine
 
     rows = []
     for spec in list_backbones(modality):
         image = isinstance(spec, BackboneSpec)
+        speed, source = speed_on_this_machine(spec.name)
         rows.append({
             "name": spec.name,
             "modality": spec.modality,
@@ -169,7 +171,8 @@ def backbone_rows(modality: str | None = None) -> list[dict[str, Any]]:
             "feature_dim": spec.feature_dim,
             "input_size": spec.preprocessing.size if image else None,
             "imagenet_top1": spec.imagenet_top1 if image else None,
-            "items_per_second": measured_speed(spec.name),
+            "items_per_second": speed,
+            "speed_source": source,
             "description": spec.description,
             "installed": spec.is_installed(),
             "how_to_add": spec.how_to_add,

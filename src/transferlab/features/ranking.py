@@ -84,8 +84,9 @@ def affordable_encoders(names: list[str], texts: list[str], budget_s: float = TE
     kept = [n for n in names if expected[n] is None or expected[n] <= budget_s]
     if not kept and names:
         kept = [min(names, key=lambda n: expected[n] or 0.0)]
-    notes = [f"{n} left out: embedding {len(texts)} texts would take ~{_duration(expected[n] or 0.0)} on this "
-             f"machine (budget {_duration(budget_s)}; ask for it with --backbones {n})" for n in names if n not in kept]
+    notes = [f"{n} left out: embedding {len(texts)} texts would take ~{_duration(expected[n] or 0.0)} at its speed "
+             f"on the project's 2 CPU cores (budget {_duration(budget_s)}; ask for it with --backbones {n})"
+             for n in names if n not in kept]
     return kept, notes
 
 
