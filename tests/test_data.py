@@ -198,3 +198,36 @@ def test_evaluation_split_is_checked_without_running_the_network(tmp_path: Path)
         assert len(cache.get_many(key, [file_digest(p) for p in data.train.paths])) == 16
         assert cache.get_many(key, [file_digest(p) for p in data.eval.paths]) == {}
         assert cache.get_failures([file_digest(tmp_path / "val" / "green" / "empty.png")])
+
+
+def test_decoding_in_threads_leaves_other_threads_warning_filters_alone() -> None:
+    """Images are decoded in worker threads while the main thread may be silencing warnings (the ONNX export, whose
+    tracer warnings reached the terminal): a warnings.catch_warnings() per image saved and restored the process-wide
+    filters, so a decode that began before the main thread's filter and ended after it removed that filter."""
+    import threading
+    import time
+    import warnings
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(buf, "JPEG")
+    data, stop = buf.getvalue(), threading.Event()
+
+    def decode() -> None:
+        while not stop.is_set():
+            load_image(data)
+
+    workers = [threading.Thread(target=decode) for _ in range(2)]
+    for w in workers:
+        w.start()
+    try:
+        with warnings.catch_warnings():
+            for _ in range(50):  # the workers are mid-decode whenever the filter goes in
+                warnings.filterwarnings("ignore", message="main thread's own filter")
+                time.sleep(0.01)
+                assert any(f[1] is not None and f[1].pattern == "main thread's own filter" for f in warnings.filters)
+                warnings.filters[:] = [f for f in warnings.filters if not (f[1] is not None and
+                                                                          f[1].pattern == "main thread's own filter")]
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()

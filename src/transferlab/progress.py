@@ -20,6 +20,8 @@ def progress_bar(total: int | None = None, desc: str = "", unit: str = "it", ena
 
 
 def log(message: str) -> None:
-    """A line for people, on stderr."""
+    """A line for people, on stderr (above any progress bar being drawn, not through it)."""
     if progress_enabled():
-        print(message, file=sys.stderr, flush=True)
+        from tqdm.auto import tqdm
+
+        tqdm.write(message, file=sys.stderr)

@@ -24,7 +24,7 @@ import numpy as np
 
 from transferlab import runtime
 from transferlab.backbones.base import TextEncoderSpec
-from transferlab.progress import progress_bar
+from transferlab.progress import log, progress_bar
 
 MINILM = "all-MiniLM-L6-v2"
 NAME = "minilm"  # what users type (``encoder=minilm``, ``--backbones minilm``)
@@ -231,6 +231,9 @@ class SentenceEncoder:
         path = runtime.cache_dir() / "onnx" / f"text-{self.model_id}-{tag}.onnx"
         if path.exists():
             return path
+        if self.progress:
+            log(f"preparing {self.model_id.split('/')[-1]} for ONNX Runtime (once per cache folder, "
+                f"{path.parent.parent})")
         try:
             tf = _transformers()
             model = tf.AutoModel.from_pretrained(self.folder, local_files_only=True, attn_implementation="eager")

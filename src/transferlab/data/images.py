@@ -26,6 +26,11 @@ from transferlab.errors import DataError, ImageDecodeError
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 MAX_PIXELS = 64_000_000  # larger files are refused as possible decompression bombs
+# Pillow warns (89M-179M pixels) or raises (more) when it opens a huge image: _decoded refuses anything over
+# MAX_PIXELS itself, with the size in the message, so the warning only adds noise. One filter for the process, not a
+# warnings.catch_warnings() per image: that saves and restores the process-wide filters, and from the decoding threads
+# it undid other threads' filters (the ONNX export's silence: its tracer warnings reached the user's terminal).
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 EVAL_SPLIT_NAMES = ("val", "valid", "validation", "test")
 
 
@@ -106,45 +111,41 @@ def load_image(source: ImageInput, draft_size: int | None = None, max_pixels: in
                                "or a uint8 array")
     if len(data) == 0:
         raise ImageDecodeError("empty file (0 bytes)")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            img = Image.open(io.BytesIO(data))
-        except UnidentifiedImageError:
-            raise ImageDecodeError("not an image (format not recognised)") from None
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageDecodeError("image too large: refused as a possible decompression bomb") from None
-        except Exception as exc:  # Pillow raises many types for malformed headers
-            raise ImageDecodeError(f"unreadable image header ({type(exc).__name__}: {exc})") from None
-        return _decoded(img, draft_size, max_pixels)
+    try:
+        img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageDecodeError("not an image (format not recognised)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageDecodeError("image too large: refused as a possible decompression bomb") from None
+    except Exception as exc:  # Pillow raises many types for malformed headers
+        raise ImageDecodeError(f"unreadable image header ({type(exc).__name__}: {exc})") from None
+    return _decoded(img, draft_size, max_pixels)
 
 
 def _decoded(img: Image.Image, draft_size: int | None, max_pixels: int) -> Image.Image:
     """An opened (possibly not yet loaded) image, size-checked, decoded, EXIF-rotated and converted to RGB."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        w, h = img.size
-        if w * h > max_pixels:
-            raise ImageDecodeError(
-                f"image too large: {w}x{h} = {w * h:,} pixels exceeds {max_pixels:,} (possible decompression bomb)"
-            )
-        if w == 0 or h == 0:
-            raise ImageDecodeError("image has zero width or height")
-        try:
-            if draft_size and img.format == "JPEG":
-                img.draft(img.mode, (draft_size, draft_size))
-            img.load()
-            img = ImageOps.exif_transpose(img) or img
-            return _to_rgb(img)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageDecodeError("image too large: refused as a possible decompression bomb") from None
-        except OSError as exc:
-            msg = str(exc)
-            if "truncated" in msg:
-                raise ImageDecodeError("truncated image file (the end of the file is missing)") from None
-            raise ImageDecodeError(f"corrupt image data ({msg})") from None
-        except Exception as exc:
-            raise ImageDecodeError(f"corrupt image data ({type(exc).__name__}: {exc})") from None
+    w, h = img.size
+    if w * h > max_pixels:
+        raise ImageDecodeError(
+            f"image too large: {w}x{h} = {w * h:,} pixels exceeds {max_pixels:,} (possible decompression bomb)"
+        )
+    if w == 0 or h == 0:
+        raise ImageDecodeError("image has zero width or height")
+    try:
+        if draft_size and img.format == "JPEG":
+            img.draft(img.mode, (draft_size, draft_size))
+        img.load()
+        img = ImageOps.exif_transpose(img) or img
+        return _to_rgb(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageDecodeError("image too large: refused as a possible decompression bomb") from None
+    except OSError as exc:
+        msg = str(exc)
+        if "truncated" in msg:
+            raise ImageDecodeError("truncated image file (the end of the file is missing)") from None
+        raise ImageDecodeError(f"corrupt image data ({msg})") from None
+    except Exception as exc:
+        raise ImageDecodeError(f"corrupt image data ({type(exc).__name__}: {exc})") from None
 
 
 @dataclass

@@ -31,7 +31,7 @@ from transferlab.cache import FeatureCache, bytes_digest
 from transferlab.data.images import ImageInput, is_in_memory, load_image
 from transferlab.errors import ImageDecodeError
 from transferlab.preprocessing import Preprocessing
-from transferlab.progress import progress_bar
+from transferlab.progress import log, progress_bar
 
 OUTPUTS = ("features", "logits", "mid")
 
@@ -53,6 +53,7 @@ def onnx_model_path(spec: BackboneSpec, prep: Preprocessing, cache_dir: Path) ->
     path = onnx_file(spec, prep, cache_dir)
     if path.exists():
         return path
+    log(f"preparing {spec.name} at {prep.size} px for ONNX Runtime (once per cache folder, {cache_dir})")
     import torch
 
     from transferlab.backbones.net import AllOutputs
