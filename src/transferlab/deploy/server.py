@@ -320,18 +320,19 @@ def check_image(name: str, data: bytes, limits: Limits) -> int:
 
     if not data:
         raise ApiError(422, f"{name}: empty file")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower limit is checked below
-        try:
-            with Image.open(io.BytesIO(data), formats=list(limits.image_formats)) as img:
-                width, height = img.size
-        except UnidentifiedImageError:
-            raise ApiError(415, f"{name}: not an image in an accepted format "
-                                f"({', '.join(limits.image_formats)})") from None
-        except Image.DecompressionBombError:
-            raise ApiError(413, f"{name}: image too large (refused as a decompression bomb)") from None
-        except Exception as exc:  # Pillow raises many types for malformed headers
-            raise ApiError(422, f"{name}: unreadable image header ({type(exc).__name__})") from None
+    # our own, lower limit is checked below. A process-wide filter, not catch_warnings(): requests run in threads,
+    # and catch_warnings() restores the filters of the whole process when it ends
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    try:
+        with Image.open(io.BytesIO(data), formats=list(limits.image_formats)) as img:
+            width, height = img.size
+    except UnidentifiedImageError:
+        raise ApiError(415, f"{name}: not an image in an accepted format "
+                            f"({', '.join(limits.image_formats)})") from None
+    except Image.DecompressionBombError:
+        raise ApiError(413, f"{name}: image too large (refused as a decompression bomb)") from None
+    except Exception as exc:  # Pillow raises many types for malformed headers
+        raise ApiError(422, f"{name}: unreadable image header ({type(exc).__name__})") from None
     pixels = width * height
     if pixels > limits.max_pixels:
         raise ApiError(413, f"{name}: {width}x{height} = {pixels:,} pixels exceeds the limit of "
