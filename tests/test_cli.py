@@ -246,3 +246,27 @@ def test_predict_workflow_expands_folders_and_reads_file(trained: Path, digits_d
         predict(trained, [tmp_path / "empty"])
     with pytest.raises(UserError, match="top_k"):
         predict(trained, files, top_k=0)
+
+
+def test_evaluate_refuses_data_of_the_other_modality(trained: Path, digits_dir: Path, tmp_path: Path, capsys,
+                                                     recwarn) -> None:
+    """An image model given a CSV of texts, a text model given a folder of image folders: one line that says so,
+    exit 2 (was: "no column 'path'", "no val/valid/dev/test file"). One class folder is a fair evaluation set."""
+    import shutil
+
+    reviews = tmp_path / "reviews.csv"
+    reviews.write_text("text,label\n" + "".join(f"a lovely film {i},pos\na dull film {i},neg\n" for i in range(10)))
+    assert main(["--quiet", "train", str(reviews), "--strategy", "bow", "--out", str(tmp_path / "texts")]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(trained), str(reviews)]) == 2
+    err = capsys.readouterr().err
+    assert "reviews.csv: texts" in err and "classifies images" in err and "Traceback" not in err
+    assert main(["evaluate", str(tmp_path / "texts"), str(digits_dir)]) == 2
+    assert "classifies texts" in capsys.readouterr().err
+    one = tmp_path / "one"
+    shutil.copytree(digits_dir / "3", one / "3")
+    assert main(["evaluate", str(trained), str(one), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["count"] == len(list((digits_dir / "3").iterdir()))
+    assert doc["balanced_accuracy"] == pytest.approx(doc["accuracy"])  # the recall of the one class present
+    assert not [w for w in recwarn if "single label" in str(w.message)]

@@ -89,6 +89,9 @@ def load_eval_set(data: str | os.PathLike[str], task: str, eval_split: str | Non
 
         if has_fixed_split(root, eval_split):
             return ImageDataset.from_folder(_find_eval_dir(root, eval_split))  # type: ignore[arg-type]
+        if root.is_file() and looks_like_text_data(root, columns.text) and not looks_like_text_data(root, "path"):
+            raise DataError(f"{root}: texts (a '{columns.text}' column), but the model classifies images: evaluate it "
+                            "on a folder of class folders of images, or a CSV with path,label columns")
         if root.is_dir():
             return ImageDataset.from_folder(root)
         if root.is_file():
@@ -98,6 +101,9 @@ def load_eval_set(data: str | os.PathLike[str], task: str, eval_split: str | Non
 
     if root.is_dir():
         found = find_eval_file(root, eval_split)
+        if found is None and any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir()):
+            raise DataError(f"{root}: a folder of folders (images?), but the model classifies texts: evaluate it on "
+                            "a CSV/JSONL of text,label, or a folder with val.csv or test.csv")
         if found is None:
             raise DataError(f"{root}: no val/valid/dev/test file (.csv, .tsv or .jsonl) to evaluate on")
         return read_text_file(found, columns.text, columns.label, report, "eval", columns.side())
