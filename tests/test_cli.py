@@ -249,9 +249,10 @@ def test_predict_workflow_expands_folders_and_reads_file(trained: Path, digits_d
 
 
 def test_evaluate_refuses_data_of_the_other_modality(trained: Path, digits_dir: Path, tmp_path: Path, capsys,
-                                                     recwarn) -> None:
+                                                     recwarn, monkeypatch) -> None:
     """An image model given a CSV of texts, a text model given a folder of image folders: one line that says so,
-    exit 2 (was: "no column 'path'", "no val/valid/dev/test file"). One class folder is a fair evaluation set."""
+    exit 2 (was: "no column 'path'", "no val/valid/dev/test file"). One class folder is a fair evaluation set.
+    predict with a text model and a file's path: its name is classified, with a note saying so."""
     import shutil
 
     reviews = tmp_path / "reviews.csv"
@@ -270,3 +271,10 @@ def test_evaluate_refuses_data_of_the_other_modality(trained: Path, digits_dir: 
     assert doc["count"] == len(list((digits_dir / "3").iterdir()))
     assert doc["balanced_accuracy"] == pytest.approx(doc["accuracy"])  # the recall of the one class present
     assert not [w for w in recwarn if "single label" in str(w.message)]
+    monkeypatch.delenv("TRANSFERLAB_QUIET", raising=False)
+    image = next((digits_dir / "3").iterdir())
+    assert main(["predict", str(tmp_path / "texts"), str(image), "a lovely film", "--json"]) == 0
+    out = capsys.readouterr()
+    assert [p["input"] for p in json.loads(out.out)["predictions"]] == [str(image), "a lovely film"]
+    assert f"note: {str(image)!r} is a file, but a text model reads each argument as a text" in out.err
+    assert "'a lovely film'" not in out.err

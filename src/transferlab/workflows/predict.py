@@ -132,10 +132,29 @@ def predict(model_dir: str | os.PathLike[str], inputs: Sequence[Any], file: str 
     if top_k < 1:
         raise UserError(f"top_k must be >= 1, got {top_k}")
     model = Model.load(model_dir)
+    if model.task == "text":
+        _note_paths_read_as_texts(inputs)
     items = list(_input_source(model, inputs, file)())
     if not items:
         raise UserError("no texts to predict" if model.task == "text" else "no input files found")
     return model.predict(items, top_k=top_k)
+
+
+def _note_paths_read_as_texts(inputs: Sequence[Any]) -> None:
+    """A text model reads each argument as a text: say so when one names a file or folder (an image, or a file of
+    texts meant for --file), which it then classifies as the words of its name."""
+    from transferlab.progress import log
+
+    for value in inputs:
+        if not isinstance(value, str) or not value or value.strip() != value or " " in value:
+            continue
+        try:
+            kind = "folder" if Path(value).is_dir() else "file" if Path(value).is_file() else None
+        except (OSError, ValueError):  # a text too long for a file name, or with a NUL in it
+            continue
+        if kind:
+            log(f"note: {value!r} is a {kind}, but a text model reads each argument as a text to classify (its "
+                "name, here); --file FILE reads the texts in a file")
 
 
 # --- streamed, resumable prediction into a file -------------------------------------------------------------------
