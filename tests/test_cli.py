@@ -278,3 +278,20 @@ def test_evaluate_refuses_data_of_the_other_modality(trained: Path, digits_dir: 
     assert [p["input"] for p in json.loads(out.out)["predictions"]] == [str(image), "a lovely film"]
     assert f"note: {str(image)!r} is a file, but a text model reads each argument as a text" in out.err
     assert "'a lovely film'" not in out.err
+
+
+def test_results_inside_the_image_folder_are_refused_before_any_work(digits_dir: Path, tmp_path: Path,
+                                                                     capsys) -> None:
+    """A model saved inside the image folder would be one more class (its plots its pictures) in the next run."""
+    before = sorted(p.name for p in digits_dir.iterdir())
+    for command in (["train", str(digits_dir), "--out", str(digits_dir / "model")],
+                    ["compare", str(digits_dir), "--out", str(digits_dir / "x" / ".." / "bakeoff")],
+                    ["audit", str(digits_dir), "--out", str(digits_dir)]):
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert "image folder" in err and "choose a folder outside" in err and "Traceback" not in err
+    assert sorted(p.name for p in digits_dir.iterdir()) == before
+    text = tmp_path / "reviews"  # a text folder is read by its file names: a model beside them is harmless
+    text.mkdir()
+    (text / "train.csv").write_text("text,label\n" + "".join(f"good {i},pos\nbad {i},neg\n" for i in range(8)))
+    assert main(["--quiet", "train", str(text), "--strategy", "bow", "--out", str(text / "model")]) == 0

@@ -30,7 +30,7 @@ from transferlab.data.labelled import Columns, detect_task
 from transferlab.errors import DataError, UserError
 from transferlab.features import extract_features
 from transferlab.progress import log
-from transferlab.workflows.common import check_out_folder, prepare
+from transferlab.workflows.common import check_out_folder, check_out_outside_images, prepare
 
 DEFAULT_TOP = 30  # suspects shown in the contact sheet and in --json
 
@@ -48,6 +48,7 @@ def audit(data: str | os.PathLike[str], out: str | os.PathLike[str], backbone: s
     check_out_folder(out)
     columns = Columns(text_column, label_column)
     task = detect_task(data, task, text_column)
+    check_out_outside_images(out, data, task)
     name = str(backbone) if backbone is not None else (DEFAULT_BACKBONE if task == "image" else DEFAULT_TEXT_ENCODER)
     choose_encoder = task == "text" and backbone is None  # the strongest encoder the data can afford (below)
     spec = get_backbone(name)

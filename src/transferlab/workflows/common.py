@@ -27,6 +27,18 @@ def check_out_folder(out: str | os.PathLike[str] | None) -> None:
         raise UserError(f"--out {out}: a file is in the way; the results are a folder, choose another --out")
 
 
+def check_out_outside_images(out: str | os.PathLike[str] | None, data: str | os.PathLike[str], task: str) -> None:
+    """``--out`` inside the image folder DATA is refused before any work: the next run on DATA would read the
+    results folder as one more class (its plots as pictures of it)."""
+    if out is None or task != "image" or not Path(data).is_dir():
+        return
+    root, target = Path(data).resolve(), Path(out).resolve()
+    if target == root or root in target.parents:
+        where = "is the image folder" if target == root else "is inside the image folder"
+        raise UserError(f"--out {out} {where} {data}: the next run on it would read the results as one more class "
+                        f"(their plots as its pictures); choose a folder outside {data}")
+
+
 def param_names(cls: type[Strategy]) -> list[str]:
     import inspect
 

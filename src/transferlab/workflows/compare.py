@@ -47,6 +47,7 @@ from transferlab.workflows.common import (
     backbone_label,
     build_strategy,
     check_out_folder,
+    check_out_outside_images,
     fit_and_score,
     prepare,
     saved_preprocessing,
@@ -384,6 +385,7 @@ def compare(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
     check_out_folder(out)
     columns = Columns(text_column, label_column, feature_columns)
     task = detect_task(data, task, text_column)
+    check_out_outside_images(out, data, task)
     if task == "image" and feature_columns:
         raise UserError("--feature-columns is for text data (--task text)")
     if task == "image":  # an unknown strategy or backbone is an error before any work

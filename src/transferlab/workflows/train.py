@@ -25,6 +25,7 @@ from transferlab.workflows.common import (
     backbone_label,
     build_strategy,
     check_out_folder,
+    check_out_outside_images,
     first_backbone,
     fit_and_score,
     prepare,
@@ -83,6 +84,7 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str] | None = Non
         check_save_target(Path(out))
     columns = Columns(text_column, label_column, feature_columns)
     task = detect_task(data, task, text_column)
+    check_out_outside_images(out, data, task)
     params = dict(params or {})
     prepared: LabelledData | None = None
     auto = None
