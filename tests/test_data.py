@@ -126,10 +126,10 @@ def test_training_skips_and_reports_every_bad_file(tmp_path: Path, cache_dir: Pa
 
 
 def test_single_class_folder_exits_2_with_one_line(tmp_path: Path, capsys) -> None:
-    (tmp_path / "only").mkdir()
+    (tmp_path / "data" / "only").mkdir(parents=True)
     for i in range(3):
-        _photo(i).save(tmp_path / "only" / f"{i}.png")
-    code = main(["train", str(tmp_path), "--out", str(tmp_path / "m")])
+        _photo(i).save(tmp_path / "data" / "only" / f"{i}.png")
+    code = main(["train", str(tmp_path / "data"), "--out", str(tmp_path / "m")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and "at least two classes" in err[0] and "Traceback" not in err[0]
