@@ -35,6 +35,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 __all__ = ["ExportedModel", "ImageError", "load"]
 
 MAX_PIXELS = 64_000_000  # larger images are refused as possible decompression bombs (as in transferlab)
+# Pillow's own bomb warning only adds noise: the size check below refuses more than MAX_PIXELS. One process filter,
+# not a catch_warnings() per image, which restores the filters of the whole process from whatever thread decodes.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 IMAGE_BATCH = 16
 TEXT_BATCH = 16
 TOKEN_BUDGET = 4096  # padded tokens per text batch
@@ -91,16 +94,14 @@ def decode_image(source: Any, draft_size: int | None = None, max_pixels: int = M
             raise ImageError(f"not an image input ({type(source).__name__})")
         if not data:
             raise ImageError("empty file (0 bytes)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            try:
-                img = Image.open(io.BytesIO(data))
-            except UnidentifiedImageError:
-                raise ImageError("not an image (format not recognised)") from None
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-                raise ImageError("image too large: refused as a possible decompression bomb") from None
-            except Exception as exc:  # noqa: BLE001 - Pillow raises many types for malformed headers
-                raise ImageError(f"unreadable image header ({type(exc).__name__}: {exc})") from None
+        try:
+            img = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            raise ImageError("not an image (format not recognised)") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageError("image too large: refused as a possible decompression bomb") from None
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many types for malformed headers
+            raise ImageError(f"unreadable image header ({type(exc).__name__}: {exc})") from None
         if formats is not None and img.format not in formats:
             raise ImageError(f"image format {img.format} is not accepted (accepted: {', '.join(formats)})")
     w, h = img.size
@@ -109,22 +110,20 @@ def decode_image(source: Any, draft_size: int | None = None, max_pixels: int = M
                          "(possible decompression bomb)")
     if w == 0 or h == 0:
         raise ImageError("image has zero width or height")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            if draft_size and img.format == "JPEG":
-                img.draft(img.mode, (draft_size, draft_size))
-            img.load()
-            img = ImageOps.exif_transpose(img) or img
-            return _to_rgb(img)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageError("image too large: refused as a possible decompression bomb") from None
-        except OSError as exc:
-            if "truncated" in str(exc):
-                raise ImageError("truncated image file (the end of the file is missing)") from None
-            raise ImageError(f"corrupt image data ({exc})") from None
-        except Exception as exc:  # noqa: BLE001
-            raise ImageError(f"corrupt image data ({type(exc).__name__}: {exc})") from None
+    try:
+        if draft_size and img.format == "JPEG":
+            img.draft(img.mode, (draft_size, draft_size))
+        img.load()
+        img = ImageOps.exif_transpose(img) or img
+        return _to_rgb(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError("image too large: refused as a possible decompression bomb") from None
+    except OSError as exc:
+        if "truncated" in str(exc):
+            raise ImageError("truncated image file (the end of the file is missing)") from None
+        raise ImageError(f"corrupt image data ({exc})") from None
+    except Exception as exc:  # noqa: BLE001
+        raise ImageError(f"corrupt image data ({type(exc).__name__}: {exc})") from None
 
 
 def resize_and_crop(img: Image.Image, size: int, resize: int, interpolation: str) -> np.ndarray:
