@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from types import ModuleType
 
 _fixed = False
@@ -132,11 +133,8 @@ def bf16_units() -> str | None:
     wanted = os.environ.get("TRANSFERLAB_BF16", "").strip().lower()
     if wanted in ("0", "1", "true", "false", "yes", "no"):
         return "amx" if wanted in ("1", "true", "yes") else None
-    from pathlib import Path
-
-    cpuinfo = Path("/proc/cpuinfo")
-    listed = set(cpuinfo.read_text(errors="replace").split()) if cpuinfo.exists() else None
-    if listed is not None and not {"amx_tile", "amx_bf16", "avx512_bf16"} & listed:
+    info = _cpuinfo()
+    if info is not None and not {"amx_tile", "amx_bf16", "avx512_bf16"} & set(info.split()):
         return None  # the kernel lists neither: no need to import torch to ask
     import torch
 
@@ -150,16 +148,23 @@ def bf16_units() -> str | None:
         return None
 
 
+@lru_cache(maxsize=1)
+def _cpuinfo() -> str | None:
+    """The text of /proc/cpuinfo (read once), None where there is none (not Linux)."""
+    from pathlib import Path
+
+    cpuinfo = Path("/proc/cpuinfo")
+    return cpuinfo.read_text(errors="replace") if cpuinfo.exists() else None
+
+
 def cpu_description() -> str:
     """The CPU's model name, family and model numbers (a virtual machine may name it only "AMD EPYC", which covers
     CPUs 3x apart in speed: family 23 model 1 is Zen 1, family 25 model 17 Zen 4) and its bf16 instructions: what
     keeps speeds measured on different machines apart (``transferlab models --measure``, the benchmarks' rows)."""
     import platform
     import re
-    from pathlib import Path
 
-    cpuinfo = Path("/proc/cpuinfo")
-    info = cpuinfo.read_text(errors="replace") if cpuinfo.exists() else ""
+    info = _cpuinfo() or ""
     model = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
     family, number = re.search(r"^cpu family\s*:\s*(\d+)", info, re.M), re.search(r"^model\s*:\s*(\d+)", info, re.M)
     flags = re.search(r"^flags\s*:\s*(.+)$", info, re.M)

@@ -15,17 +15,29 @@ FLOAT32_FIELD = "float32_sentences_per_second"
 HERE_FILE = "speed_here.json"
 
 
+def _project_entry(name: str) -> dict:
+    """``name``'s entry in the project's speed file ({} when it has none)."""
+    try:
+        entry = json.loads(_MEASURED.read_text()).get(name)
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return entry if isinstance(entry, dict) else {}
+
+
+def _speed_in(entry: dict, float32: bool) -> float | None:
+    try:
+        if float32 and FLOAT32_FIELD in entry:
+            return float(entry[FLOAT32_FIELD])
+        return next(float(entry[f]) for f in SPEED_FIELDS if f in entry)
+    except (ValueError, TypeError, StopIteration):
+        return None
+
+
 def measured_speed(name: str, float32: bool = False) -> float | None:
     """Items per second of backbone ``name`` (images or sentences, whichever was measured), None if not measured.
     A text encoder's default speed is its bfloat16 one (measured with AVX512-BF16); ``float32`` asks for its
     float32 (ONNX Runtime) speed, the one a CPU without bf16 matrix units gets, where it was measured apart."""
-    try:
-        entry = json.loads(_MEASURED.read_text())[name]
-        if float32 and FLOAT32_FIELD in entry:
-            return float(entry[FLOAT32_FIELD])
-        return next(float(entry[f]) for f in SPEED_FIELDS if f in entry)
-    except (OSError, KeyError, ValueError, TypeError, StopIteration):
-        return None
+    return _speed_in(_project_entry(name), float32)
 
 
 def _here_path() -> Path:
@@ -73,11 +85,8 @@ def speed_on_this_machine(name: str) -> tuple[float | None, str]:
     from transferlab._torch import native_bf16
 
     float32 = not native_bf16()
-    try:
-        entry = json.loads(_MEASURED.read_text()).get(name, {})
-    except (OSError, ValueError):
-        entry = {}
-    speed = measured_speed(name, float32=float32)
+    entry = _project_entry(name)
+    speed = _speed_in(entry, float32)
     if speed is None:
         return None, "not measured"
     if FLOAT32_FIELD in entry:

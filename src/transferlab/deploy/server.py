@@ -33,6 +33,7 @@ What a request can and cannot do:
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import html
 import io
@@ -313,16 +314,23 @@ def parse_multipart(body: bytes, content_type: str, limits: Limits) -> list[tupl
     return files
 
 
+@functools.cache
+def _ignore_pillow_bomb_warning() -> None:
+    """Once per process: a filter, not a catch_warnings() per request (requests run in threads, and catch_warnings
+    restores the whole process's filters when it ends)."""
+    from PIL import Image
+
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
 def check_image(name: str, data: bytes, limits: Limits) -> int:
     """Read only the header of ``data``, with only the whitelisted format plugins; its pixel count, or ApiError.
     The backend decodes one image at a time, so this per-image limit also bounds the memory decoding takes."""
     from PIL import Image, UnidentifiedImageError
 
+    _ignore_pillow_bomb_warning()  # our own, lower limit is checked below
     if not data:
         raise ApiError(422, f"{name}: empty file")
-    # our own, lower limit is checked below. A process-wide filter, not catch_warnings(): requests run in threads,
-    # and catch_warnings() restores the filters of the whole process when it ends
-    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     try:
         with Image.open(io.BytesIO(data), formats=list(limits.image_formats)) as img:
             width, height = img.size
